@@ -1,0 +1,32 @@
+"""The `cwm` command: one entry point, a subcommand per job."""
+
+import argparse
+import sys
+
+from cwm_cli import convert_command, demo_command
+from cwm_common.errors import CwmError
+
+SUBCOMMANDS = (demo_command, convert_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cwm", description="CWM in JAX: train, convert, sample, evaluate.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except CwmError as e:
+        # A user mistake: one line naming what is wrong, no traceback.
+        print(f"cwm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pieces every cwm package shares; imports nothing of ours and no jax."""

@@ -1,0 +1,7 @@
+"""CWM in JAX/Flax NNX: model, config, Hugging Face interop."""
+
+from cwm_jax.config import ModelConfig, from_mapping, from_preset
+from cwm_jax.hf.convert import from_hf, to_hf
+from cwm_jax.model import CwmModel
+
+__all__ = ["CwmModel", "ModelConfig", "from_hf", "from_mapping", "from_preset", "to_hf"]

@@ -1,0 +1,1 @@
+"""Hugging Face interop: config.json and safetensors in both directions."""

@@ -1,0 +1,33 @@
+"""Grouped-query self-attention with rotary embeddings and no biases."""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from cwm_jax.attention import ATTENTION_IMPLS
+from cwm_jax.config import ModelConfig
+from cwm_jax.params import param
+from cwm_jax.rope import apply_rotary
+
+
+class SelfAttention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs, *, stack: int | None = None):
+        self.cfg = cfg
+        d, h, kv, hd = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        kw = dict(dtype=jnp.dtype(cfg.param_dtype), stack=stack, std=cfg.init_std)
+        self.q = param(rngs, (d, h, hd), ("embed", "heads", "head_dim"), **kw)
+        self.k = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), **kw)
+        self.v = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), **kw)
+        self.o = param(rngs, (h, hd, d), ("heads", "head_dim", "embed"), **kw)
+
+    def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
+                 segments: jax.Array, window: int | None) -> jax.Array:
+        dt = x.dtype
+        q = jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt))
+        k = jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt))
+        v = jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt))
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        out = ATTENTION_IMPLS[self.cfg.attention_impl](
+            q, k, v, q_positions=positions, kv_positions=positions, q_segments=segments,
+            kv_segments=segments, window=window, block_size=self.cfg.attention_block_size)
+        return jnp.einsum("bthk,hkd->btd", out, self.o[...].astype(dt))
