@@ -13,7 +13,7 @@ from cwm_jax.config import interleaved_layer_types
 
 # name: (d_model, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim)
 _SHAPES = {
-    "cwm-10m": (384, 6, 6, 1, 64, 1344),  # 11.4M non-embedding
+    "cwm-10m": (384, 4, 6, 1, 64, 1344),  # 7.6M non-embedding
     "cwm-50m": (768, 8, 12, 2, 64, 2688),  # 60.6M
     "cwm-150m": (1152, 8, 18, 3, 64, 4032),  # 136M
     "cwm-400m": (1536, 12, 12, 2, 128, 5376),  # 363M

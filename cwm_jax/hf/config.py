@@ -1,9 +1,16 @@
 """ModelConfig <-> Hugging Face `CwmConfig` (config.json)."""
 
+import re
 from typing import Any
 
 from cwm_common.errors import CwmError
 from cwm_jax.config import LAYER_TYPES, SLIDING, ModelConfig, from_mapping
+
+# Our field -> the config.json field it comes from, to name the user's field in errors.
+_HF_FIELD = dict(vocab_size="vocab_size", d_model="hidden_size", n_layers="num_hidden_layers",
+                 n_heads="num_attention_heads", n_kv_heads="num_key_value_heads", head_dim="head_dim",
+                 ffn_dim="intermediate_size", sliding_window="sliding_window", max_seq_len="max_position_embeddings",
+                 rms_norm_eps="rms_norm_eps", init_std="initializer_range", layer_types="layer_types")
 
 # The hub's CWM config first declared a llama model type so vLLM could load it; both describe CWM.
 ACCEPTED_MODEL_TYPES = ("cwm", "llama")
@@ -53,7 +60,9 @@ def model_config_from_hf(hf: dict[str, Any], source: str, **overrides: Any) -> M
     try:
         return from_mapping({**values, **overrides})
     except CwmError as e:
-        raise CwmError(f"{source}: {e}") from None
+        field = re.search(r"field '(\w+)'", str(e))
+        hint = f" (config.json field '{_HF_FIELD[field[1]]}')" if field and field[1] in _HF_FIELD else ""
+        raise CwmError(f"{source}: {e}{hint}") from None
 
 
 def _rope_fields(hf: dict[str, Any], fail) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Sandboxes (docker, bubblewrap), agent tools, tasks and rewards. Imports nothing of ours but cwm_common."""
