@@ -40,7 +40,7 @@ class ModelConfig:
     rope_high_freq_factor: float = 4.0
     rope_original_max_len: int = 8192
     init_std: float = 0.02
-    bos_token_id: int = 128000
+    bos_token_id: int | None = 128000
     eos_token_ids: tuple[int, ...] = (128001, 128008, 128009)
     pad_token_id: int | None = None
     # Execution (no effect on the function the model computes, beyond float rounding).

@@ -44,8 +44,9 @@ def run_demo(preset: str = "cwm-tiny", steps: int = 20, batch: int = 8, seq_len:
         return optax.apply_updates(params, updates), opt_state, loss
 
     logits = jax.jit(lambda p: nnx.merge(graphdef, p)(tokens))(params)
+    total, count = next_token_loss(logits, tokens)
     log(f"forward: tokens {tuple(tokens.shape)} -> logits {tuple(logits.shape)} {logits.dtype}; "
-        f"loss {float(loss_of(params)):.4f} (ln vocab = {math.log(cfg.vocab_size):.4f})")
+        f"loss {float(total / count):.4f} (ln vocab = {math.log(cfg.vocab_size):.4f})")
 
     start = time.perf_counter()
     compiled = train_step.lower(params, opt_state).compile()

@@ -55,8 +55,6 @@ def model_config_from_hf(hf: dict[str, Any], source: str, **overrides: Any) -> M
         bos_token_id=hf.get("bos_token_id"), pad_token_id=hf.get("pad_token_id"),
         eos_token_ids=() if eos is None else tuple(eos) if isinstance(eos, list) else (eos,),
         **_rope_fields(hf, fail))
-    if values["bos_token_id"] is None:
-        values.pop("bos_token_id")
     try:
         return from_mapping({**values, **overrides})
     except CwmError as e:
