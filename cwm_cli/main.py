@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from cwm_cli import convert_command, demo_command
+from cwm_cli import convert_command, demo_command, trace_command
 from cwm_common.errors import CwmError
 
-SUBCOMMANDS = (demo_command, convert_command)
+SUBCOMMANDS = (demo_command, convert_command, trace_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,12 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except CwmError as e:
         # A user mistake: one line naming what is wrong, no traceback.
         print(f"cwm {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

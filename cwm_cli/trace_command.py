@@ -1,0 +1,52 @@
+"""`cwm trace`: run a Python entry point under the CWM tracer (in a resource-limited process) and print it."""
+
+import json
+import sys
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("trace", help="trace a Python function or program in CWM's format")
+    p.add_argument("file", help="Python source file")
+    p.add_argument("--entry", help="function to call (omit to run the file as a program)")
+    p.add_argument("--args", help="JSON array of positional arguments")
+    p.add_argument("--kwargs", help="JSON object of keyword arguments")
+    p.add_argument("--stdin", help="file whose contents the program reads as standard input")
+    p.add_argument("--format", choices=("cwm", "json"), default="cwm")
+    p.add_argument("--max-steps", type=int, default=10_000)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from cwm_common.errors import CwmError
+    from cwm_data import call_args, trace_format
+    from cwm_data.trace_runner import run_trace
+    from cwm_data.tracer import TraceLimits
+
+    source = _read(args.file, "source file")
+    stdin = _read(args.stdin, "--stdin file") if args.stdin else None
+    if args.entry is None and (args.args or args.kwargs):
+        raise CwmError("--args/--kwargs need --entry (a whole program takes input through --stdin)")
+    result = run_trace(source, args.entry, call_args.from_json(args.args, args.kwargs), stdin,
+                       TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout))
+    if result.status == "error":
+        raise CwmError(f"{args.file}: {result.error}")
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        pieces = trace_format.prompt(result.source) + trace_format.render(result.frames, result.complete)
+        sys.stdout.write(trace_format.to_text(pieces) + "\n")
+    if not result.complete:
+        print(f"cwm trace: incomplete trace ({result.status}) {result.error}".rstrip(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _read(path: str, what: str) -> str:
+    from cwm_common.errors import CwmError
+
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CwmError(f"{path}: cannot read {what} ({e.strerror})") from None

@@ -1,0 +1,57 @@
+"""The data model of an execution trace: frames in CWM's four event kinds, and a traced run's outcome."""
+
+import dataclasses
+
+CALL, LINE, RETURN, EXCEPTION = "call", "line", "return", "exception"
+EVENTS = (CALL, LINE, RETURN, EXCEPTION)
+
+# How a traced run ended. Only OK and EXCEPTION traces are complete (they end with <|end_of_text|>).
+OK = "ok"  # the entry point returned
+EXCEPTION_EXIT = "exception"  # an exception left the entry point
+STEP_LIMIT = "step_limit"  # more frames than allowed
+TIMEOUT = "timeout"  # the wall-clock limit passed
+MEMORY_LIMIT = "memory_limit"  # the memory limit was hit (MemoryError)
+KILLED = "killed"  # the process had to be killed (hung in C code, CPU limit, signal)
+ERROR = "error"  # the run could not start: bad source, unknown entry point, bad arguments
+COMPLETE = (OK, EXCEPTION_EXIT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One step. call/line frames carry locals (name -> repr, fully resolved); return/exception a value repr."""
+
+    event: str
+    line: str  # the source line with its indentation and trailing newline
+    locals: dict[str, str] | None = None
+    value: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Frame":
+        return cls(d["event"], d["line"], d.get("locals"), d.get("value"))
+
+
+@dataclasses.dataclass
+class TraceResult:
+    status: str
+    frames: list[Frame]
+    linenos: list[int]  # source line number of each frame (not part of the CWM text)
+    source: str  # the source with the entry's def line marked `# << START_OF_TRACE`
+    error: str = ""  # why a run did not complete, in one line
+    stdout: str = ""  # what the program printed (stdin/stdout programs)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.status in COMPLETE
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["frames"] = [f.to_json() for f in self.frames]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TraceResult":
+        return cls(**{**d, "frames": [Frame.from_json(f) for f in d["frames"]]})
