@@ -10,8 +10,9 @@ string. In a line frame, ".." stands for a value unchanged since the previous fr
 
 Scopes, as a reader reconstructs them: a call opens one, a return closes it, an exception frame closes the
 scope before it when that scope was itself unwinding (an exception frame with no line frame since). The
-writer simulates this reader and writes ".." only where the reader resolves it to the true value, so
-parse(render(frames)) == frames always holds.
+tracer guarantees that a scope left by an exception ends with an exception frame, so this is exact for
+traces it makes; for any frames, the writer simulates this reader and writes ".." only where the reader
+resolves it to the true value, so parse(render(frames)) == frames always holds.
 
 Token text is a list of pieces: SpecialToken pieces are special tokens, plain str pieces ordinary text.
 """
@@ -39,7 +40,7 @@ class _Scopes:
     """The reader's view of which scope a frame belongs to (see the module docstring)."""
 
     def __init__(self):
-        self.stack: list[dict] = []  # {"locals": {...}, "unwinding": bool}
+        self.stack: list[dict] = []  # {"locals": {...}, "unwinding": an exception frame, no line frame since}
 
     def enter(self, locals_: dict):
         self.stack.append({"locals": dict(locals_), "unwinding": False})
@@ -66,6 +67,7 @@ class _Scopes:
 
     @property
     def finished(self) -> bool:
+        """Whether <|end_of_text|> may come now: the entry returned, or an exception is leaving it."""
         return not self.stack or self.stack[-1]["unwinding"]
 
 

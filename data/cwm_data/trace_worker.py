@@ -14,6 +14,7 @@ from cwm_data.trace_frames import ERROR, TraceResult
 from cwm_data.tracer import TraceLimits, trace
 
 NOBODY = 65534
+PARTIAL_FRAMES = 2000  # an incomplete trace is kept for diagnosis only: send back its start, quickly
 
 
 def _limit_self(limits: TraceLimits):
@@ -39,6 +40,9 @@ def main():
     os.dup2(devnull, 1)
 
     def report(result: TraceResult):
+        if not result.complete and len(result.frames) > PARTIAL_FRAMES:
+            result.error = f"stopped after {len(result.frames)} frames; the first {PARTIAL_FRAMES} are kept"
+            result.frames, result.linenos = result.frames[:PARTIAL_FRAMES], result.linenos[:PARTIAL_FRAMES]
         with os.fdopen(result_fd, "w") as out:
             json.dump(result.to_json(), out)
         os._exit(0)

@@ -6,7 +6,9 @@
   `max_depth` calls below it. Comprehensions, generator expressions, lambdas and class bodies are not
   scopes of their own (their line runs as one step of the enclosing function), as in Python 3.12+.
 - A generator's `yield` is a return frame carrying the yielded value; resuming it is a new call frame.
-- A frame left by an exception has no return frame: its exception frame is the last of that scope.
+- A frame left by an exception has no return frame: its last frame is an exception frame. Where Python
+  reports none there (the exception re-raised at the end of a `finally` block), one is added on the line
+  where the frame is left, so a reader always sees where a scope ends.
 - Stops at `max_steps` frames or `timeout_s` seconds with a status saying which.
 
 This runs the code in this process: untrusted code goes through `trace_runner.run_trace`, which runs this
@@ -109,6 +111,8 @@ class _Recorder:
         self.seen: dict = {}  # traced frame -> {name: (value, repr)} for the unchanged-value shortcut
         self.deadline = time.perf_counter() + limits.timeout_s
         self.entry_exception = None
+        self.raising: dict = {}  # traced frame -> repr of the exception it last raised or passed on
+        self.last_event: dict = {}  # traced frame -> the event of its latest frame
 
     def source_line(self, lineno: int) -> str:
         line = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
@@ -177,19 +181,26 @@ class _Recorder:
         elif event == EXCEPTION:
             if frame is self.entry_frame:
                 self.entry_exception = arg[1]
-            self.emit(EXCEPTION, frame.f_lineno, value=safe_repr(arg[1], self.limits.max_repr_chars))
+            self.raising[frame] = safe_repr(arg[1], self.limits.max_repr_chars)
+            self.emit(EXCEPTION, frame.f_lineno, value=self.raising[frame])
         elif event == RETURN:
             self.depth.pop(frame, None)
             opcode = frame.f_code.co_code[frame.f_lasti]
+            last_event = self.last_event.pop(frame, None)
             if opcode != _YIELD:
                 self.seen.pop(frame, None)  # a generator keeps its values across yields
             normal = opcode in _NORMAL_EXITS
             if normal:
                 self.emit(RETURN, frame.f_lineno, value=safe_repr(arg, self.limits.max_repr_chars))
+            elif last_event != EXCEPTION:  # left by an exception re-raised after a finally block
+                self.emit(EXCEPTION, frame.f_lineno, value=self.raising.get(frame, "<unknown exception>"))
+            self.raising.pop(frame, None)
             if frame is self.entry_frame:
                 self.status = OK if normal else _exit_status(self.entry_exception)
                 sys.settrace(None)
                 return None
+            return self.local_trace
+        self.last_event[frame] = event
         return self.local_trace
 
 
