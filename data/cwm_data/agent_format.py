@@ -1,0 +1,105 @@
+"""Agent trajectories: a JSONL schema for multi-turn episodes, rendered to CWM's chat tokens and a loss mask.
+
+One JSON object per line:
+
+    {"id": "swe-0001",                                  # any string, used in error messages
+     "messages": [
+        {"role": "system", "content": "..."},           # optional, first
+        {"role": "user", "content": "<issue_description>...</issue_description>"},
+        {"role": "assistant", "content": "...reasoning...</think>\n<tool: bash>\nls\n</tool>"},
+        {"role": "tool", "name": "bash", "content": "<output>...</output>"},
+        ...
+        {"role": "assistant", "content": "## Summary ..."}]}
+
+Rules: roles are system (first only), user, assistant, tool; an assistant turn holds at most one tool call
+in CWM's `<tool: NAME>\\n...\\n</tool>` form, naming one of bash, edit, create, submit; a tool message answers
+the call just before it and carries its `name`.
+
+Rendering (CWM.md section 2.2): `<|begin_of_text|>`, then per message `<|start_header_id|>ROLE<|end_header_id|>`
++ "\\n\\n" + body + `<|eot_id|>`, where ROLE is the role or "tool: NAME"; bodies are stripped of surrounding
+whitespace except tool results. Loss mask: assistant bodies and their `<|eot_id|>` are trained; headers and
+the system prompt never; user and tool messages (observations) are trained with probability
+`keep_observation_prob` each (ForagerAgent data used 0.5), else masked.
+"""
+
+import json
+import random
+from typing import Any
+
+from cwm_common.errors import CwmError
+from cwm_data import special_tokens as st
+from cwm_data.special_tokens import special
+from cwm_data.tokenizer import CwmTokenizer
+from cwm_envs.tool_calls import AGENT_TOOLS, parse_single_call
+
+ROLES = ("system", "user", "assistant", "tool")
+OBSERVATION_ROLES = ("user", "tool")
+
+
+def validate_episode(episode: Any) -> dict:
+    """The episode if it follows the schema; else a CwmError naming the record and the field."""
+    if not isinstance(episode, dict):
+        raise CwmError(f"agent record: expected a JSON object, got {type(episode).__name__}")
+    name = f"agent record {episode.get('id', '?')!r}"
+    messages = episode.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise CwmError(f"{name}: 'messages' must be a non-empty list")
+    pending_call = None
+    for i, message in enumerate(messages):
+        where = f"{name}: messages[{i}]"
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            raise CwmError(f"{where}: needs a string 'content'")
+        role = message.get("role")
+        if role not in ROLES:
+            raise CwmError(f"{where}.role is {role!r}; allowed: {', '.join(ROLES)}")
+        if role == "system" and i != 0:
+            raise CwmError(f"{where}: a system message may only come first")
+        if role == "assistant":
+            call, problem = parse_single_call(message["content"])
+            if problem:
+                raise CwmError(f"{where}.content: {problem}")
+            if call and call.name not in AGENT_TOOLS:
+                raise CwmError(f"{where}.content calls unknown tool {call.name!r}; tools: {', '.join(AGENT_TOOLS)}")
+            pending_call = call
+        elif role == "tool":
+            if pending_call is None:
+                raise CwmError(f"{where}: a tool message must answer the assistant's tool call just before it")
+            if message.get("name") != pending_call.name:
+                raise CwmError(f"{where}.name is {message.get('name')!r} but the call was {pending_call.name!r}")
+            pending_call = None
+        else:
+            pending_call = None
+    return episode
+
+
+def parse_episode_line(line: str | bytes) -> dict:
+    try:
+        return validate_episode(json.loads(line))
+    except json.JSONDecodeError as e:
+        raise CwmError(f"agent record: not valid JSON ({e.msg} at char {e.pos})") from None
+
+
+def _role_text(message: dict) -> str:
+    return f"tool: {message['name']}" if message["role"] == "tool" else message["role"]
+
+
+def render_episode(episode: dict, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0,
+                   seed: int = 0) -> tuple[list[int], list[int]]:
+    """Token ids and a per-token loss mask (1 = trained as a target); deterministic for a given seed."""
+    rng = random.Random(f"{seed}:{episode.get('id', '')}")
+    ids = tokenizer.encode_pieces([special(st.BEGIN_OF_TEXT)])
+    mask = [0]
+    for message in episode["messages"]:
+        header = tokenizer.encode_pieces([special(st.START_HEADER), _role_text(message), special(st.END_HEADER),
+                                          "\n\n"])
+        body_text = message["content"] if message["role"] == "tool" else message["content"].strip()
+        body = tokenizer.encode_pieces([body_text, special(st.EOT)])
+        if message["role"] == "assistant":
+            trained = 1
+        elif message["role"] in OBSERVATION_ROLES:
+            trained = int(rng.random() < keep_observation_prob)
+        else:
+            trained = 0
+        ids += header + body
+        mask += [0] * len(header) + [trained] * len(body)
+    return ids, mask
