@@ -1,0 +1,1 @@
+"""The Grain input pipeline: sources -> documents (tokens + loss mask) -> mixture -> packed batches."""

@@ -1,0 +1,129 @@
+"""The Grain pipeline: exact resume, process sharding, mixture proportions, malformed records, workers."""
+
+import collections
+import json
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from cwm_common.errors import CwmError
+from cwm_data import special_tokens as st
+from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
+from cwm_data.shards import ShardWriter
+from cwm_data.tokenizer import train_sentencepiece
+from cwm_data.tracer import trace
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CRUXEVAL = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
+EPISODE = {"messages": [{"role": "user", "content": "List files."},
+                        {"role": "assistant", "content": "<tool: bash>\nls\n</tool>"},
+                        {"role": "tool", "name": "bash", "content": "a.py b.py"},
+                        {"role": "assistant", "content": "Two files."}]}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    with ShardWriter(str(d), "traces", records_per_shard=25) as shards:
+        for sample in CRUXEVAL[:60]:
+            result = trace(sample["code"], "f", sample["input"])
+            shards.write(json.dumps({"source": result.source, "status": result.status,
+                                     "frames": [f.to_json() for f in result.frames]}).encode())
+    (d / "agent.jsonl").write_text("".join(json.dumps({**EPISODE, "id": f"e{i}"}) + "\n" for i in range(40)))
+    lines = [json.dumps({"text": f"doc {i} says " + "hello " * (i % 9)}) for i in range(101)]
+    (d / "text.jsonl").write_text("\n".join(lines[:50] + ['{"text": 5}'] + lines[50:]) + "\n")
+    tokenizer = train_sentencepiece([s["code"] for s in CRUXEVAL] + lines, 600, str(d / "sp.model"))
+    return d, shards.paths, tokenizer
+
+
+def _config(corpus, sources, **kw):
+    d, trace_paths, _ = corpus
+    paths = {"trace": tuple(trace_paths), "agent": (str(d / "agent.jsonl"),), "text": (str(d / "text.jsonl"),)}
+    return PipelineConfig(sources=tuple(Source(k, k, paths[k], w) for k, w in sources), tokenizer=str(d / "sp.model"),
+                          **{"seq_len": 128, "batch_size": 2, **kw})
+
+
+MIXTURE = [("trace", 0.5), ("agent", 0.3), ("text", 0.2)]
+
+
+def _take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_restored_iterator_continues_exactly(corpus, workers):
+    cfg = _config(corpus, MIXTURE, num_workers=workers)
+    reference = iter(build_dataset(cfg))
+    _take(reference, 6)
+    state = json.loads(json.dumps(reference.get_state()))  # a checkpoint stores it as JSON
+    expected = _take(reference, 6)
+    restored = iter(build_dataset(cfg))
+    restored.set_state(state)
+    assert _same(_take(restored, 6), expected)
+    batch = expected[0]
+    assert {k: v.shape for k, v in batch.items()} == {k: (2, 128) for k in ("tokens", "segment_ids", "positions",
+                                                                            "loss_mask")}
+
+
+def _documents(batches, tokenizer) -> list[tuple[str, int]]:
+    """The document stream back from packed rows (text after BOS, token count): join real tokens, cut at BOS."""
+    ids = np.concatenate([row[seg > 0] for b in batches for row, seg in zip(b["tokens"], b["segment_ids"])])
+    bos = tokenizer.special_id(st.BEGIN_OF_TEXT)
+    cuts = np.flatnonzero(ids == bos)
+    return [(tokenizer.decode(part[1:]), len(part)) for part in np.split(ids, cuts)[1:]]
+
+
+def test_two_processes_see_every_record_once_per_epoch(corpus):
+    tokenizer = corpus[2]
+    seen = collections.Counter()
+    for index in (0, 1):
+        cfg = _config(corpus, [("text", 1.0)], num_epochs=1, batch_size=1, process_index=index, process_count=2)
+        docs = _documents(list(build_dataset(cfg)), tokenizer)
+        seen.update(int(re.match(r"doc (\d+) ", text).group(1)) for text, _ in docs)
+    assert sorted(seen) == list(range(101)) and set(seen.values()) == {1}
+
+
+def test_mixture_weights_are_token_fractions(corpus):
+    cfg = _config(corpus, MIXTURE, seq_len=256)
+    batches = _take(iter(build_dataset(cfg)), 150)
+    tokens = collections.Counter()
+    for doc, length in _documents(batches, corpus[2])[1:-1]:  # the first and last may be cut by the window
+        kind = "trace" if doc.startswith(st.TRACE_CONTEXT_START) else "agent" if "<|start_header_id|>" in doc else "text"
+        tokens[kind] += length
+    total = sum(tokens.values())
+    for kind, weight in MIXTURE:
+        assert abs(tokens[kind] / total - weight) < 0.04, (kind, tokens[kind] / total)
+
+
+def test_rows_are_packed_full_and_document_causal(corpus):
+    batches = _take(iter(build_dataset(_config(corpus, MIXTURE))), 20)
+    segments = np.stack([b["segment_ids"] for b in batches])
+    assert (segments > 0).mean() == 1.0  # no padding in an endless stream
+    for b in batches:
+        for seg, pos in zip(b["segment_ids"], b["positions"]):
+            starts = np.r_[True, seg[1:] != seg[:-1]]
+            assert (pos[starts] == 0).all() and (np.diff(pos)[~starts[1:]] == 1).all()
+
+
+def test_malformed_records_are_counted_or_fail_the_run(corpus):
+    iterator = iter(build_dataset(_config(corpus, [("text", 1.0)], num_epochs=1, batch_size=1)))
+    list(iterator)
+    assert iterator.get_state()["parent_state"]["malformed"] == {
+        "text: text record field 'text' is not a string": 1}
+    failing = iter(build_dataset(_config(corpus, [("text", 1.0)], num_epochs=1, on_malformed="fail")))
+    with pytest.raises(CwmError, match="malformed record in text: text record field 'text'"):
+        list(failing)
+
+
+def test_config_errors_name_the_problem(corpus):
+    with pytest.raises(CwmError, match="source 'text': kind 'html'"):
+        PipelineConfig(sources=(Source("text", "html", ("x.jsonl",)),), tokenizer="t", seq_len=8, batch_size=1)
+    with pytest.raises(CwmError, match="nowhere.jsonl: data file not found"):
+        build_dataset(PipelineConfig(sources=(Source("t", "text", ("nowhere.jsonl",)),), tokenizer="t", seq_len=8,
+                                     batch_size=1))
