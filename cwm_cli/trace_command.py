@@ -21,7 +21,7 @@ def run(args):
     from cwm_common.errors import CwmError
     from cwm_data import call_args, trace_format
     from cwm_data.trace_runner import run_trace
-    from cwm_data.tracer import TraceLimits
+    from cwm_data.trace_frames import TraceLimits
 
     source = _read(args.file, "source file")
     stdin = _read(args.stdin, "--stdin file") if args.stdin else None

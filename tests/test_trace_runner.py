@@ -4,7 +4,7 @@ import time
 
 from cwm_data.trace_frames import KILLED, MEMORY_LIMIT, OK, STEP_LIMIT, TIMEOUT
 from cwm_data.trace_runner import run_trace
-from cwm_data.tracer import TraceLimits
+from cwm_data.trace_frames import TraceLimits
 
 SOURCE = '''
 import os, time

@@ -8,7 +8,8 @@ import pytest
 
 from cwm_data.safe_repr import safe_repr
 from cwm_data.trace_frames import CALL, EXCEPTION, EXCEPTION_EXIT, LINE, OK, RETURN, STEP_LIMIT, TIMEOUT
-from cwm_data.tracer import FILENAME, START_MARKER, TraceLimits, trace
+from cwm_data.trace_frames import TraceLimits
+from cwm_data.tracer import FILENAME, START_MARKER, trace
 
 HERE = pathlib.Path(__file__).parent
 CASES_SOURCE = (HERE / "data" / "trace_cases.py").read_text()

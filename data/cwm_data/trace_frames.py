@@ -17,6 +17,19 @@ COMPLETE = (OK, EXCEPTION_EXIT)
 
 
 @dataclasses.dataclass(frozen=True)
+class TraceLimits:
+    max_steps: int = 10_000
+    timeout_s: float = 5.0
+    memory_mb: int = 1024  # enforced by the runner's separate process
+    max_repr_chars: int = 1000
+    max_depth: int | None = None  # calls below the entry point that are traced; None = all
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TraceLimits":
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
 class Frame:
     """One step. call/line frames carry locals (name -> repr, fully resolved); return/exception a value repr."""
 

@@ -9,8 +9,7 @@ import subprocess
 import sys
 import time
 
-from cwm_data.trace_frames import KILLED, TraceResult
-from cwm_data.tracer import TraceLimits
+from cwm_data.trace_frames import KILLED, TraceLimits, TraceResult
 
 GRACE_S = 2.0  # beyond timeout_s, for start-up and writing the result
 

@@ -10,8 +10,8 @@ import os
 import resource
 import sys
 
-from cwm_data.trace_frames import ERROR, TraceResult
-from cwm_data.tracer import TraceLimits, trace
+from cwm_data.trace_frames import ERROR, TraceLimits, TraceResult
+from cwm_data.tracer import trace
 
 NOBODY = 65534
 PARTIAL_FRAMES = 2000  # an incomplete trace is kept for diagnosis only: send back its start, quickly

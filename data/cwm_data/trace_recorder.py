@@ -1,0 +1,172 @@
+"""The sys.settrace callbacks that turn execution into CWM frames (semantics in tracer.py's docstring)."""
+
+import ast
+import dis
+import inspect
+import sys
+import time
+from collections.abc import Callable
+
+from cwm_data.safe_repr import safe_repr
+from cwm_data.trace_frames import (CALL, EXCEPTION, EXCEPTION_EXIT, LINE, MEMORY_LIMIT, OK, RETURN, STEP_LIMIT,
+                                   TIMEOUT, Frame, TraceLimits)
+
+_NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
+_YIELD = dis.opmap["YIELD_VALUE"]
+_NORMAL_EXITS = {dis.opmap["RETURN_VALUE"], _YIELD}
+# Values of these types never change in place: the same object means the same repr.
+_IMMUTABLE = {int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)}
+_CLOCK_EVERY = 64  # frames between wall-clock checks
+
+
+class Stop(BaseException):
+    """Raised out of the trace function to abandon a run that hit a limit."""
+
+
+class SourceFiles:
+    """The files whose functions are traced: their lines (as shown in frames) and where each def line is."""
+
+    def __init__(self):
+        self._lines: dict[str, list[str]] = {}
+        self._def_lines: dict[str, dict[int, int]] = {}
+
+    def add(self, filename: str, source: str):
+        self._lines[filename] = source.splitlines(keepends=True)
+        # co_firstlineno is the first decorator's line; frames show the def line.
+        firsts = {}
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                firsts[min([d.lineno for d in node.decorator_list] + [node.lineno])] = node.lineno
+        self._def_lines[filename] = firsts
+
+    def __contains__(self, filename: str) -> bool:
+        return filename in self._lines
+
+    def line(self, filename: str, lineno: int) -> str:
+        lines = self._lines[filename]
+        line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+        return line if line.endswith("\n") else line + "\n"
+
+    def def_line(self, code) -> int:
+        return self._def_lines[code.co_filename].get(code.co_firstlineno, code.co_firstlineno)
+
+
+def exit_status(exception: BaseException | None) -> str:
+    if isinstance(exception, MemoryError):
+        return MEMORY_LIMIT
+    if isinstance(exception, SystemExit) and exception.code in (0, None):
+        return OK  # a program that ends with sys.exit(0) ended normally
+    return EXCEPTION_EXIT
+
+
+class Recorder:
+    """Records one entry point's call tree.
+
+    standalone: the recorder owns sys.settrace (turns it off when done, raises Stop at a limit after
+    calling on_stop). Otherwise a driver that traces many episodes calls global_trace itself, and a limit
+    just ends this recording (status set, frames after it ignored).
+    """
+
+    def __init__(self, files: SourceFiles, entry_code, limits: TraceLimits, *, standalone: bool = True,
+                 on_stop: Callable[[str], None] = lambda status: None):
+        self.files, self.entry_code, self.limits = files, entry_code, limits
+        self.standalone, self.on_stop = standalone, on_stop
+        self.frames: list[Frame] = []
+        self.linenos: list[int] = []
+        self.status: str | None = None
+        self.entry_frame = None
+        self.entry_exception = None
+        self.depth: dict = {}  # active traced frame -> depth below the entry
+        self.seen: dict = {}  # traced frame -> {name: (value, repr)} for the unchanged-value shortcut
+        self.raising: dict = {}  # traced frame -> repr of the exception it last raised or passed on
+        self.last_event: dict = {}  # traced frame -> the event of its latest frame
+        self.deadline = time.perf_counter() + limits.timeout_s
+
+    def emit(self, event: str, code, lineno: int, locals_: dict | None = None, value: str | None = None):
+        if self.status is not None:
+            return
+        if len(self.frames) >= self.limits.max_steps:
+            return self.stop(STEP_LIMIT)
+        if len(self.frames) % _CLOCK_EVERY == 0 and time.perf_counter() > self.deadline:
+            return self.stop(TIMEOUT)
+        self.frames.append(Frame(event, self.files.line(code.co_filename, lineno), locals_, value))
+        self.linenos.append(lineno)
+
+    def stop(self, status: str):
+        self.status = status
+        if self.standalone:
+            sys.settrace(None)
+            self.on_stop(status)
+            raise Stop(status)
+
+    def locals_of(self, frame) -> dict[str, str]:
+        seen = self.seen.setdefault(frame, {})
+        names = frame.f_locals
+        if not frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a whole program: its globals, minus plumbing
+            names = {k: v for k, v in names.items() if not k.startswith("__") and not inspect.ismodule(v)}
+        out = {}
+        for name, value in names.items():
+            previous = seen.get(name)
+            if previous is not None and previous[0] is value and type(value) in _IMMUTABLE:
+                out[name] = previous[1]
+            else:
+                text = safe_repr(value, self.limits.max_repr_chars)
+                seen[name] = (value, text)
+                out[name] = text
+        return out
+
+    def global_trace(self, frame, event, arg):
+        code = frame.f_code
+        if code.co_filename not in self.files or self.status is not None:
+            return None
+        if self.entry_frame is None:
+            if code is not self.entry_code:
+                return None
+            self.entry_frame, depth = frame, 0
+        else:
+            if code.co_name in _NOT_SCOPES or not code.co_flags & inspect.CO_OPTIMIZED:
+                return None
+            depth = self._depth_of(frame)
+            if depth is None or (self.limits.max_depth is not None and depth > self.limits.max_depth):
+                return None
+        self.depth[frame] = depth
+        self.emit(CALL, code, self.files.def_line(code), self.locals_of(frame))
+        return self.local_trace
+
+    def _depth_of(self, frame):
+        caller = frame.f_back
+        while caller is not None and caller not in self.depth:
+            caller = caller.f_back
+        return None if caller is None else self.depth[caller] + 1
+
+    def local_trace(self, frame, event, arg):
+        if self.status is not None:
+            return None
+        code = frame.f_code
+        if event == LINE:
+            self.emit(LINE, code, frame.f_lineno, self.locals_of(frame))
+        elif event == EXCEPTION:
+            if frame is self.entry_frame:
+                self.entry_exception = arg[1]
+            self.raising[frame] = safe_repr(arg[1], self.limits.max_repr_chars)
+            self.emit(EXCEPTION, code, frame.f_lineno, value=self.raising[frame])
+        elif event == RETURN:
+            self.depth.pop(frame, None)
+            opcode = code.co_code[frame.f_lasti]
+            last_event = self.last_event.pop(frame, None)
+            if opcode != _YIELD:
+                self.seen.pop(frame, None)  # a generator keeps its values across yields
+            normal = opcode in _NORMAL_EXITS
+            if normal:
+                self.emit(RETURN, code, frame.f_lineno, value=safe_repr(arg, self.limits.max_repr_chars))
+            elif last_event != EXCEPTION:  # left by an exception re-raised after a finally block
+                self.emit(EXCEPTION, code, frame.f_lineno, value=self.raising.get(frame, "<unknown exception>"))
+            self.raising.pop(frame, None)
+            if frame is self.entry_frame and self.status is None:
+                self.status = OK if normal else exit_status(self.entry_exception)
+                if self.standalone:
+                    sys.settrace(None)
+                return None
+            return self.local_trace
+        self.last_event[frame] = event
+        return self.local_trace
