@@ -12,6 +12,8 @@ Rules (documented in WORKSPACE.md):
 import re
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
+_SHORT_SCALARS = frozenset({float, bool, type(None), complex})  # reprs of at most a few dozen characters
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 class _Full(Exception):
@@ -19,6 +21,9 @@ class _Full(Exception):
 
 
 def safe_repr(value, limit: int) -> str:
+    fast = _fast_repr(value, limit)
+    if fast is not None:
+        return fast if len(fast) <= limit else fast[:limit] + "..."
     parts: list[str] = []
     size = [0]
 
@@ -38,6 +43,24 @@ def safe_repr(value, limit: int) -> str:
     if " at 0x" in text:
         text = _ADDRESS.sub(">", text)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _fast_repr(value, limit: int) -> str | None:
+    """C repr() where its size is known to be bounded (the common case); None where it is not."""
+    kind = type(value)
+    if kind in _SHORT_SCALARS:
+        return repr(value)
+    if kind is int:
+        return repr(value) if value.bit_length() <= 3 * limit else None
+    if kind is str or kind is bytes:
+        return repr(value) if len(value) <= limit else None
+    if kind in _SEQUENCES and len(value) <= limit:
+        types = set(map(type, value))
+        if types <= _SHORT_SCALARS or (types <= {int, bool} and max(map(abs, value), default=0) < 10**18):
+            return repr(value)
+        if types <= {str} and sum(map(len, value)) <= limit:
+            return repr(value)
+    return None
 
 
 def _write(value, put, limit: int, active: set):

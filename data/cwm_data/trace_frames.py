@@ -1,6 +1,7 @@
 """The data model of an execution trace: frames in CWM's four event kinds, and a traced run's outcome."""
 
 import dataclasses
+from typing import NamedTuple
 
 CALL, LINE, RETURN, EXCEPTION = "call", "line", "return", "exception"
 EVENTS = (CALL, LINE, RETURN, EXCEPTION)
@@ -29,9 +30,11 @@ class TraceLimits:
         return cls(**d)
 
 
-@dataclasses.dataclass(frozen=True)
-class Frame:
-    """One step. call/line frames carry locals (name -> repr, fully resolved); return/exception a value repr."""
+class Frame(NamedTuple):
+    """One step. call/line frames carry locals (name -> repr, fully resolved); return/exception a value repr.
+
+    A NamedTuple because the tracer makes millions of them.
+    """
 
     event: str
     line: str  # the source line with its indentation and trailing newline
@@ -39,7 +42,7 @@ class Frame:
     value: str | None = None
 
     def to_json(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {k: v for k, v in self._asdict().items() if v is not None}
 
     @classmethod
     def from_json(cls, d: dict) -> "Frame":
@@ -61,7 +64,7 @@ class TraceResult:
         return self.status in COMPLETE
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["frames"] = [f.to_json() for f in self.frames]
         return d
 

@@ -3,6 +3,7 @@
 import ast
 import dis
 import inspect
+import operator
 import sys
 import time
 from collections.abc import Callable
@@ -15,8 +16,34 @@ _NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 _YIELD = dis.opmap["YIELD_VALUE"]
 _NORMAL_EXITS = {dis.opmap["RETURN_VALUE"], _YIELD}
 # Values of these types never change in place: the same object means the same repr.
-_IMMUTABLE = {int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)}
+_IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)})
+
+
+class _Text(str):
+    """A repr taken while tracing (of a mutable value), as opposed to a value to repr afterwards."""
 _CLOCK_EVERY = 64  # frames between wall-clock checks
+
+
+def _snapshot(value):
+    """What it takes to tell later, cheaply and exactly, that a container is unchanged; None if it cannot.
+
+    Containers of immutable values only: the same container holding the very same element objects in the
+    same order has the same repr. The checks run at C speed (no Python loop over elements).
+    """
+    kind = type(value)
+    if kind in (list, tuple, set, frozenset):
+        return tuple(value) if set(map(type, value)) <= _IMMUTABLE else None
+    if kind is dict and set(map(type, value)) <= _IMMUTABLE and set(map(type, value.values())) <= _IMMUTABLE:
+        return tuple(value), tuple(value.values())
+    return None
+
+
+def _unchanged(value, snapshot) -> bool:
+    if type(value) is dict:
+        keys, values = snapshot
+        return (len(value) == len(keys) and all(map(operator.is_, value, keys))
+                and all(map(operator.is_, value.values(), values)))
+    return len(value) == len(snapshot) and all(map(operator.is_, value, snapshot))
 
 
 class Stop(BaseException):
@@ -71,26 +98,52 @@ class Recorder:
                  on_stop: Callable[[str], None] = lambda status: None):
         self.files, self.entry_code, self.limits = files, entry_code, limits
         self.standalone, self.on_stop = standalone, on_stop
-        self.frames: list[Frame] = []
-        self.linenos: list[int] = []
+        # (event, filename, lineno, locals, value). locals is (names, values): values of immutable types are
+        # kept as objects and repr'd once each when frames are built; mutable ones are repr'd (_Text) at once.
+        self.events: list[tuple] = []
         self.status: str | None = None
         self.entry_frame = None
         self.entry_exception = None
         self.depth: dict = {}  # active traced frame -> depth below the entry
-        self.seen: dict = {}  # traced frame -> {name: (value, repr)} for the unchanged-value shortcut
+        self.seen: dict = {}  # traced frame -> {name: (mutable value, repr, snapshot)} to skip unchanged ones
         self.raising: dict = {}  # traced frame -> repr of the exception it last raised or passed on
-        self.last_event: dict = {}  # traced frame -> the event of its latest frame
+        self.unwinding: set = set()  # traced frames whose latest frame is an exception frame
         self.deadline = time.perf_counter() + limits.timeout_s
+        self.local_trace = self._make_local_trace()
 
     def emit(self, event: str, code, lineno: int, locals_: dict | None = None, value: str | None = None):
+        n = len(self.events)
         if self.status is not None:
             return
-        if len(self.frames) >= self.limits.max_steps:
+        if n >= self.limits.max_steps:
             return self.stop(STEP_LIMIT)
-        if len(self.frames) % _CLOCK_EVERY == 0 and time.perf_counter() > self.deadline:
+        if n % _CLOCK_EVERY == 0 and time.perf_counter() > self.deadline:
             return self.stop(TIMEOUT)
-        self.frames.append(Frame(event, self.files.line(code.co_filename, lineno), locals_, value))
-        self.linenos.append(lineno)
+        self.events.append((event, code.co_filename, lineno, locals_, value))
+
+    @property
+    def frames(self) -> list[Frame]:
+        line, limit = self.files.line, self.limits.max_repr_chars
+        reprs: dict[int, str] = {}  # id -> repr; the events hold every value, so ids stay unique
+        frames = []
+        for event, filename, lineno, locals_, value in self.events:
+            if locals_ is not None:
+                names, values = locals_
+                texts = []
+                for v in values:
+                    if type(v) is not _Text:
+                        text = reprs.get(id(v))
+                        if text is None:
+                            text = reprs[id(v)] = safe_repr(v, limit)
+                        v = text
+                    texts.append(v)
+                locals_ = dict(zip(names, texts))
+            frames.append(Frame(event, line(filename, lineno), locals_, value))
+        return frames
+
+    @property
+    def linenos(self) -> list[int]:
+        return [e[2] for e in self.events]
 
     def stop(self, status: str):
         self.status = status
@@ -99,21 +152,31 @@ class Recorder:
             self.on_stop(status)
             raise Stop(status)
 
-    def locals_of(self, frame) -> dict[str, str]:
-        seen = self.seen.setdefault(frame, {})
+    def locals_of(self, frame) -> tuple[tuple, tuple]:
+        """(names, values) with each mutable value replaced by its repr now, or by its last repr when it
+        provably has not changed. This runs for every traced line: immutable values cost nothing here."""
         names = frame.f_locals
         if not frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a whole program: its globals, minus plumbing
             names = {k: v for k, v in names.items() if not k.startswith("__") and not inspect.ismodule(v)}
-        out = {}
-        for name, value in names.items():
-            previous = seen.get(name)
-            if previous is not None and previous[0] is value and type(value) in _IMMUTABLE:
-                out[name] = previous[1]
-            else:
-                text = safe_repr(value, self.limits.max_repr_chars)
-                seen[name] = (value, text)
-                out[name] = text
-        return out
+        values = tuple(names.values())
+        if set(map(type, values)) <= _IMMUTABLE:
+            return tuple(names), values
+        seen = self.seen.get(frame)
+        if seen is None:
+            seen = self.seen[frame] = {}
+        keys, captured = tuple(names), list(values)
+        for i, value in enumerate(values):
+            if type(value) in _IMMUTABLE:
+                continue
+            previous = seen.get(keys[i])
+            if previous is not None and previous[0] is value and previous[2] is not None and \
+                    _unchanged(value, previous[2]):
+                captured[i] = previous[1]
+                continue
+            text = _Text(safe_repr(value, self.limits.max_repr_chars))
+            seen[keys[i]] = (value, text, _snapshot(value))
+            captured[i] = text
+        return keys, tuple(captured)
 
     def global_trace(self, frame, event, arg):
         code = frame.f_code
@@ -139,27 +202,50 @@ class Recorder:
             caller = caller.f_back
         return None if caller is None else self.depth[caller] + 1
 
-    def local_trace(self, frame, event, arg):
+    def _make_local_trace(self):
+        """The per-frame trace function. Line events are the hot path (most events, run per executed line):
+        they are handled inline with everything bound to closure variables."""
+        events, append, unwinding = self.events, self.events.append, self.unwinding
+        locals_of, other_event = self.locals_of, self._other_event
+        max_steps = self.limits.max_steps
+
+        def local_trace(frame, event, arg):
+            if event != LINE:
+                return other_event(frame, event, arg)
+            if self.status is not None:
+                return None
+            n = len(events)
+            if n >= max_steps or not n % _CLOCK_EVERY:
+                self.emit(LINE, frame.f_code, frame.f_lineno, locals_of(frame))  # with the limit checks
+            else:
+                append((LINE, frame.f_code.co_filename, frame.f_lineno, locals_of(frame), None))
+            if unwinding:
+                unwinding.discard(frame)
+            return local_trace
+
+        return local_trace
+
+    def _other_event(self, frame, event, arg):
         if self.status is not None:
             return None
         code = frame.f_code
-        if event == LINE:
-            self.emit(LINE, code, frame.f_lineno, self.locals_of(frame))
-        elif event == EXCEPTION:
+        if event == EXCEPTION:
             if frame is self.entry_frame:
                 self.entry_exception = arg[1]
             self.raising[frame] = safe_repr(arg[1], self.limits.max_repr_chars)
             self.emit(EXCEPTION, code, frame.f_lineno, value=self.raising[frame])
+            self.unwinding.add(frame)
         elif event == RETURN:
             self.depth.pop(frame, None)
             opcode = code.co_code[frame.f_lasti]
-            last_event = self.last_event.pop(frame, None)
+            was_unwinding = frame in self.unwinding
+            self.unwinding.discard(frame)
             if opcode != _YIELD:
                 self.seen.pop(frame, None)  # a generator keeps its values across yields
             normal = opcode in _NORMAL_EXITS
             if normal:
                 self.emit(RETURN, code, frame.f_lineno, value=safe_repr(arg, self.limits.max_repr_chars))
-            elif last_event != EXCEPTION:  # left by an exception re-raised after a finally block
+            elif not was_unwinding:  # left by an exception re-raised after a finally block
                 self.emit(EXCEPTION, code, frame.f_lineno, value=self.raising.get(frame, "<unknown exception>"))
             self.raising.pop(frame, None)
             if frame is self.entry_frame and self.status is None:
@@ -167,6 +253,4 @@ class Recorder:
                 if self.standalone:
                     sys.settrace(None)
                 return None
-            return self.local_trace
-        self.last_event[frame] = event
         return self.local_trace
