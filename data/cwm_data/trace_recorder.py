@@ -17,10 +17,7 @@ _YIELD = dis.opmap["YIELD_VALUE"]
 _NORMAL_EXITS = {dis.opmap["RETURN_VALUE"], _YIELD}
 # Values of these types never change in place: the same object means the same repr.
 _IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)})
-
-
-class _Text(str):
-    """A repr taken while tracing (of a mutable value), as opposed to a value to repr afterwards."""
+_IMMUTABLE_MARK = ()  # the snapshot of an immutable value: nothing to compare
 _CLOCK_EVERY = 64  # frames between wall-clock checks
 
 
@@ -98,14 +95,12 @@ class Recorder:
                  on_stop: Callable[[str], None] = lambda status: None):
         self.files, self.entry_code, self.limits = files, entry_code, limits
         self.standalone, self.on_stop = standalone, on_stop
-        # (event, filename, lineno, locals, value). locals is (names, values): values of immutable types are
-        # kept as objects and repr'd once each when frames are built; mutable ones are repr'd (_Text) at once.
-        self.events: list[tuple] = []
+        self.events: list[tuple] = []  # (event, filename, lineno, locals, value); frames are built at the end
         self.status: str | None = None
         self.entry_frame = None
         self.entry_exception = None
         self.depth: dict = {}  # active traced frame -> depth below the entry
-        self.seen: dict = {}  # traced frame -> {name: (mutable value, repr, snapshot)} to skip unchanged ones
+        self.seen: dict = {}  # traced frame -> {name: (value, repr, snapshot)} to skip unchanged values
         self.raising: dict = {}  # traced frame -> repr of the exception it last raised or passed on
         self.unwinding: set = set()  # traced frames whose latest frame is an exception frame
         self.deadline = time.perf_counter() + limits.timeout_s
@@ -123,23 +118,9 @@ class Recorder:
 
     @property
     def frames(self) -> list[Frame]:
-        line, limit = self.files.line, self.limits.max_repr_chars
-        reprs: dict[int, str] = {}  # id -> repr; the events hold every value, so ids stay unique
-        frames = []
-        for event, filename, lineno, locals_, value in self.events:
-            if locals_ is not None:
-                names, values = locals_
-                texts = []
-                for v in values:
-                    if type(v) is not _Text:
-                        text = reprs.get(id(v))
-                        if text is None:
-                            text = reprs[id(v)] = safe_repr(v, limit)
-                        v = text
-                    texts.append(v)
-                locals_ = dict(zip(names, texts))
-            frames.append(Frame(event, line(filename, lineno), locals_, value))
-        return frames
+        line = self.files.line
+        return [Frame(event, line(filename, lineno), locals_, value)
+                for event, filename, lineno, locals_, value in self.events]
 
     @property
     def linenos(self) -> list[int]:
@@ -152,31 +133,28 @@ class Recorder:
             self.on_stop(status)
             raise Stop(status)
 
-    def locals_of(self, frame) -> tuple[tuple, tuple]:
-        """(names, values) with each mutable value replaced by its repr now, or by its last repr when it
-        provably has not changed. This runs for every traced line: immutable values cost nothing here."""
-        names = frame.f_locals
-        if not frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a whole program: its globals, minus plumbing
-            names = {k: v for k, v in names.items() if not k.startswith("__") and not inspect.ismodule(v)}
-        values = tuple(names.values())
-        if set(map(type, values)) <= _IMMUTABLE:
-            return tuple(names), values
+    def locals_of(self, frame) -> dict[str, str]:
+        """name -> repr, re-using the last repr of a value that provably has not changed (immutable and the
+        same object, or a container of immutables holding the same objects). Runs for every traced line."""
         seen = self.seen.get(frame)
         if seen is None:
             seen = self.seen[frame] = {}
-        keys, captured = tuple(names), list(values)
-        for i, value in enumerate(values):
-            if type(value) in _IMMUTABLE:
-                continue
-            previous = seen.get(keys[i])
-            if previous is not None and previous[0] is value and previous[2] is not None and \
-                    _unchanged(value, previous[2]):
-                captured[i] = previous[1]
-                continue
-            text = _Text(safe_repr(value, self.limits.max_repr_chars))
-            seen[keys[i]] = (value, text, _snapshot(value))
-            captured[i] = text
-        return keys, tuple(captured)
+        names = frame.f_locals
+        if not frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a whole program: its globals, minus plumbing
+            names = {k: v for k, v in names.items() if not k.startswith("__") and not inspect.ismodule(v)}
+        limit = self.limits.max_repr_chars
+        out = {}
+        for name, value in names.items():
+            previous = seen.get(name)
+            if previous is not None and previous[0] is value:
+                snapshot = previous[2]
+                if snapshot is _IMMUTABLE_MARK or (snapshot is not None and _unchanged(value, snapshot)):
+                    out[name] = previous[1]
+                    continue
+            text = safe_repr(value, limit)
+            seen[name] = (value, text, _IMMUTABLE_MARK if type(value) in _IMMUTABLE else _snapshot(value))
+            out[name] = text
+        return out
 
     def global_trace(self, frame, event, arg):
         code = frame.f_code
