@@ -66,6 +66,17 @@ class SourceFiles:
     def __contains__(self, filename: str) -> bool:
         return filename in self._lines
 
+    def with_line_replaced(self, filename: str, lineno: int, text: str) -> "SourceFiles":
+        """A copy in which one line reads differently (the entry's def line, marked)."""
+        copy = SourceFiles()
+        copy._lines, copy._def_lines = dict(self._lines), self._def_lines
+        copy._lines[filename] = list(self._lines[filename])
+        copy._lines[filename][lineno - 1] = text
+        return copy
+
+    def source(self, filename: str) -> str:
+        return "".join(self._lines[filename])
+
     def line(self, filename: str, lineno: int) -> str:
         lines = self._lines[filename]
         line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""

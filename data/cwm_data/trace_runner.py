@@ -10,39 +10,67 @@ import sys
 import time
 
 from cwm_data.trace_frames import KILLED, TraceLimits, TraceResult
+from cwm_data.trace_worker import worker_cgroup
 
-GRACE_S = 2.0  # beyond timeout_s, for start-up and writing the result
+GRACE_S = 2.0  # beyond the run's own time limit, for start-up and writing the result
 
 
-def run_trace(source: str, entry: str | None, call_args: str = "", stdin: str | None = None,
-              limits: TraceLimits = TraceLimits()) -> TraceResult:
-    """Like tracer.trace, but the code cannot harm this process: limits are enforced by the OS."""
-    request = json.dumps(dict(source=source, entry=entry, call_args=call_args, stdin=stdin,
-                              limits=dataclasses.asdict(limits)))
-    start = time.perf_counter()
+def _run_worker(request: dict, timeout_s: float) -> tuple[dict | None, str]:
+    """(the worker's JSON result, "") or (None, why there is none)."""
     proc = subprocess.Popen([sys.executable, "-m", "cwm_data.trace_worker"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             cwd="/", env=_worker_env())
     try:
-        out, err = proc.communicate(request.encode(), timeout=limits.timeout_s + GRACE_S)
+        out, err = proc.communicate(json.dumps(request).encode(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return TraceResult(KILLED, [], [], source, error=f"no result within {limits.timeout_s + GRACE_S:.0f}s",
-                           seconds=time.perf_counter() - start)
+        return None, f"no result within {timeout_s:.0f}s"
     finally:
         _kill_group(proc)  # whatever the code started goes too
     if proc.returncode != 0 or not out:
         reason = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        return TraceResult(KILLED, [], [], source, error=f"worker died ({reason}) {tail[0]}".strip(),
-                           seconds=time.perf_counter() - start)
-    return TraceResult.from_json(json.loads(out))
+        return None, f"worker died ({reason}) {tail[0]}".strip()
+    return json.loads(out), ""
+
+
+def run_trace(source: str, entry: str | None, call_args: str = "", stdin: str | None = None,
+              limits: TraceLimits = TraceLimits()) -> TraceResult:
+    """Like tracer.trace, but the code cannot harm this process: limits are enforced by the OS."""
+    start = time.perf_counter()
+    request = dict(mode="call", source=source, entry=entry, call_args=call_args, stdin=stdin,
+                   limits=dataclasses.asdict(limits))
+    result, why = _run_worker(request, limits.timeout_s + GRACE_S)
+    if result is None:
+        return TraceResult(KILLED, [], [], source, error=why, seconds=time.perf_counter() - start)
+    return TraceResult.from_json(result)
+
+
+@dataclasses.dataclass
+class RepoTraceResult:
+    episodes: list[TraceResult]
+    dropped: dict[str, int]  # episodes dropped, by reason
+    pytest_exit_code: int | None
+    error: str = ""
+
+
+def run_repo_trace(repo_dir: str, test_args: list[str] = (), limits: TraceLimits = TraceLimits(),
+                   suite_timeout_s: float = 600.0, max_episodes_per_function: int = 5) -> RepoTraceResult:
+    """Runs the repo's pytest suite in a limited process and returns its function-level episodes."""
+    request = dict(mode="repo", repo_dir=os.path.abspath(repo_dir), test_args=list(test_args),
+                   limits=dataclasses.asdict(limits), suite_timeout_s=suite_timeout_s,
+                   max_episodes_per_function=max_episodes_per_function)
+    result, why = _run_worker(request, suite_timeout_s + GRACE_S)
+    if result is None:
+        return RepoTraceResult([], {}, None, error=why)
+    return RepoTraceResult([TraceResult.from_json(e) for e in result["episodes"]], result["dropped"],
+                           result["exit_code"], result.get("error", ""))
 
 
 def _worker_env() -> dict[str, str]:
-    # The worker must import cwm_data from wherever this process did, whatever the working directory.
+    # The worker must import cwm_data (and pytest) from wherever this process does, from any directory.
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": here, "PYTHONHASHSEED": "0"}
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join([here, *sys.path[1:]]),
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _kill_group(proc: subprocess.Popen):
@@ -51,3 +79,6 @@ def _kill_group(proc: subprocess.Popen):
     except ProcessLookupError:
         pass
     proc.wait()
+    group = worker_cgroup(proc.pid)
+    if os.path.isdir(group):
+        os.rmdir(group)  # empty now: its only process is gone

@@ -13,22 +13,32 @@ import sys
 from cwm_data.trace_frames import ERROR, TraceLimits, TraceResult
 from cwm_data.tracer import trace
 
-NOBODY = 65534
+PIDS_CGROUP = "/sys/fs/cgroup/pids"
 PARTIAL_FRAMES = 2000  # an incomplete trace is kept for diagnosis only: send back its start, quickly
 
 
-def _limit_self(limits: TraceLimits):
+def _limit_self(limits: TraceLimits, cpu_seconds: float):
     memory = limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(limits.timeout_s) + 2
+    cpu = int(cpu_seconds) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_FSIZE, (2**24, 2**24))
-    if os.getuid() == 0:
-        # RLIMIT_NPROC is not enforced for root: become nobody so that forks are refused.
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-    resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
+    if os.getuid() != 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))  # already more processes than that: no forks
+        return
+    # RLIMIT_NPROC is not enforced for root. A pids cgroup holding only this process refuses forks and
+    # threads; the runner removes it afterwards. (Dropping to nobody instead would also cut this process
+    # off from a Python installed under /root.)
+    group = worker_cgroup(os.getpid())
+    os.makedirs(group, exist_ok=True)
+    with open(os.path.join(group, "pids.max"), "w") as f:
+        f.write("1")
+    with open(os.path.join(group, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+
+
+def worker_cgroup(pid: int) -> str:
+    return os.path.join(PIDS_CGROUP, f"cwm-trace-{pid}")
 
 
 def main():
@@ -39,18 +49,30 @@ def main():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
 
+    def send(result: dict):
+        with os.fdopen(result_fd, "w") as out:
+            json.dump(result, out)
+        os._exit(0)
+
     def report(result: TraceResult):
         if not result.complete and len(result.frames) > PARTIAL_FRAMES:
             result.error = f"stopped after {len(result.frames)} frames; the first {PARTIAL_FRAMES} are kept"
             result.frames, result.linenos = result.frames[:PARTIAL_FRAMES], result.linenos[:PARTIAL_FRAMES]
-        with os.fdopen(result_fd, "w") as out:
-            json.dump(result.to_json(), out)
-        os._exit(0)
+        send(result.to_json())
 
+    repo = request["mode"] == "repo"
     try:
-        _limit_self(limits)
+        _limit_self(limits, request["suite_timeout_s"] if repo else limits.timeout_s)
     except OSError as e:
+        if repo:
+            send({"episodes": [], "dropped": {}, "exit_code": None, "error": f"could not apply limits: {e}"})
         report(TraceResult(ERROR, [], [], request["source"], error=f"could not apply limits: {e}"))
+    if repo:
+        from cwm_data.repo_tracer import trace_test_suite
+
+        episodes, dropped, exit_code = trace_test_suite(request["repo_dir"], request["test_args"], limits,
+                                                        request["max_episodes_per_function"])
+        send({"episodes": [e.to_json() for e in episodes], "dropped": dropped, "exit_code": exit_code})
     report(trace(request["source"], request["entry"], request["call_args"], request["stdin"], limits,
                  on_stop=report))
 

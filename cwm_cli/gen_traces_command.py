@@ -1,0 +1,54 @@
+"""`cwm gen-traces`: write trace corpora as ArrayRecord shards, with counts of kept and dropped traces."""
+
+import glob
+import os
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("gen-traces", help="generate execution-trace shards from functions, programs or a repo")
+    p.add_argument("kind", choices=("functions", "programs", "repo"))
+    p.add_argument("paths", nargs="+", help="function modules / program files (or folders of them) / a repo folder")
+    p.add_argument("--out", required=True, help="output folder for shards and the report")
+    p.add_argument("--per-function", type=int, default=8, help="inputs per function (examples, then fuzzed)")
+    p.add_argument("--max-depth", type=int, default=None, help="calls below the entry point to trace")
+    p.add_argument("--max-steps", type=int, default=10_000)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per trace")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run)
+
+
+def _python_files(paths: list[str]) -> list[str]:
+    from cwm_common.errors import CwmError
+
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            files += sorted(glob.glob(os.path.join(path, "*.py")))
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise CwmError(f"{path}: no such file or folder")
+    return files
+
+
+def run(args):
+    from cwm_common.errors import CwmError
+    from cwm_data.generators.corpus_jobs import function_jobs, program_jobs
+    from cwm_data.generators.repo_traces import generate_repo_traces
+    from cwm_data.generators.trace_jobs import run_jobs
+    from cwm_data.trace_frames import TraceLimits
+
+    limits = TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout, max_depth=args.max_depth)
+    os.makedirs(args.out, exist_ok=True)
+    if args.kind == "repo":
+        if len(args.paths) != 1 or not os.path.isdir(args.paths[0]):
+            raise CwmError("gen-traces repo takes one repository folder")
+        generate_repo_traces(args.paths[0], args.out, limits)
+    elif args.kind == "functions":
+        jobs, skipped = function_jobs(_python_files(args.paths), args.per_function, args.seed)
+        for name in skipped:
+            print(f"skipped {name}: no EXAMPLES entry and no annotations to fuzz from")
+        run_jobs(jobs, args.out, "functions", limits, args.workers)
+    else:
+        run_jobs(program_jobs(_python_files(args.paths)), args.out, "programs", limits, args.workers)

@@ -1,0 +1,1 @@
+"""textkit: a tiny text-processing package, traced through its own test suite."""
