@@ -37,3 +37,35 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "config.json: not found" in result.stderr
+
+
+def test_trace_command_prints_the_cwm_trace(tmp_path, capsys):
+    source = tmp_path / "prog.py"
+    source.write_text("def double(xs, k=2):\n    return [x * k for x in xs]\n")
+    assert main(["trace", str(source), "--entry", "double", "--args", "[[1, 2]]", "--kwargs", '{"k": 3}']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<|begin_of_text|><|trace_context_start|>def double(xs, k=2):  # << START_OF_TRACE\n")
+    assert '<|call_sep|>{"xs": "[1, 2]", "k": "3"}<|action_sep|>' in out
+    assert out.rstrip().endswith('<|arg_sep|>"[3, 6]"<|frame_sep|><|end_of_text|>')
+    assert main(["trace", str(source), "--entry", "double", "--args", "[[1]]", "--format", "json"]) == 0
+    assert '"status": "ok"' in capsys.readouterr().out
+
+
+def test_trace_command_errors_and_incomplete_traces(tmp_path, capsys):
+    source = tmp_path / "prog.py"
+    source.write_text("def spin():\n    while True:\n        pass\n")
+    assert main(["trace", str(source), "--entry", "spin", "--max-steps", "50"]) == 1
+    assert "incomplete trace (step_limit)" in capsys.readouterr().err
+    assert main(["trace", str(source), "--entry", "spin", "--args", "{"]) == 2
+    assert "--args: not valid JSON" in capsys.readouterr().err
+    assert main(["trace", str(tmp_path / "missing.py"), "--entry", "f"]) == 2
+    assert "cannot read source file" in capsys.readouterr().err
+
+
+def test_gen_traces_command_writes_shards_and_a_report(tmp_path, capsys):
+    corpus = tmp_path / "funcs.py"
+    corpus.write_text("def inc(x: int) -> int:\n    return x + 1\n")
+    assert main(["gen-traces", "functions", str(corpus), "--out", str(tmp_path / "out"), "--per-function", "3",
+                 "--workers", "2"]) == 0
+    assert "3 jobs: kept 3" in capsys.readouterr().out
+    assert (tmp_path / "out" / "functions-00000.arrayrecord").exists()

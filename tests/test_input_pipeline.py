@@ -10,7 +10,7 @@ import pytest
 
 from cwm_common.errors import CwmError
 from cwm_data import special_tokens as st
-from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
+from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset, malformed_counts
 from cwm_data.shards import ShardWriter
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.tracer import trace
@@ -114,8 +114,7 @@ def test_rows_are_packed_full_and_document_causal(corpus):
 def test_malformed_records_are_counted_or_fail_the_run(corpus):
     iterator = iter(build_dataset(_config(corpus, [("text", 1.0)], num_epochs=1, batch_size=1)))
     list(iterator)
-    assert iterator.get_state()["parent_state"]["malformed"] == {
-        "text: text record field 'text' is not a string": 1}
+    assert malformed_counts(iterator.get_state()) == {"text: text record field 'text' is not a string": 1}
     failing = iter(build_dataset(_config(corpus, [("text", 1.0)], num_epochs=1, on_malformed="fail")))
     with pytest.raises(CwmError, match="malformed record in text: text record field 'text'"):
         list(failing)

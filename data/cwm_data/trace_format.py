@@ -77,25 +77,38 @@ def prompt(marked_source: str) -> list[str]:
 
 
 def render(frames: list[Frame], complete: bool) -> list[str]:
-    """Frames as token-text pieces; a complete trace ends with <|end_of_text|>."""
+    """Frames as token-text pieces; a complete trace ends with <|end_of_text|>.
+
+    Raises TraceFormatError for frames that no reader could place (a frame outside any scope, an event
+    that is not one of the four), so rendering also validates the structure.
+    """
     pieces: list[str] = []
     scopes = _Scopes()
-    for frame in frames:
+    for k, frame in enumerate(frames):
+        if frame.event not in _EVENT_TOKEN:
+            raise TraceFormatError(f"unknown event {frame.event!r}", len(pieces), k)
+        if k and not scopes.stack:
+            raise TraceFormatError("frame after the entry point returned", len(pieces), k)
         pieces.append(special(_EVENT_TOKEN[frame.event]))
         if frame.event == CALL:
             scopes.enter(frame.locals)
             pieces += [json.dumps(frame.locals), special(st.ACTION_SEP), frame.line]
         elif frame.event == LINE:
-            known = scopes.line() or {}
-            shown = {k: UNCHANGED if known.get(k, None) == v else v for k, v in frame.locals.items()}
+            known = scopes.line()
+            if known is None:
+                raise TraceFormatError("line frame outside any scope", len(pieces), k)
+            shown = {name: UNCHANGED if known.get(name, None) == v else v for name, v in frame.locals.items()}
             known.clear()
             known.update(frame.locals)
             pieces += [json.dumps(shown), special(st.ACTION_SEP), frame.line]
         else:
-            scopes.leave() if frame.event == RETURN else scopes.exception()
+            if not (scopes.leave() if frame.event == RETURN else scopes.exception()):
+                raise TraceFormatError(f"{frame.event} frame outside any scope", len(pieces), k)
             pieces += [special(st.ACTION_SEP), frame.line, special(st.ARG_SEP), json.dumps(frame.value)]
         pieces.append(special(st.FRAME_SEP))
     if complete:
+        if not scopes.finished:
+            raise TraceFormatError("complete trace whose entry point is still running", len(pieces), len(frames))
         pieces.append(special(st.END_OF_TEXT))
     return pieces
 

@@ -34,13 +34,11 @@ def trace_pieces(record: dict) -> list[str]:
     source, frames, status = _fields(record, "trace", "source", "frames", "status")
     try:
         frames = [Frame.from_json(f) for f in frames]
-    except (KeyError, TypeError) as e:
-        raise CwmError(f"trace record has a malformed frame ({e})") from None
-    pieces = trace_format.prompt(source) + trace_format.render(frames, status in COMPLETE)
-    problem = trace_format.validate(pieces[4:])
-    if problem:
-        raise CwmError(f"trace record is not a valid trace: {problem}")
-    return pieces
+        return trace_format.prompt(source) + trace_format.render(frames, status in COMPLETE)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CwmError(f"trace record has a malformed frame ({type(e).__name__}: {e})") from None
+    except trace_format.TraceFormatError as e:
+        raise CwmError(f"trace record is not a valid trace: {e}") from None
 
 
 def to_document(raw: bytes | str, kind: str, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0,

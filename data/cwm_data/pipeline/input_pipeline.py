@@ -8,8 +8,9 @@
   length (estimated from its first records), so e.g. weight 0.3 on traces means ~30% of trained tokens.
 - Packing concatenates documents and splits them at `seq_len`: rows are full (no padding); `segment_ids`
   mark documents (document-causal attention) and `positions` count tokens within each document.
-- Tokenization runs in `num_workers` processes; the iterator's state (get_state/set_state) restores the
-  stream exactly, including the malformed-record counts.
+- With `num_workers` processes, each makes whole batches from its slice of the records; the iterator's
+  state (get_state/set_state) restores the stream exactly, including the malformed-record counts
+  (`malformed_counts(state)` sums them).
 """
 
 import dataclasses
@@ -130,14 +131,37 @@ def build_dataset(cfg: PipelineConfig) -> grain.IterDataset:
         shard = shard.shuffle(seed=cfg.seed + 7919 * k).repeat(cfg.num_epochs)
         per_source.append(shard.map(docs_fn))
     mixed = per_source[0] if len(per_source) == 1 else grain.MapDataset.mix(per_source, rates)
-    stream = mixed.to_iter_dataset()
-    if cfg.num_workers > 0:
-        _allow_worker_processes()
-        stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers))
+    # Documents are made in Python (GIL-bound): reader threads only add contention; worker processes scale.
+    stream = mixed.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     stream = SkipMalformedIterDataset(stream, fail=cfg.on_malformed == "fail")
     packed = grain.experimental.ConcatThenSplitIterDataset(
         stream, length_struct={"tokens": cfg.seq_len, "loss_mask": cfg.seq_len})
-    return packed.map(_row).batch(cfg.batch_size, drop_remainder=True)
+    batches = packed.map(_row).batch(cfg.batch_size, drop_remainder=True)
+    if cfg.num_workers > 0:
+        # Each worker makes whole batches from its slice of the records: only full batches cross processes.
+        _allow_worker_processes()
+        batches = batches.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers))
+    return batches
+
+
+def malformed_counts(state) -> dict[str, int]:
+    """Malformed records skipped so far, summed over worker processes, from an iterator's state."""
+    totals: dict[str, int] = {}
+
+    def visit(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "malformed" and isinstance(value, dict):
+                    for reason, count in value.items():
+                        totals[reason] = totals.get(reason, 0) + count
+                else:
+                    visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(state)
+    return totals
 
 
 def _row(packed: dict) -> dict[str, np.ndarray]:
