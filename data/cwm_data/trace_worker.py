@@ -28,13 +28,17 @@ def _limit_self(limits: TraceLimits, cpu_seconds: float):
         return
     # RLIMIT_NPROC is not enforced for root. A pids cgroup holding only this process refuses forks and
     # threads; the runner removes it afterwards. (Dropping to nobody instead would also cut this process
-    # off from a Python installed under /root.)
+    # off from a Python installed under /root.) Where no cgroup can be made, forks are possible, and the
+    # runner's kill of the whole process session is what ends them.
     group = worker_cgroup(os.getpid())
-    os.makedirs(group, exist_ok=True)
-    with open(os.path.join(group, "pids.max"), "w") as f:
-        f.write("1")
-    with open(os.path.join(group, "cgroup.procs"), "w") as f:
-        f.write(str(os.getpid()))
+    try:
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, "pids.max"), "w") as f:
+            f.write("1")
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    except OSError:
+        pass
 
 
 def worker_cgroup(pid: int) -> str:
