@@ -19,6 +19,7 @@ _NORMAL_EXITS = {dis.opmap["RETURN_VALUE"], _YIELD}
 _IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)})
 _IMMUTABLE_MARK = ()  # the snapshot of an immutable value: nothing to compare
 _CLOCK_EVERY = 64  # frames between wall-clock checks
+_SMALL_INT = 10**15  # ints this small are repr'd inline (at most 16 characters)
 
 
 def _snapshot(value):
@@ -53,9 +54,11 @@ class SourceFiles:
     def __init__(self):
         self._lines: dict[str, list[str]] = {}
         self._def_lines: dict[str, dict[int, int]] = {}
+        self._numbered: dict[str, list[str]] = {}
 
     def add(self, filename: str, source: str):
         self._lines[filename] = source.splitlines(keepends=True)
+        self._numbered.pop(filename, None)
         # co_firstlineno is the first decorator's line; frames show the def line.
         firsts = {}
         for node in ast.walk(ast.parse(source)):
@@ -69,7 +72,8 @@ class SourceFiles:
     def with_line_replaced(self, filename: str, lineno: int, text: str) -> "SourceFiles":
         """A copy in which one line reads differently (the entry's def line, marked)."""
         copy = SourceFiles()
-        copy._lines, copy._def_lines = dict(self._lines), self._def_lines
+        copy._lines, copy._def_lines, copy._numbered = dict(self._lines), self._def_lines, dict(self._numbered)
+        copy._numbered.pop(filename, None)
         copy._lines[filename] = list(self._lines[filename])
         copy._lines[filename][lineno - 1] = text
         return copy
@@ -81,6 +85,15 @@ class SourceFiles:
         lines = self._lines[filename]
         line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
         return line if line.endswith("\n") else line + "\n"
+
+    @property
+    def numbered_lines(self) -> dict[str, list[str]]:
+        """filename -> lines indexed by line number (entry 0 and one past the end are empty lines)."""
+        for filename in self._lines:
+            if filename not in self._numbered:
+                n = len(self._lines[filename])
+                self._numbered[filename] = [self.line(filename, i) for i in range(n + 2)]
+        return self._numbered
 
     def def_line(self, code) -> int:
         return self._def_lines[code.co_filename].get(code.co_firstlineno, code.co_firstlineno)
@@ -129,8 +142,8 @@ class Recorder:
 
     @property
     def frames(self) -> list[Frame]:
-        line = self.files.line
-        return [Frame(event, line(filename, lineno), locals_, value)
+        lines, make = self.files.numbered_lines, tuple.__new__  # tuple.__new__: Frame without the __new__ call
+        return [make(Frame, (event, lines[filename][lineno], locals_, value))
                 for event, filename, lineno, locals_, value in self.events]
 
     @property
@@ -146,7 +159,8 @@ class Recorder:
 
     def locals_of(self, frame) -> dict[str, str]:
         """name -> repr, re-using the last repr of a value that provably has not changed (immutable and the
-        same object, or a container of immutables holding the same objects). Runs for every traced line."""
+        same object, or a container of immutables holding the same objects). Runs for every traced line,
+        so the common cases (unchanged values, small numbers and strings) are handled inline."""
         seen = self.seen.get(frame)
         if seen is None:
             seen = self.seen[frame] = {}
@@ -154,6 +168,7 @@ class Recorder:
         if not frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a whole program: its globals, minus plumbing
             names = {k: v for k, v in names.items() if not k.startswith("__") and not inspect.ismodule(v)}
         limit = self.limits.max_repr_chars
+        short_str = limit // 10  # an escaped character takes at most 10: the repr fits the limit
         out = {}
         for name, value in names.items():
             previous = seen.get(name)
@@ -162,8 +177,14 @@ class Recorder:
                 if snapshot is _IMMUTABLE_MARK or (snapshot is not None and _unchanged(value, snapshot)):
                     out[name] = previous[1]
                     continue
-            text = safe_repr(value, limit)
-            seen[name] = (value, text, _IMMUTABLE_MARK if type(value) in _IMMUTABLE else _snapshot(value))
+            kind = type(value)
+            if (kind is int and -_SMALL_INT < value < _SMALL_INT and limit > 16) or \
+                    (kind is str and len(value) <= short_str):
+                text, snapshot = repr(value), _IMMUTABLE_MARK
+            else:
+                text = safe_repr(value, limit)
+                snapshot = _IMMUTABLE_MARK if kind in _IMMUTABLE else _snapshot(value)
+            seen[name] = (value, text, snapshot)
             out[name] = text
         return out
 
