@@ -1,23 +1,29 @@
 """Traced-vs-untraced slowdown of the CWM tracer (target: at most 50x on loop-heavy code).
 
-Runs each function untraced, under a no-op sys.settrace (the floor any settrace tracer pays), and under
-the tracer, in this process, and prints the ratios. Corpus: loop-heavy functions below, and CRUXEval.
+For each call: time untraced, under a no-op sys.settrace (the floor any settrace tracer pays), and under
+the tracer (recording plus building the frames; parsing and compiling the source once per trace is
+reported separately). Corpus: the shipped functions (data/corpus/functions, their EXAMPLES), a few
+loop-heavy kernels below, and CRUXEval end to end.
 
     python bench/trace_overhead.py
 """
 
+import ast
+import glob
 import json
 import pathlib
 import statistics
 import sys
 import time
 
+from cwm_data.fuzz import parse_args
 from cwm_data.trace_frames import TraceLimits
+from cwm_data.trace_recorder import Recorder, SourceFiles
 from cwm_data.tracer import FILENAME, trace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-LOOPS = '''
+LIMITS = TraceLimits(max_steps=10**8, timeout_s=600)
+KERNELS = '''
 def sum_squares(n):
     total = 0
     for i in range(n):
@@ -53,56 +59,89 @@ def bubble(xs):
                 xs[j], xs[j + 1] = xs[j + 1], xs[j]
     return xs[:3]
 '''
-LOOP_CALLS = [("sum_squares", "3000"), ("primes", "600"), ("word_counts", "['a', 'b', 'c', 'a'] * 300"),
-              ("bubble", "list(range(60, 0, -1))")]
-LIMITS = TraceLimits(max_steps=10**7, timeout_s=600)
+KERNEL_CALLS = [("sum_squares", "3000"), ("primes", "600"), ("word_counts", "['a', 'b', 'c', 'a'] * 300"),
+                ("bubble", "list(range(60, 0, -1))")]
 
 
 def _noop(frame, event, arg):
     return _noop
 
 
-def time_call(source, entry, call_args, mode, repeats=3):
+def ratios(source: str, entry: str, call_args: str, min_seconds: float = 0.02) -> tuple[float, float, int]:
+    """(no-op settrace / plain, tracer / plain, frames per call), repeating the call to fill min_seconds."""
     namespace = {"__name__": "__main__"}
     exec(compile(source, FILENAME, "exec"), namespace)
-    fn = namespace[entry]
+    target = namespace[entry]
     args, kwargs = eval(f"(lambda *a, **k: (a, k))({call_args})", namespace)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        if mode == "plain":
-            fn(*args, **kwargs)
-        elif mode == "noop":
-            sys.settrace(_noop)
-            fn(*args, **kwargs)
-            sys.settrace(None)
-        else:
-            result = trace(source, entry, call_args, limits=LIMITS)
-            assert result.complete, result.status
-        times.append(time.perf_counter() - start)
-    return min(times)
+
+    def fn(*a, **k):
+        try:
+            return target(*a, **k)
+        except Exception as e:  # examples that raise are traced too
+            return e
+
+    files = SourceFiles()
+    files.add(FILENAME, source)
+
+    def timed(mode) -> tuple[float, int]:
+        reps, start, frames = 0, time.perf_counter(), 0
+        while time.perf_counter() - start < min_seconds or reps < 3:
+            if mode == "plain":
+                fn(*args, **kwargs)
+            elif mode == "noop":
+                sys.settrace(_noop)
+                fn(*args, **kwargs)
+                sys.settrace(None)
+            else:
+                recorder = Recorder(files, target.__code__, LIMITS)
+                sys.settrace(recorder.global_trace)
+                fn(*args, **kwargs)
+                sys.settrace(None)
+                frames = len(recorder.frames)
+            reps += 1
+        return (time.perf_counter() - start) / reps, frames
+
+    plain, _ = timed("plain")
+    noop, _ = timed("noop")
+    traced, frames = timed("traced")
+    return noop / plain, traced / plain, frames
 
 
-def measure(cases):
-    rows = []
-    for source, entry, call_args in cases:
-        plain, noop, traced = (time_call(source, entry, call_args, m) for m in ("plain", "noop", "traced"))
-        rows.append((entry, noop / plain, traced / plain))
-    return rows
+def corpus_calls():
+    for path in sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))):
+        source = open(path).read()
+        tree = ast.parse(source)
+        table = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                     and any(getattr(t, "id", "") == "EXAMPLES" for t in n.targets))
+        for entry, examples in table.items():
+            for args in examples:
+                parse_args(args)
+                yield source, entry, args
 
 
 def main():
-    loops = measure([(LOOPS, e, a) for e, a in LOOP_CALLS])
-    for entry, noop, traced in loops:
-        print(f"{entry:<12} no-op settrace {noop:6.1f}x   tracer {traced:6.1f}x")
+    rows = []
+    for source, entry, args in corpus_calls():
+        noop, traced, frames = ratios(source, entry, args)
+        if frames >= 20:  # loop-heavy: the call runs at least 20 traced steps
+            rows.append((f"{entry}({args})"[:40], noop, traced, frames))
+    for source, entry, args in ((KERNELS, e, a) for e, a in KERNEL_CALLS):
+        noop, traced, frames = ratios(source, entry, args)
+        rows.append((f"kernel {entry}", noop, traced, frames))
+    for name, noop, traced, frames in rows:
+        print(f"{name:<42} {frames:6d} frames  no-op settrace {noop:5.1f}x  tracer {traced:7.1f}x")
+    corpus = [r for r in rows if not r[0].startswith("kernel")]
+    print(f"shipped corpus, loop-heavy calls ({len(corpus)}): geometric mean tracer "
+          f"{statistics.geometric_mean([r[2] for r in corpus]):.1f}x, no-op settrace "
+          f"{statistics.geometric_mean([r[1] for r in corpus]):.1f}x")
+    kernels = [r for r in rows if r[0].startswith("kernel")]
+    print(f"kernels: geometric mean tracer {statistics.geometric_mean([r[2] for r in kernels]):.1f}x")
     crux = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
-    # Whole-corpus ratio: total traced time over total untraced time (tiny functions, so totals).
-    plain = sum(time_call(s["code"], "f", s["input"], "plain", 1) for s in crux)
-    traced = sum(time_call(s["code"], "f", s["input"], "traced", 1) for s in crux)
-    print(f"loop-heavy geometric mean: tracer {statistics.geometric_mean([r[2] for r in loops]):.1f}x "
-          f"(no-op settrace {statistics.geometric_mean([r[1] for r in loops]):.1f}x)")
-    print(f"CRUXEval (800 functions, incl. source parsing and compile per trace): {traced / plain:.0f}x, "
-          f"{len(crux) / traced:,.0f} traces/s per core")
+    start = time.perf_counter()
+    for s in crux:
+        assert trace(s["code"], "f", s["input"], limits=LIMITS).complete
+    print(f"CRUXEval end to end (parse, compile, run, trace; 800 functions): "
+          f"{len(crux) / (time.perf_counter() - start):,.0f} traces/s per core")
 
 
 if __name__ == "__main__":
