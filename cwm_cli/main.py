@@ -3,14 +3,15 @@
 import argparse
 import sys
 
-from cwm_cli import convert_command, demo_command, gen_traces_command, trace_command
+from cwm_cli import convert_command, demo_command, gen_traces_command, trace_command, train_command
 from cwm_common.errors import CwmError
 
-SUBCOMMANDS = (demo_command, convert_command, trace_command, gen_traces_command)
+SUBCOMMANDS = (demo_command, train_command, convert_command, trace_command, gen_traces_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cwm", description="CWM in JAX: train, convert, sample, evaluate.")
+    parser = argparse.ArgumentParser(prog="cwm", description="CWM in JAX: train, convert, sample, evaluate.",
+                                     allow_abbrev=False)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -18,7 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    bad = [a for a in extra if not a.startswith("--config.")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (config overrides look like --config.FIELD=VALUE)")
+    args.overrides = extra
     try:
         return args.run(args) or 0
     except CwmError as e:

@@ -8,6 +8,7 @@ from cwm_jax.config import ModelConfig
 from cwm_jax.mlp import MLP
 from cwm_jax.rms_norm import RMSNorm
 from cwm_jax.self_attention import SelfAttention
+from cwm_jax.sharding import constrain
 
 
 class DecoderLayer(nnx.Module):
@@ -23,4 +24,4 @@ class DecoderLayer(nnx.Module):
     def __call__(self, x: jax.Array, *, rotary, positions, segments, window: int | None) -> jax.Array:
         h = x + self.attn(self.attn_norm(x), rotary=rotary, positions=positions, segments=segments,
                           window=window)
-        return h + self.mlp(self.mlp_norm(h))
+        return constrain(h + self.mlp(self.mlp_norm(h)), ("batch", "length", "embed"))

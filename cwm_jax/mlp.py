@@ -6,6 +6,7 @@ from flax import nnx
 
 from cwm_jax.config import ModelConfig
 from cwm_jax.params import param
+from cwm_jax.sharding import constrain
 
 
 class MLP(nnx.Module):
@@ -18,4 +19,4 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         dt = x.dtype
         h = jax.nn.silu(x @ self.gate[...].astype(dt)) * (x @ self.up[...].astype(dt))
-        return h @ self.down[...].astype(dt)
+        return constrain(h, ("batch", "length", "mlp")) @ self.down[...].astype(dt)

@@ -10,6 +10,7 @@ from cwm_jax.layer_plan import plan_layers
 from cwm_jax.params import param
 from cwm_jax.rms_norm import RMSNorm
 from cwm_jax.rope import rotary_tables
+from cwm_jax.sharding import constrain
 
 _REMAT_POLICIES = {
     "full": None,  # save nothing inside a layer
@@ -48,10 +49,11 @@ class CwmModel(nnx.Module):
         if positions is None:
             positions = positions_from_segments(segment_ids)
         dt = jnp.dtype(self.cfg.dtype)
-        x = jnp.take(self.embed[...], tokens, axis=0).astype(dt)
+        x = constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt), ("batch", "length", "embed"))
         x = self._run_layers(x, rotary_tables(self.cfg, positions), positions, segment_ids)
         x = self.final_norm(x)
-        return jnp.einsum("btd,dv->btv", x, self.lm_head[...].astype(dt), preferred_element_type=jnp.float32)
+        logits = jnp.einsum("btd,dv->btv", x, self.lm_head[...].astype(dt), preferred_element_type=jnp.float32)
+        return constrain(logits, ("batch", "length", "vocab"))
 
     def _run_layers(self, x, rotary, positions, segments):
         cfg = self.cfg

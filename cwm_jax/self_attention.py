@@ -8,6 +8,10 @@ from cwm_jax.attention import ATTENTION_IMPLS
 from cwm_jax.config import ModelConfig
 from cwm_jax.params import param
 from cwm_jax.rope import apply_rotary
+from cwm_jax.sharding import constrain
+
+_Q_AXES = ("batch", "length", "heads", "head_dim")
+_KV_AXES = ("batch", "length", "kv_heads", "head_dim")
 
 
 class SelfAttention(nnx.Module):
@@ -23,11 +27,11 @@ class SelfAttention(nnx.Module):
     def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
                  segments: jax.Array, window: int | None) -> jax.Array:
         dt = x.dtype
-        q = jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt))
-        k = jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt))
-        v = jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt))
+        q = constrain(jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt)), _Q_AXES)
+        k = constrain(jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt)), _KV_AXES)
+        v = constrain(jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt)), _KV_AXES)
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         out = ATTENTION_IMPLS[self.cfg.attention_impl](
             q, k, v, q_positions=positions, kv_positions=positions, q_segments=segments,
             kv_segments=segments, window=window, block_size=self.cfg.attention_block_size)
-        return jnp.einsum("bthk,hkd->btd", out, self.o[...].astype(dt))
+        return jnp.einsum("bthk,hkd->btd", constrain(out, _Q_AXES), self.o[...].astype(dt))

@@ -1,0 +1,163 @@
+"""Meshes from config and the one table from logical axis names to mesh axes.
+
+Mesh axes: `data` (pure data parallel), `fsdp` (data parallel with parameters and optimizer state sharded),
+`tensor` (heads, MLP and vocab split across devices), `sequence` (activations split along the sequence, for
+long context). Parameters carry logical axes (cwm_jax/params.py); activations are constrained at a few
+points in the model with `constrain`. Changing the parallelism is changing `mesh` (and, rarely, the rules)
+in the config.
+"""
+
+import contextlib
+import contextvars
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import jax
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+from cwm_common.errors import CwmError
+
+MESH_AXES = ("data", "fsdp", "tensor", "sequence")
+
+# Parameters: FSDP shards the model dimension, tensor parallelism the per-head and per-unit dimensions.
+PARAM_RULES: dict[str, str | tuple[str, ...] | None] = {
+    "vocab": "tensor", "embed": "fsdp", "heads": "tensor", "kv_heads": "tensor", "head_dim": None,
+    "mlp": "tensor", "layers": None,
+}
+# Activations: the batch over every data-parallel axis, the sequence over `sequence`, model dims replicated
+# except where tensor parallelism splits them.
+ACTIVATION_RULES: dict[str, str | tuple[str, ...] | None] = {
+    "batch": ("data", "fsdp"), "length": "sequence", "embed": None, "heads": "tensor", "kv_heads": "tensor",
+    "head_dim": None, "mlp": "tensor", "vocab": "tensor",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardingRules:
+    params: Mapping = dataclasses.field(default_factory=lambda: dict(PARAM_RULES))
+    activations: Mapping = dataclasses.field(default_factory=lambda: dict(ACTIVATION_RULES))
+
+    @classmethod
+    def with_overrides(cls, params: Mapping | None = None, activations: Mapping | None = None) -> "ShardingRules":
+        rules = cls()
+        for table, overrides, name in ((rules.params, params, "param_rules"), (rules.activations, activations,
+                                                                               "activation_rules")):
+            for axis, target in (overrides or {}).items():
+                if axis not in table:
+                    raise CwmError(f"config field '{name}': unknown logical axis '{axis}'")
+                for mesh_axis in _as_tuple(target):
+                    if mesh_axis not in MESH_AXES:
+                        raise CwmError(f"config field '{name}.{axis}': unknown mesh axis '{mesh_axis}'")
+                table[axis] = tuple(target) if isinstance(target, (list, tuple)) else target
+        return rules
+
+
+def _as_tuple(target) -> tuple[str, ...]:
+    if target is None:
+        return ()
+    return tuple(target) if isinstance(target, (list, tuple)) else (target,)
+
+
+def resolve_mesh_shape(spec: Mapping[str, int], device_count: int) -> dict[str, int]:
+    """Axis sizes with at most one -1 ("the rest") filled in, checked against the device count."""
+    unknown = sorted(set(spec) - set(MESH_AXES))
+    if unknown:
+        raise CwmError(f"config field 'mesh': unknown axis '{unknown[0]}'; axes: {', '.join(MESH_AXES)}")
+    sizes = {axis: int(spec.get(axis, 1)) for axis in MESH_AXES}
+    bad = [a for a, s in sizes.items() if s == 0 or s < -1]
+    if bad:
+        raise CwmError(f"config field 'mesh.{bad[0]}' must be a positive size or -1, got {sizes[bad[0]]}")
+    rest = [a for a, s in sizes.items() if s == -1]
+    if len(rest) > 1:
+        raise CwmError(f"config field 'mesh': only one axis may be -1, got {', '.join(rest)}")
+    known = math.prod(s for s in sizes.values() if s != -1)
+    if rest:
+        if device_count % known:
+            raise CwmError(f"config field 'mesh': {device_count} devices do not divide by the fixed axes ({known})")
+        sizes[rest[0]] = device_count // known
+    if math.prod(sizes.values()) != device_count:
+        shape = " x ".join(f"{a}={s}" for a, s in sizes.items())
+        raise CwmError(f"config field 'mesh': {shape} = {math.prod(sizes.values())} devices, "
+                       f"but there are {device_count}")
+    return sizes
+
+
+def make_mesh(spec: Mapping[str, int], devices: list | None = None) -> jax.sharding.Mesh:
+    devices = devices if devices is not None else jax.devices()
+    sizes = resolve_mesh_shape(spec, len(devices))
+    return jax.make_mesh(tuple(sizes.values()), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
+                         devices=devices)
+
+
+def spec_for(axes: tuple[str | None, ...], table: Mapping, mesh_shape: Mapping[str, int] | None = None,
+             shape: tuple[int, ...] | None = None, name: str = "tensor") -> PartitionSpec:
+    """The PartitionSpec of logical `axes`; with a shape, checks every split divides its dimension."""
+    entries, used = [], set()
+    for dim, axis in enumerate(axes):
+        targets = tuple(t for t in _as_tuple(table.get(axis) if axis is not None else None) if t not in used)
+        used.update(targets)
+        if shape is not None and mesh_shape is not None and targets:
+            ways = math.prod(mesh_shape[t] for t in targets)
+            if shape[dim] % ways:
+                raise CwmError(f"cannot shard {name}: dimension {dim} ('{axis}', size {shape[dim]}) does not "
+                               f"divide over mesh axis {'x'.join(targets)} ({ways} ways)")
+        entries.append(None if not targets else targets[0] if len(targets) == 1 else targets)
+    return PartitionSpec(*entries)
+
+
+def param_shardings(abstract_params, mesh: jax.sharding.Mesh, rules: ShardingRules):
+    """NamedShardings for a model's parameter state (from nnx.split / nnx.state), as a pure dict."""
+    mesh_shape = dict(mesh.shape)
+    out = {}
+    for path, variable in nnx.to_flat_state(abstract_params):
+        axes = variable.get_metadata().get("logical_axes")
+        name = "/".join(map(str, path))
+        spec = spec_for(axes, rules.params, mesh_shape, variable.shape, f"parameter '{name}'")
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = NamedSharding(mesh, spec)
+    return out
+
+
+_ACTIVE_RULES: contextvars.ContextVar[ShardingRules | None] = contextvars.ContextVar("cwm_rules", default=None)
+
+
+@contextlib.contextmanager
+def activation_rules(rules: ShardingRules):
+    """Turns on activation constraints (inside `jax.set_mesh(mesh)`) with these rules."""
+    token = _ACTIVE_RULES.set(rules)
+    try:
+        yield
+    finally:
+        _ACTIVE_RULES.reset(token)
+
+
+def constrain(x: jax.Array, axes: tuple[str | None, ...]) -> jax.Array:
+    """with_sharding_constraint by logical axes; a no-op outside `activation_rules` or without a mesh."""
+    rules = _ACTIVE_RULES.get()
+    mesh = jax.sharding.get_abstract_mesh()
+    if rules is None or mesh.empty:
+        return x
+    return jax.lax.with_sharding_constraint(x, spec_for(axes, rules.activations))
+
+
+def data_sharding(mesh: jax.sharding.Mesh, rules: ShardingRules) -> NamedSharding:
+    """Where a [batch, length] input array lives."""
+    return NamedSharding(mesh, spec_for(("batch", "length"), rules.activations))
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def local_batch_size(global_batch: int, mesh: jax.sharding.Mesh, rules: ShardingRules) -> int:
+    """Rows this process feeds: the global batch over processes (rows are split across data axes)."""
+    ways = math.prod(dict(mesh.shape)[a] for a in _as_tuple(rules.activations["batch"]))
+    if global_batch % ways:
+        raise CwmError(f"config field 'batch_size' ({global_batch}) must divide over the batch's mesh axes "
+                       f"({ways} ways)")
+    return global_batch // jax.process_count()
+

@@ -1,0 +1,1 @@
+"""Training: config checks, optimizer recipe, sharded train step, checkpoints, metrics, the loop."""

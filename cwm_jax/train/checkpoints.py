@@ -1,0 +1,44 @@
+"""Orbax checkpoints of the whole run: train state, this process's data-iterator position, and the run manifest.
+
+Saves are asynchronous (training goes on while arrays are written); every N steps, at the last step and on
+SIGTERM; the newest K are kept. A step is only visible once complete, so a run killed mid-save resumes
+from the previous one.
+"""
+
+import os
+
+import grain
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+    def __init__(self, workdir: str, keep: int):
+        self.manager = ocp.CheckpointManager(
+            os.path.join(os.path.abspath(workdir), "checkpoints"),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True),
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
+                           "manifest": ocp.JsonCheckpointHandler()})
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, data_iterator, manifest: dict):
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(data_iterator),
+            manifest=ocp.args.JsonSave(manifest)))
+
+    def restore(self, step: int, abstract_state, data_iterator):
+        """The state placed by the target's shardings (so a different mesh reshards), and the iterator
+        moved to where it was."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=grain.checkpoint.CheckpointRestore(data_iterator)))
+        return restored["state"]
+
+    def manifest(self, step: int) -> dict:
+        return self.manager.restore(step, args=ocp.args.Composite(manifest=ocp.args.JsonRestore()))["manifest"]
+
+    def wait(self):
+        self.manager.wait_until_finished()
+
+    def close(self):
+        self.manager.close()
