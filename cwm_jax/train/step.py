@@ -40,7 +40,7 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule,
         updates, opt_state = optimizer.update(grads, state["opt_state"], params)
         new_state = {"params": optax.apply_updates(params, updates), "opt_state": opt_state,
                      "step": state["step"] + 1, "rng": state["rng"]}
-        metrics = {"loss": nll / denominator, "grad_norm": optax.global_norm(grads),
+        metrics = {"loss": nll / denominator, "grad_norm": optax.tree.norm(grads),
                    "lr": schedule(state["step"]), "target_tokens": count}
         return new_state, metrics
 
