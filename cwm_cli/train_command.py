@@ -20,6 +20,9 @@ def run(args):
     from cwm_common.experiment_config import load_config
     from cwm_jax.train.loop import train
 
+    import jax
+
     config = load_config(args.config, args.overrides)
     result = train(config, args.workdir)
+    print(f"process {jax.process_index()}/{jax.process_count()}: step {result['step']}, loss {result['loss']:.7f}")
     return 143 if result["stopped_early"] else 0

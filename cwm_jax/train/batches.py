@@ -9,26 +9,30 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
 from cwm_data.shipped_corpus import build_shipped_corpus
 
 
 class SyntheticBatches:
-    """Random tokens that depend only on (seed, step, process): the state is the step."""
+    """Random tokens that depend only on (seed, step): the global batch is the same for any number of
+    processes, each taking its own rows. The state is the step."""
 
-    def __init__(self, vocab_size: int, batch: int, seq_len: int, seed: int, process_index: int):
+    def __init__(self, vocab_size: int, batch: int, seq_len: int, seed: int, process_index: int,
+                 process_count: int):
         self.vocab_size, self.batch, self.seq_len = vocab_size, batch, seq_len
-        self.seed, self.process_index, self.step = seed, process_index, 0
+        self.seed, self.process_index, self.process_count, self.step = seed, process_index, process_count, 0
 
     def __iter__(self):
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.step, self.process_index])
+        rng = np.random.default_rng([self.seed, self.step])
         self.step += 1
+        rows = rng.integers(0, self.vocab_size, (self.batch * self.process_count, self.seq_len), dtype=np.int32)
         shape = (self.batch, self.seq_len)
-        return {"tokens": rng.integers(0, self.vocab_size, shape, dtype=np.int32),
+        return {"tokens": rows[self.process_index * self.batch:(self.process_index + 1) * self.batch],
                 "segment_ids": np.ones(shape, np.int32),
                 "positions": np.broadcast_to(np.arange(self.seq_len, dtype=np.int32), shape).copy(),
                 "loss_mask": np.ones(shape, np.int32)}
@@ -48,9 +52,14 @@ def make_batches(cfg, workdir: str, local_batch: int):
     data = cfg.data
     index, count = jax.process_index(), jax.process_count()
     if data.kind == "synthetic":
-        return SyntheticBatches(cfg.model.vocab_size, local_batch, data.seq_len, cfg.seed, index)
+        return SyntheticBatches(cfg.model.vocab_size, local_batch, data.seq_len, cfg.seed, index, count)
     if data.kind == "shipped":
-        built = build_shipped_corpus(os.path.join(workdir, "data"), data.tokenizer_vocab)
+        corpus_dir = os.path.join(workdir, "data")
+        if index == 0:
+            build_shipped_corpus(corpus_dir, data.tokenizer_vocab)
+        if count > 1:
+            multihost_utils.sync_global_devices("shipped corpus built")  # the others read what process 0 wrote
+        built = build_shipped_corpus(corpus_dir, data.tokenizer_vocab)
         kinds = ["agent"] if cfg.mode == "sft" else ["trace", "agent", "text"]
         sources = tuple(Source(k, k, tuple(built[k]), data.weights[k]) for k in kinds)
         tokenizer = built["tokenizer"]

@@ -5,6 +5,7 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 
 from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, local_batch_size, make_mesh
 from cwm_jax.train.batches import global_batch, make_batches
@@ -16,6 +17,12 @@ from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, create_state, state_shardings
 from cwm_jax.train.step import make_train_step
+
+
+def data_checksum(tokens: np.ndarray) -> int:
+    """A fingerprint of this process's batch (token values and their order), to compare runs' data."""
+    weights = np.arange(1, tokens.size + 1, dtype=np.int64).reshape(tokens.shape)
+    return int(np.sum(tokens.astype(np.int64) * weights) % (2**31 - 1))
 
 
 class _StopRequest:
@@ -68,13 +75,15 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
         try:
             last = time.perf_counter()
             for step in range(start + 1, cfg.steps + 1):
-                batch = global_batch(next(batches), batch_sharding)
+                local = next(batches)
+                batch = global_batch(local, batch_sharding)
                 state, metrics = step_fn(state, batch)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 now = time.perf_counter()
                 tokens_per_s = cfg.batch_size * seq_len / (now - last)
                 last = now
                 metrics["tokens_per_s"] = tokens_per_s
+                metrics["data_checksum"] = data_checksum(local["tokens"])
                 metrics["mfu"] = tokens_per_s * token_flops / (peak * jax.device_count()) if peak else None
                 logger.log(step, metrics)
                 loss = metrics["loss"]
