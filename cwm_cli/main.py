@@ -3,10 +3,11 @@
 import argparse
 import sys
 
-from cwm_cli import convert_command, demo_command, gen_traces_command, trace_command, train_command
+from cwm_cli import (convert_command, demo_command, gen_traces_command, plan_command, trace_command,
+                     train_command)
 from cwm_common.errors import CwmError
 
-SUBCOMMANDS = (demo_command, train_command, convert_command, trace_command, gen_traces_command)
+SUBCOMMANDS = (demo_command, train_command, plan_command, convert_command, trace_command, gen_traces_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

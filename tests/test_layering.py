@@ -21,7 +21,7 @@ ALLOWED = {
     "cwm_data": {"cwm_common", "cwm_envs"},
     "cwm_jax": {"cwm_common", "cwm_data", "configs", "jax", "flax", "optax", "orbax"},
     "cwm_rl": {"cwm_common", "cwm_envs", "cwm_data", "cwm_jax", "configs", "jax", "flax", "optax", "orbax"},
-    "cwm_cli": {"cwm_common", "cwm_envs", "cwm_data", "cwm_jax", "cwm_rl", "configs"},
+    "cwm_cli": {"cwm_common", "cwm_envs", "cwm_data", "cwm_jax", "cwm_rl", "configs", "jax"},
 }
 GUARDED = set(PACKAGES) | {"configs", "jax", "flax", "optax", "orbax", "torch", "transformers"}
 

@@ -1,0 +1,45 @@
+"""`cwm plan`: per-device memory of a preset's train step on a target mesh, compiled on this CPU."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("plan", help="AOT-compile a train step for a mesh and report per-device memory")
+    p.add_argument("--preset", default="cwm-32b")
+    p.add_argument("--mesh", default="fsdp=-1", help="axis=size,... over data, fsdp, tensor, sequence")
+    p.add_argument("--devices", type=int, default=256, help="simulated devices (the target's device count)")
+    p.add_argument("--batch", type=int, default=256, help="global batch in sequences")
+    p.add_argument("--seq-len", type=int, default=8192)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--dtype", default="bfloat16", help="compute dtype (parameters stay fp32)")
+    p.add_argument("--remat", default="full", help="none, full or save_dots")
+    p.add_argument("--device-memory-gib", type=float, default=None, help="say whether it fits, e.g. 95 (v5p)")
+    p.set_defaults(run=run)
+
+
+def _mesh(text: str) -> dict:
+    from cwm_common.errors import CwmError
+
+    spec = {}
+    for part in filter(None, text.split(",")):
+        axis, _, size = part.partition("=")
+        try:
+            spec[axis.strip()] = int(size)
+        except ValueError:
+            raise CwmError(f"--mesh: '{part}' is not axis=size") from None
+    return spec
+
+
+def run(args):
+    import jax
+
+    # Simulated devices must be configured before the CPU backend starts.
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", args.devices)
+    from cwm_jax.aot_plan import plan_memory
+    from cwm_jax.config import from_preset
+
+    cfg = from_preset(args.preset, dtype=args.dtype, remat=args.remat, attention_impl="blockwise",
+                      attention_block_size=min(512, args.seq_len))
+    plan = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, jax.devices()[:args.devices])
+    print(f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
+          f"grad_accum {args.grad_accum}")
+    print(plan.table(args.device_memory_gib))

@@ -1,0 +1,80 @@
+"""Ahead-of-time memory plan: compile a preset's train step for a target mesh on simulated devices and
+report what each device must hold (parameters, optimizer state, activations), before paying for hardware.
+
+Parameter and optimizer bytes come from the shardings (exact); activation bytes are XLA's temporary
+buffers for the compiled step (`memory_analysis`), which is what the CPU compiler plans; accelerator
+compilers fuse differently, so treat that part as an estimate.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from cwm_jax.config import ModelConfig
+from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, make_mesh
+from cwm_jax.train.optimizer import make_optimizer
+from cwm_jax.train.state import abstract_model, abstract_state, state_shardings
+from cwm_jax.train.step import make_train_step
+
+GIB = 2**30
+
+
+@dataclasses.dataclass
+class MemoryPlan:
+    mesh: dict
+    params_gib: float  # per device
+    optimizer_gib: float
+    activations_gib: float  # XLA temporaries of the step
+    total_gib: float
+    compile_s: float
+
+    def table(self, device_memory_gib: float | None = None) -> str:
+        rows = [("parameters", self.params_gib), ("optimizer state", self.optimizer_gib),
+                ("activations and temporaries", self.activations_gib), ("total per device", self.total_gib)]
+        text = "\n".join(f"  {name:<28} {gib:9.2f} GiB" for name, gib in rows)
+        if device_memory_gib:
+            verdict = "fits" if self.total_gib <= device_memory_gib else "does NOT fit"
+            text += f"\n  {verdict} in {device_memory_gib:g} GiB per device"
+        return f"mesh {self.mesh} (compiled in {self.compile_s:.0f}s)\n{text}"
+
+
+def _per_device_bytes(tree) -> int:
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        shard = leaf.sharding.shard_shape(leaf.shape)
+        total += math.prod(shard) * jnp.dtype(leaf.dtype).itemsize
+    return total
+
+
+def plan_memory(model_cfg: ModelConfig, mesh_spec: dict, batch_size: int, seq_len: int, grad_accum: int = 1,
+                devices: list | None = None) -> MemoryPlan:
+    import time
+
+    devices = devices if devices is not None else jax.devices()
+    mesh = make_mesh(mesh_spec, devices)
+    rules = ShardingRules()
+    opt_cfg = ml_collections.ConfigDict(dict(peak_lr=1e-4, warmup_steps=10, schedule="cosine", decay_factor=100.0,
+                                             wsd_decay_fraction=0.2, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
+                                             clip_norm=1.0))
+    optimizer, schedule = make_optimizer(opt_cfg, 1000)
+    with jax.set_mesh(mesh), activation_rules(rules):
+        shardings = state_shardings(model_cfg, optimizer, mesh, rules)
+        state = abstract_state(model_cfg, optimizer, shardings)
+        batch_spec = data_sharding(mesh, rules)
+        batch = {k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=batch_spec)
+                 for k in ("tokens", "segment_ids", "positions", "loss_mask")}
+        graphdef, _ = abstract_model(model_cfg)
+        step = jax.jit(make_train_step(graphdef, optimizer, schedule, grad_accum, 0.0),
+                       in_shardings=(shardings, batch_spec), out_shardings=(shardings, None), donate_argnums=0)
+        start = time.perf_counter()
+        compiled = step.lower(state, batch).compile()
+        compile_s = time.perf_counter() - start
+    analysis = compiled.memory_analysis()
+    params = _per_device_bytes(state["params"])
+    optimizer_bytes = _per_device_bytes(state["opt_state"])
+    temps = analysis.temp_size_in_bytes
+    total = analysis.argument_size_in_bytes + temps + analysis.output_size_in_bytes - analysis.alias_size_in_bytes
+    return MemoryPlan(dict(mesh.shape), params / GIB, optimizer_bytes / GIB, temps / GIB, total / GIB, compile_s)
