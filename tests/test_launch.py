@@ -91,3 +91,19 @@ def test_sigkill_then_restart_ends_bit_identical(tmp_path):
     final, expected = _final_params(crashed, 16), _final_params(tmp_path / "reference", 16)
     for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(expected)):
         assert a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sigterm_checkpoints_the_current_step_and_stops(tmp_path):
+    args = ["--config.data.kind=synthetic", "--config.steps=500", "--config.checkpoint_every=1000",
+            "--config.log_every=1000"]
+    proc = subprocess.Popen([*TRAIN, "--workdir", str(tmp_path), *args], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((tmp_path / "metrics.jsonl").exists() and _metrics(tmp_path)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out[-2000:]
+    stopped = _metrics(tmp_path)[-1]["step"]
+    assert f"SIGTERM: checkpointed step {stopped} and stopped" in out
+    assert (tmp_path / "checkpoints" / str(stopped) / "state").is_dir() and stopped < 500

@@ -120,3 +120,19 @@ def test_tiny_config_writes_metrics_checkpoints_and_tensorboard(tmp_path):
     manifest = json.loads((tmp_path / "checkpoints" / "4" / "manifest" / "metadata").read_text())
     assert manifest["config"]["steps"] == 4 and manifest["versions"]["jax"] == jax.__version__
     assert result["step"] == 4
+
+
+def test_sft_batches_train_only_assistant_tokens(tmp_path):
+    from cwm_data.tokenizer import CwmTokenizer
+    from cwm_jax.train.batches import make_batches
+
+    config = load_config(TINY, ["--config.mode=sft", "--config.data.keep_observation_prob=0.0"])
+    batches = make_batches(config, str(tmp_path), local_batch=8)
+    tokenizer = CwmTokenizer.load(str(tmp_path / "data" / "tokenizer.model"))
+    rows = [next(batches) for _ in range(3)]
+    tokens = np.concatenate([b["tokens"].ravel() for b in rows])
+    mask = np.concatenate([b["loss_mask"].ravel() for b in rows])
+    trained, untrained = tokenizer.decode(tokens[mask == 1]), tokenizer.decode(tokens[mask == 0])
+    assert "<tool: " in trained and "</think>" in trained  # assistant turns
+    assert "<|start_header_id|>" in untrained and "<issue_description>" not in trained
+    assert "<|start_header_id|>" not in trained and "<output>" not in trained  # headers and tool results
