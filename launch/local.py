@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 
+from launch_args import add_command_argument, command_of
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,12 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--num-processes", type=int, default=2)
     parser.add_argument("--cpu-devices", type=int, default=1, help="CPU devices per process")
     parser.add_argument("--port", type=int, default=0, help="coordinator port (0: a free one)")
-    parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run in every process")
+    add_command_argument(parser)
     args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the command after --")
+    command = command_of(parser, args)
     envs = process_envs(args.num_processes, args.cpu_devices, args.port or free_port())
     if args.dry_run:
         for env in envs:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 
+from launch_args import add_command_argument, command_of
+
 TEMPLATE = """#!/bin/bash
 #SBATCH --job-name={job_name}
 #SBATCH --nodes={nodes}
@@ -29,6 +31,7 @@ export CWM_DISTRIBUTED=auto
 export XLA_FLAGS="--xla_gpu_enable_latency_hiding_scheduler=true ${{XLA_FLAGS:-}}"
 srun --kill-on-bad-exit=1 .venv/bin/{command}
 """
+
 
 
 def batch_script(nodes: int, gpus: int, cpus: int, time: str, partition: str | None, job_name: str, repo: str,
@@ -48,12 +51,9 @@ def main(argv=None) -> int:
     parser.add_argument("--job-name", default="cwm")
     parser.add_argument("--repo", default=".", help="repository path on the nodes (a shared filesystem)")
     parser.add_argument("--log-dir", default="slurm-logs")
-    parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    add_command_argument(parser)
     args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the command after --")
+    command = command_of(parser, args)
     script = batch_script(args.nodes, args.gpus_per_node, args.cpus_per_task, args.time, args.partition,
                           args.job_name, args.repo, args.log_dir, command)
     if args.dry_run:

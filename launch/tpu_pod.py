@@ -13,6 +13,8 @@ import shlex
 import subprocess
 import sys
 
+from launch_args import add_command_argument, command_of
+
 
 def gcloud_command(tpu: str, zone: str, project: str | None, repo: str, command: list[str]) -> list[str]:
     remote = f"cd {shlex.quote(repo)} && ./dev setup && CWM_DISTRIBUTED=auto .venv/bin/{shlex.join(command)}"
@@ -26,12 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--zone", required=True)
     parser.add_argument("--project")
     parser.add_argument("--repo", default="~/cwm-jax", help="repository path on the workers")
-    parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    add_command_argument(parser)
     args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the command after --")
+    command = command_of(parser, args)
     cmd = gcloud_command(args.tpu, args.zone, args.project, args.repo, command)
     if args.dry_run:
         print(shlex.join(cmd))
