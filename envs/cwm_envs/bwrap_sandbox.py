@@ -1,0 +1,94 @@
+"""The bubblewrap backend: each command runs in fresh namespaces (no network, own PIDs) over a read-only
+view of the host's /usr, with the sandbox's work directory at /work, under its own user id and rlimits.
+
+As root, every sandbox gets a distinct unprivileged uid (so RLIMIT_NPROC, which root ignores, bounds its
+processes without other sandboxes sharing the budget); the pid namespace ends every process a command
+leaves behind when the command exits.
+"""
+
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+
+from cwm_envs.bounded_process import run_bounded
+from cwm_envs.sandbox import WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+
+_FIRST_UID = 200_000
+_next_uid = itertools.count()
+_uid_lock = threading.Lock()
+
+
+def _system_view() -> list[str]:
+    """Binds that make the host's merged /usr usable inside (binaries, libraries, the loader cache)."""
+    args = ["--ro-bind", "/usr", "/usr", "--perms", "0755", "--dir", "/etc"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        if os.path.islink(f"/{link}"):
+            args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            args += ["--ro-bind", f"/{link}", f"/{link}"]
+    for path in ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ssl/certs"):
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+class BwrapSandbox:
+    backend = "bwrap"
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+        if shutil.which("bwrap") is None:
+            raise RuntimeError("bubblewrap (bwrap) is not installed")
+        self.limits = limits
+        self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
+        self.work_dir = os.path.join(self._root, "work")
+        os.mkdir(self.work_dir)
+        self._as_root = os.getuid() == 0
+        with _uid_lock:
+            self.uid = _FIRST_UID + next(_next_uid) % 100_000 if self._as_root else os.getuid()
+        if self._as_root:
+            os.chown(self.work_dir, self.uid, self.uid)
+        for name, content in (("passwd", f"sandbox:x:{self.uid}:{self.uid}::/work:/bin/bash\n"),
+                              ("group", f"sandbox:x:{self.uid}:\n")):
+            with open(os.path.join(self._root, name), "w") as f:
+                f.write(content)
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        lim = self.limits
+        outer = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+                 "--unshare-uts", "--unshare-cgroup-try", *_system_view(),
+                 "--ro-bind", os.path.join(self._root, "passwd"), "/etc/passwd",
+                 "--ro-bind", os.path.join(self._root, "group"), "/etc/group",
+                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", self.work_dir, WORKDIR,
+                 "--chdir", WORKDIR, "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+                 "--setenv", "HOME", WORKDIR, "--setenv", "LANG", "C.UTF-8"]
+        if self._as_root:
+            become = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
+        else:
+            outer += ["--unshare-user", "--uid", str(self.uid), "--gid", str(os.getgid())]
+            become = []
+        limits = ["prlimit", f"--as={lim.memory_mb << 20}", f"--nproc={lim.pids}",
+                  f"--cpu={int(lim.timeout_s) + 1}", f"--fsize={lim.file_size_mb << 20}", "--"]
+        return outer + ["--"] + become + limits + argv
+
+    def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
+        return run_bounded(self._argv(as_argv(command)), as_bytes(stdin), timeout or self.limits.timeout_s,
+                           self.limits.max_output_bytes)
+
+    def put_file(self, path: str, data) -> None:
+        write_file(self.work_dir, path, as_bytes(data), self.uid if self._as_root else None)
+
+    def get_file(self, path: str) -> bytes:
+        return read_file(self.work_dir, path)
+
+    def reset(self) -> None:
+        """Empties /work for the next task (no process outlives its command here)."""
+        clear_directory(self.work_dir)
+
+    def alive(self) -> bool:
+        return os.path.isdir(self.work_dir)
+
+    def close(self) -> None:
+        shutil.rmtree(self._root, ignore_errors=True)

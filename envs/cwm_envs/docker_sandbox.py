@@ -1,0 +1,215 @@
+"""The Docker backend (through the `docker` Python SDK): one container per sandbox, no network, memory /
+pids / CPU limits, read-only root, all capabilities dropped, no new privileges, unprivileged user, and
+optionally the gVisor runtime. /work is a host directory bind-mounted read-write; the system is the
+host's /usr, read-only (docker_image.py), unless the image brings its own.
+
+Each exec runs as the unprivileged sandbox user under `timeout -s KILL`; the container's own process
+(`sleep`) is root's, without capabilities. After every exec, `kill -9 -1` as the sandbox user ends
+whatever the command left behind (as bubblewrap's pid namespace does), and an exec that floods its output
+or outlives its deadline is killed the same way. Closing removes the container. Containers carry a label so that `remove_stale()`
+can clean up after a crashed run.
+"""
+
+import os
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+import time
+
+import docker
+
+from cwm_envs.docker_image import ensure_image
+from cwm_envs.sandbox import TIMEOUT_EXIT, WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+
+LABEL = "cwm-sandbox"
+# Runs the command as its own process group and ends that group when the command exits, so background
+# jobs cannot hold the output stream open after the command is done.
+_REAP = 'setsid "$@" <&0 & child=$!; wait $child; status=$?; kill -9 -- -$child 2>/dev/null; exit $status'
+SANDBOX_UID = 65534
+_client_lock = threading.Lock()
+_client: docker.DockerClient | None = None
+
+
+def client() -> docker.DockerClient:
+    """A shared client; raises docker.errors.DockerException if no daemon answers."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            candidate = docker.from_env(timeout=60)
+            candidate.ping()
+            _client = candidate
+    return _client
+
+
+def docker_available() -> str | None:
+    """None if a daemon answers, else why not (for skipping docker tests with a reason)."""
+    try:
+        client()
+        return None
+    except Exception as e:  # docker raises several unrelated types when no daemon is there
+        return f"no Docker daemon reachable ({type(e).__name__}: {str(e)[:120]})"
+
+
+def remove_stale() -> int:
+    """Removes sandbox containers whose creating process is gone; returns how many."""
+    removed = 0
+    for container in client().containers.list(all=True, filters={"label": LABEL}):
+        owner = int(container.labels.get(LABEL, "0"))
+        if owner != os.getpid() and not _alive(owner):
+            container.remove(force=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class DockerSandbox:
+    backend = "docker"
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), runtime: str | None = None,
+                 image: str | None = None, own_system: bool = False):
+        self.limits = limits
+        api = client()
+        self._root = tempfile.mkdtemp(prefix="cwm-docker-")
+        self.work_dir = os.path.join(self._root, "work")
+        os.mkdir(self.work_dir)
+        if os.getuid() == 0:
+            os.chown(self.work_dir, SANDBOX_UID, SANDBOX_UID)
+        else:
+            os.chmod(self.work_dir, 0o777)
+        volumes = {self.work_dir: {"bind": WORKDIR, "mode": "rw"}}
+        if not own_system:
+            volumes["/usr"] = {"bind": "/usr", "mode": "ro"}
+        memory = f"{limits.memory_mb}m"
+        self.container = api.containers.run(
+            image or ensure_image(api), ["sleep", "infinity"], detach=True, init=True, network_mode="none",
+            mem_limit=memory, memswap_limit=memory, pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9),
+            read_only=True, tmpfs={"/tmp": "size=256m"}, user="0:0", cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], volumes=volumes, working_dir=WORKDIR, runtime=runtime,
+            labels={LABEL: str(os.getpid())}, environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
+            ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20,
+                                         hard=limits.file_size_mb << 20)])
+
+    def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
+        timeout = timeout or self.limits.timeout_s
+        api = client().api
+        argv = ["timeout", "-s", "KILL", str(max(1, int(timeout + 0.999))), "bash", "-c", _REAP, "reap",
+                *as_argv(command)]
+        start = time.perf_counter()
+        exec_id = api.exec_create(self.container.id, argv, stdin=True, workdir=WORKDIR,
+                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw = sock._sock
+        stdout, stderr, truncated, timed_out = self._pump(raw, as_bytes(stdin), start + timeout + 1.0,
+                                                          lambda: api.exec_inspect(exec_id)["Running"])
+        raw.close()
+        self._end_leftovers()
+        info = api.exec_inspect(exec_id)
+        code = info.get("ExitCode")
+        timed_out = timed_out or code in (TIMEOUT_EXIT, 137) and time.perf_counter() - start >= timeout
+        if code is None or timed_out:
+            code = TIMEOUT_EXIT if timed_out else -9
+        return ExecResult(code, stdout, stderr, time.perf_counter() - start, timed_out, truncated)
+
+    def _pump(self, raw: socket.socket, stdin: bytes, deadline: float, running):
+        """Sends stdin, then reads Docker's multiplexed frames until EOF, the deadline or the output cap;
+        stops early once the command has exited (background children may hold the stream open)."""
+        cap = self.limits.max_output_bytes
+        out = {1: bytearray(), 2: bytearray()}
+        threading.Thread(target=_send_and_close, args=(raw, stdin), daemon=True).start()
+        buffer = b""
+        truncated = timed_out = stopping = False
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                timed_out = True
+                break
+            raw.settimeout(min(remaining, 0.1))
+            try:
+                chunk = raw.recv(65536)
+            except socket.timeout:
+                if not running():
+                    break
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            buffer += chunk
+            while len(buffer) >= 8:
+                stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
+                if len(buffer) < 8 + size:
+                    break
+                data, buffer = buffer[8:8 + size], buffer[8 + size:]
+                target = out.get(stream, out[1])
+                room = cap - len(target)
+                target += data[:max(0, room)]
+                truncated = truncated or len(data) > room
+            if truncated and not stopping:
+                # Stop the writer, then keep draining so the daemon sees the exec end cleanly.
+                stopping = True
+                self._end_leftovers()
+        return bytes(out[1]), bytes(out[2]), truncated, timed_out
+
+    def _end_leftovers(self):
+        """Kills every process of the sandbox user (background jobs, fork bombs, a flooding writer).
+
+        As root, from the host by pid (this works even when the container has no pids left to fork a
+        `kill`); otherwise with `kill -9 -1` run inside as the sandbox user."""
+        api = client().api
+        if os.getuid() == 0:
+            listing = api.top(self.container.id, ps_args="-o pid,uid")
+            for pid, uid in (row[:2] for row in listing.get("Processes") or []):
+                if int(uid) == SANDBOX_UID:
+                    try:
+                        os.kill(int(pid), 9)
+                    except ProcessLookupError:
+                        pass
+            return
+        exec_id = api.exec_create(self.container.id, ["kill", "-9", "-1"], user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]
+        api.exec_start(exec_id)
+
+    def put_file(self, path: str, data) -> None:
+        write_file(self.work_dir, path, as_bytes(data), SANDBOX_UID if os.getuid() == 0 else None)
+
+    def get_file(self, path: str) -> bytes:
+        return read_file(self.work_dir, path)
+
+    def reset(self) -> None:
+        """Ends leftover processes and empties /work for the next task."""
+        self._end_leftovers()
+        clear_directory(self.work_dir)
+
+    def alive(self) -> bool:
+        try:
+            self.container.reload()
+            return self.container.status == "running"
+        except docker.errors.NotFound:
+            return False
+
+    def close(self) -> None:
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _send_and_close(raw: socket.socket, data: bytes):
+    try:
+        if data:
+            raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)  # end of stdin for the command
+    except OSError:
+        pass

@@ -1,0 +1,91 @@
+"""One sandbox interface, several backends: start, exec (stdin, timeout, bounded output), files, close.
+
+A sandbox is a work directory (`/work` inside) plus a way to run commands there with no network, limited
+memory / processes / CPU, a read-only system, and no access to the host's other files. Backends:
+`bwrap.BwrapSandbox` (bubblewrap, ~20 ms a command, the embedded default) and
+`docker_sandbox.DockerSandbox` (a container per sandbox; optionally gVisor).
+"""
+
+import dataclasses
+from typing import Protocol
+
+WORKDIR = "/work"
+TIMEOUT_EXIT = 124  # exit status reported when a command ran out of time (as coreutils `timeout`)
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxLimits:
+    memory_mb: int = 1024
+    pids: int = 64
+    cpus: float = 1.0
+    timeout_s: float = 30.0  # per exec, unless the call gives its own
+    max_output_bytes: int = 1 << 20  # per stream; more is cut and the command stopped
+    file_size_mb: int = 256
+
+
+@dataclasses.dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    timed_out: bool = False
+    truncated: bool = False  # output beyond max_output_bytes was dropped (and the command stopped)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def text(self) -> str:
+        return (self.stdout + self.stderr).decode(errors="replace")
+
+
+class Sandbox(Protocol):
+    limits: SandboxLimits
+
+    def exec(self, command: list[str] | str, *, stdin: bytes | str | None = None,
+             timeout: float | None = None) -> ExecResult:
+        """Runs argv (or a shell string through bash -c) in /work."""
+
+    def put_file(self, path: str, data: bytes | str) -> None:
+        """Writes a file (path relative to /work, or absolute under /work)."""
+
+    def get_file(self, path: str) -> bytes:
+        ...
+
+    def reset(self) -> None:
+        """Readies the sandbox for the next task: leftover processes ended, /work emptied."""
+
+    def alive(self) -> bool:
+        ...
+
+    def close(self) -> None:
+        """Ends every process of the sandbox and removes it."""
+
+
+def as_argv(command: list[str] | str) -> list[str]:
+    return ["bash", "-c", command] if isinstance(command, str) else list(command)
+
+
+def as_bytes(data: bytes | str | None) -> bytes:
+    if data is None:
+        return b""
+    return data.encode() if isinstance(data, str) else data
+
+
+BACKENDS = ("bwrap", "docker")
+
+
+def make_sandbox(backend: str, limits: SandboxLimits = SandboxLimits(), **options) -> Sandbox:
+    """A sandbox of the named backend (options go to the backend, e.g. runtime="runsc" for Docker)."""
+    if backend == "bwrap":
+        from cwm_envs.bwrap_sandbox import BwrapSandbox
+
+        return BwrapSandbox(limits)
+    if backend == "docker":
+        from cwm_envs.docker_sandbox import DockerSandbox
+
+        return DockerSandbox(limits, **options)
+    from cwm_common.errors import CwmError
+
+    raise CwmError(f"unknown sandbox backend '{backend}'; backends: {', '.join(BACKENDS)}")

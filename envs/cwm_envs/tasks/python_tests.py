@@ -1,0 +1,58 @@
+"""Python function tasks graded by their unit tests, each test reported on its own (HumanEval's format:
+a `check(candidate)` function whose statements are the tests)."""
+
+import json
+import time
+
+from cwm_envs.sandbox import Sandbox
+from cwm_envs.tasks.reward_result import FAIL, RewardResult, TestOutcome, from_tests
+
+# Runs in the sandbox: loads the solution, then each top-level statement of check() on its own, so one
+# failing assert does not hide the others. Prints one JSON line per test.
+_HARNESS = r'''
+import ast, json, sys
+entry_point = sys.argv[1]
+solution = {"__name__": "solution"}
+try:
+    exec(compile(open("solution.py").read(), "solution.py", "exec"), solution)
+    candidate = solution[entry_point]
+except BaseException as e:
+    print(json.dumps({"name": "load solution", "passed": False, "detail": repr(e)[:500]}), flush=True)
+    sys.exit(0)
+test_source = open("tests.py").read()
+# One namespace, as HumanEval's own harness has: the tests may use the solution's helpers.
+scope = solution
+exec(compile(test_source, "tests.py", "exec"), scope)
+check = next(n for n in ast.parse(test_source).body if isinstance(n, ast.FunctionDef) and n.name == "check")
+scope[check.args.args[0].arg] = candidate
+for statement in check.body:
+    name = f"line {statement.lineno}: " + (ast.get_source_segment(test_source, statement) or "")[:120]
+    try:
+        exec(compile(ast.Module([statement], []), "tests.py", "exec"), scope)
+        print(json.dumps({"name": name, "passed": True}), flush=True)
+    except BaseException as e:
+        print(json.dumps({"name": name, "passed": False, "detail": repr(e)[:500]}), flush=True)
+'''
+
+
+def grade_function(sandbox: Sandbox, program: str, tests: str, entry_point: str,
+                   timeout: float = 20.0) -> RewardResult:
+    """+1 if `program` defines `entry_point` and every statement of the tests' check() passes, else -1."""
+    start = time.perf_counter()
+    sandbox.put_file("solution.py", program)
+    sandbox.put_file("tests.py", tests)
+    sandbox.put_file("harness.py", _HARNESS)
+    result = sandbox.exec(["python3", "harness.py", entry_point], timeout=timeout)
+    outcomes = []
+    for line in result.stdout.decode(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            outcomes.append(TestOutcome(record["name"], record["passed"], record.get("detail", "")))
+        except (json.JSONDecodeError, KeyError):
+            continue
+    seconds = time.perf_counter() - start
+    if result.timed_out:
+        return RewardResult(FAIL, "timeout", outcomes, seconds, result.text()[-4000:])
+    if result.exit_code != 0 and not outcomes:
+        return RewardResult(FAIL, "error", outcomes, seconds, result.text()[-4000:])
+    return from_tests(outcomes, seconds, result.text())
