@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -69,3 +70,28 @@ def test_gen_traces_command_writes_shards_and_a_report(tmp_path, capsys):
                  "--workers", "2"]) == 0
     assert "3 jobs: kept 3" in capsys.readouterr().out
     assert (tmp_path / "out" / "functions-00000.arrayrecord").exists()
+
+
+def test_sandbox_exec_passes_output_and_status_through():
+    import shutil
+
+    import pytest
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "cwm_cli.main", "sandbox", "exec", *args],
+                                       capture_output=True, text=True, timeout=120)
+    ok = run("--", "python3", "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)")
+    assert (ok.returncode, ok.stdout, ok.stderr) == (4, "out\n", "err\n")
+    slow = run("--timeout", "1", "--", "sleep", "10")
+    assert slow.returncode == 124 and "timed out" in slow.stderr
+    flood = run("--max-output", "1000", "--", "yes")
+    assert flood.returncode == 125 and len(flood.stdout) == 1000
+
+
+def test_reward_code_prints_json(tmp_path, capsys):
+    (tmp_path / "sol.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "tests.py").write_text("def check(candidate):\n    assert candidate(1, 1) == 0\n    assert candidate(2, 1) == 3\n")
+    assert main(["reward", "code", "--solution", str(tmp_path / "sol.py"), "--tests", str(tmp_path / "tests.py")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["reward"] == -1 and [t["passed"] for t in result["tests"]] == [True, False]
+    assert main(["reward", "code", "--solution", str(tmp_path / "none.py"), "--tests", "x"]) == 2
