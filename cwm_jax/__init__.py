@@ -3,5 +3,6 @@
 from cwm_jax.config import ModelConfig, from_mapping, from_preset
 from cwm_jax.hf.convert import from_hf, to_hf
 from cwm_jax.model import CwmModel
+from cwm_jax.sampling import generate
 
-__all__ = ["CwmModel", "ModelConfig", "from_hf", "from_mapping", "from_preset", "to_hf"]
+__all__ = ["CwmModel", "ModelConfig", "from_hf", "from_mapping", "from_preset", "generate", "to_hf"]

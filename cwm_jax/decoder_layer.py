@@ -25,3 +25,10 @@ class DecoderLayer(nnx.Module):
         h = x + self.attn(self.attn_norm(x), rotary=rotary, positions=positions, segments=segments,
                           window=window)
         return constrain(h + self.mlp(self.mlp_norm(h)), ("batch", "length", "embed"))
+
+    def extend(self, x: jax.Array, *, rotary, positions, kv, kv_positions, window: int | None):
+        """The same block for new tokens against a KV cache; returns (x, updated (K, V))."""
+        attended, kv = self.attn.extend(self.attn_norm(x), rotary=rotary, positions=positions, kv=kv,
+                                        kv_positions=kv_positions, window=window)
+        h = x + attended
+        return h + self.mlp(self.mlp_norm(h)), kv

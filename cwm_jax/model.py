@@ -48,45 +48,87 @@ class CwmModel(nnx.Module):
             segment_ids = jnp.zeros(tokens.shape, jnp.int32)
         if positions is None:
             positions = positions_from_segments(segment_ids)
+        rotary = rotary_tables(self.cfg, positions)
+
+        def layer_fn(index, layer, x, state):
+            return layer(x, rotary=rotary, positions=positions, segments=segment_ids,
+                         window=self.cfg.window_of(index)), state
+
+        x, _ = self._run_layers(self._embed(tokens), layer_fn)
+        return self._logits(x)
+
+    def extend(self, tokens: jax.Array, positions: jax.Array, valid: jax.Array, cache: dict):
+        """Runs new tokens [B, C] at `positions` against a KV cache (cwm_jax/kv_cache.py) and returns
+        (logits [B, C, vocab], updated cache). Invalid tokens (padding) are computed but never attended."""
+        from cwm_jax.kv_cache import write_positions
+
+        cache = write_positions(self.cfg, cache, positions, valid)
+        rotary = rotary_tables(self.cfg, positions)
+
+        def layer_fn(index, layer, x, kv):
+            kind = self.cfg.layer_types[index]
+            return layer.extend(x, rotary=rotary, positions=positions, kv=kv, kv_positions=cache["positions"][kind],
+                                window=self.cfg.window_of(index))
+
+        x, layers = self._run_layers(self._embed(tokens), layer_fn, cache["layers"])
+        return self._logits(x), {**cache, "layers": layers}
+
+    def _embed(self, tokens):
         dt = jnp.dtype(self.cfg.dtype)
-        x = constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt), ("batch", "length", "embed"))
-        x = self._run_layers(x, rotary_tables(self.cfg, positions), positions, segment_ids)
+        return constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt), ("batch", "length", "embed"))
+
+    def _logits(self, x):
         x = self.final_norm(x)
-        logits = jnp.einsum("btd,dv->btv", x, self.lm_head[...].astype(dt), preferred_element_type=jnp.float32)
+        logits = jnp.einsum("btd,dv->btv", x, self.lm_head[...].astype(x.dtype), preferred_element_type=jnp.float32)
         return constrain(logits, ("batch", "length", "vocab"))
 
-    def _run_layers(self, x, rotary, positions, segments):
+    def _run_layers(self, x, layer_fn, states: dict | None = None):
+        """Runs every layer: layer_fn(index, layer, x, state) -> (x, state).
+
+        Layers go through the layer plan: a scan over blocks of `period` layers (index = position in the
+        block, which fixes its attention type) and an unrolled tail; `scan_layers=False` runs the same plan
+        unrolled. Per-layer state (a KV cache) is laid out by the plan: {"blocks": one pytree per block
+        position with a leading n_blocks axis, "tail": one pytree per tail layer}.
+        """
         cfg = self.cfg
         graphdef, stacked = nnx.split(self.layers)
+        plan = plan_layers(cfg)
+        nb, period = plan.n_blocks, plan.period
 
-        def run_layer(index: int, layer_params, x):
-            def apply(layer_params, x):
-                return nnx.merge(graphdef, layer_params)(x, rotary=rotary, positions=positions,
-                                                         segments=segments, window=cfg.window_of(index))
+        def run(index, params, x, state):
+            def apply(params, x, state):
+                return layer_fn(index, nnx.merge(graphdef, params), x, state)
 
             if cfg.remat != "none":
                 apply = jax.checkpoint(apply, policy=_REMAT_POLICIES[cfg.remat])
-            return apply(layer_params, x)
+            return apply(params, x, state)
 
-        def layer_slice(tree, i):
+        def at(tree, i):
             return jax.tree.map(lambda a: a[i], tree)
 
-        if not cfg.scan_layers:
-            for i in range(cfg.n_layers):
-                x = run_layer(i, layer_slice(stacked, i), x)
-            return x
+        blocks = jax.tree.map(lambda a: a[:nb * period].reshape(nb, period, *a.shape[1:]), stacked)
+        block_states = states["blocks"] if states is not None else (None,) * period
+        tail_states = states["tail"] if states is not None else (None,) * len(plan.tail)
+        if cfg.scan_layers:
+            def block(x, xs):
+                params, state = xs
+                new = []
+                for k in range(period):
+                    x, s = run(k, at(params, k), x, state[k])
+                    new.append(s)
+                return x, tuple(new)
 
-        plan = plan_layers(cfg)
-        blocks = jax.tree.map(
-            lambda a: a[:plan.n_blocks * plan.period].reshape(plan.n_blocks, plan.period, *a.shape[1:]), stacked)
-
-        def block(x, block_params):
-            # Position k of every block has the attention type of layer k.
-            for k in range(plan.period):
-                x = run_layer(k, layer_slice(block_params, k), x)
-            return x, None
-
-        x, _ = jax.lax.scan(block, x, blocks)
-        for i in plan.tail:
-            x = run_layer(i, layer_slice(stacked, i), x)
-        return x
+            x, new_blocks = jax.lax.scan(block, x, (blocks, block_states))
+        else:
+            per_position = [[] for _ in range(period)]
+            for b in range(nb):
+                for k in range(period):
+                    x, s = run(k, at(at(blocks, b), k), x, at(block_states[k], b))
+                    per_position[k].append(s)
+            new_blocks = tuple(jax.tree.map(lambda *xs: jnp.stack(xs), *states_k) if states_k[0] is not None
+                               else None for states_k in per_position)
+        new_tail = []
+        for i, state in zip(plan.tail, tail_states):
+            x, s = run(i, at(stacked, i), x, state)
+            new_tail.append(s)
+        return x, {"blocks": new_blocks, "tail": tuple(new_tail)}

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cwm_jax.attention import ATTENTION_IMPLS
+from cwm_jax.attention import ATTENTION_IMPLS, reference
 from cwm_jax.config import ModelConfig
+from cwm_jax.kv_cache import write_kv
 from cwm_jax.params import param
 from cwm_jax.rope import apply_rotary
 from cwm_jax.sharding import constrain
@@ -24,14 +25,32 @@ class SelfAttention(nnx.Module):
         self.v = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), **kw)
         self.o = param(rngs, (h, hd, d), ("heads", "head_dim", "embed"), **kw)
 
-    def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
-                 segments: jax.Array, window: int | None) -> jax.Array:
+    def _qkv(self, x, rotary):
         dt = x.dtype
         q = constrain(jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt)), _Q_AXES)
         k = constrain(jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt)), _KV_AXES)
         v = constrain(jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt)), _KV_AXES)
-        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        return apply_rotary(q, *rotary), apply_rotary(k, *rotary), v
+
+    def _out(self, attended):
+        return jnp.einsum("bthk,hkd->btd", constrain(attended, _Q_AXES), self.o[...].astype(attended.dtype))
+
+    def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
+                 segments: jax.Array, window: int | None) -> jax.Array:
+        q, k, v = self._qkv(x, rotary)
         out = ATTENTION_IMPLS[self.cfg.attention_impl](
             q, k, v, q_positions=positions, kv_positions=positions, q_segments=segments,
             kv_segments=segments, window=window, block_size=self.cfg.attention_block_size)
-        return jnp.einsum("bthk,hkd->btd", constrain(out, _Q_AXES), self.o[...].astype(dt))
+        return self._out(out)
+
+    def extend(self, x: jax.Array, *, rotary, positions: jax.Array, kv: tuple[jax.Array, jax.Array],
+               kv_positions: jax.Array, window: int | None):
+        """Attention of new tokens over a KV cache (which they are first written into).
+        Returns (output, (K cache, V cache))."""
+        q, k, v = self._qkv(x, rotary)
+        cache_k, cache_v = write_kv(*kv, k, v, positions)
+        ones = jnp.ones(positions.shape, jnp.int32)
+        out = reference.attend(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
+                               q_segments=ones, kv_segments=jnp.ones(kv_positions.shape, jnp.int32), window=window,
+                               block_size=0)
+        return self._out(out), (cache_k, cache_v)
