@@ -26,9 +26,9 @@ class DecoderLayer(nnx.Module):
                           window=window)
         return constrain(h + self.mlp(self.mlp_norm(h)), ("batch", "length", "embed"))
 
-    def extend(self, x: jax.Array, *, rotary, positions, kv, kv_positions, window: int | None):
+    def extend(self, x: jax.Array, *, rotary, positions, kv, kv_positions, slots, window: int | None):
         """The same block for new tokens against a KV cache; returns (x, updated (K, V))."""
         attended, kv = self.attn.extend(self.attn_norm(x), rotary=rotary, positions=positions, kv=kv,
-                                        kv_positions=kv_positions, window=window)
+                                        kv_positions=kv_positions, slots=slots, window=window)
         h = x + attended
         return h + self.mlp(self.mlp_norm(h)), kv

@@ -37,20 +37,27 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, chunk: int = 1, ring:
                           if kind in cfg.layer_types}}
 
 
+def slots_of(positions: jax.Array, valid: jax.Array, size: int) -> jax.Array:
+    """Slot of each token; padding (invalid) tokens get an out-of-range slot, so their writes are dropped
+    and cannot overwrite a key that later queries need."""
+    return jnp.where(valid, positions % size, size)
+
+
 def write_positions(cfg: ModelConfig, cache: dict, positions: jax.Array, valid: jax.Array) -> dict:
-    """Records which position each slot will hold after this step (INVALID for padding tokens)."""
+    """Records which position each slot holds after this step; also returns the step's slots per type."""
     rows = jnp.arange(positions.shape[0])[:, None]
-    updated = {}
+    updated, slots = {}, {}
     for kind, held in cache["positions"].items():
-        updated[kind] = held.at[rows, positions % held.shape[1]].set(jnp.where(valid, positions, INVALID))
-    return {**cache, "positions": updated}
+        slots[kind] = slots_of(positions, valid, held.shape[1])
+        updated[kind] = held.at[rows, slots[kind]].set(positions, mode="drop")
+    return {**cache, "positions": updated, "slots": slots}
 
 
-def write_kv(cache_k: jax.Array, cache_v: jax.Array, k: jax.Array, v: jax.Array, positions: jax.Array):
-    """Puts this step's keys and values [B, C, kv_heads, head_dim] into their slots."""
-    rows = jnp.arange(positions.shape[0])[:, None]
-    slots = positions % cache_k.shape[1]
-    return cache_k.at[rows, slots].set(k.astype(cache_k.dtype)), cache_v.at[rows, slots].set(v.astype(cache_v.dtype))
+def write_kv(cache_k: jax.Array, cache_v: jax.Array, k: jax.Array, v: jax.Array, slots: jax.Array):
+    """Puts this step's keys and values [B, C, kv_heads, head_dim] into their slots (dropping padding)."""
+    rows = jnp.arange(slots.shape[0])[:, None]
+    return (cache_k.at[rows, slots].set(k.astype(cache_k.dtype), mode="drop"),
+            cache_v.at[rows, slots].set(v.astype(cache_v.dtype), mode="drop"))
 
 
 def cache_bytes_per_token(cfg: ModelConfig, context: int, ring: bool = True, bytes_per_value: int = 2) -> float:

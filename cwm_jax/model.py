@@ -68,10 +68,10 @@ class CwmModel(nnx.Module):
         def layer_fn(index, layer, x, kv):
             kind = self.cfg.layer_types[index]
             return layer.extend(x, rotary=rotary, positions=positions, kv=kv, kv_positions=cache["positions"][kind],
-                                window=self.cfg.window_of(index))
+                                slots=cache["slots"][kind], window=self.cfg.window_of(index))
 
         x, layers = self._run_layers(self._embed(tokens), layer_fn, cache["layers"])
-        return self._logits(x), {**cache, "layers": layers}
+        return self._logits(x), {"layers": layers, "positions": cache["positions"]}
 
     def _embed(self, tokens):
         dt = jnp.dtype(self.cfg.dtype)

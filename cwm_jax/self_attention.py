@@ -44,11 +44,11 @@ class SelfAttention(nnx.Module):
         return self._out(out)
 
     def extend(self, x: jax.Array, *, rotary, positions: jax.Array, kv: tuple[jax.Array, jax.Array],
-               kv_positions: jax.Array, window: int | None):
-        """Attention of new tokens over a KV cache (which they are first written into).
+               kv_positions: jax.Array, slots: jax.Array, window: int | None):
+        """Attention of new tokens over a KV cache (which they are first written into, at `slots`).
         Returns (output, (K cache, V cache))."""
         q, k, v = self._qkv(x, rotary)
-        cache_k, cache_v = write_kv(*kv, k, v, positions)
+        cache_k, cache_v = write_kv(*kv, k, v, slots)
         ones = jnp.ones(positions.shape, jnp.int32)
         out = reference.attend(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
                                q_segments=ones, kv_segments=jnp.ones(kv_positions.shape, jnp.int32), window=window,

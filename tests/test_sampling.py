@@ -1,0 +1,92 @@
+"""Generation with the KV cache against transformers and against recomputing everything."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+import cwm_jax
+from cwm_jax.kv_cache import cache_bytes_per_token
+from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings
+from hf_fixtures import tiny_hf_config, tiny_hf_model
+
+F, S = "full_attention", "sliding_attention"
+RNG = np.random.default_rng(0)
+PROMPTS = [RNG.integers(3, 320, n).tolist() for n in (20, 13, 7)]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """A tiny HF model (window 8, last layer global) and its conversion."""
+    hf = tiny_hf_model(tiny_hf_config(sliding_window=8, num_hidden_layers=5, layer_types=[F, S, S, S, F]))
+    path = str(tmp_path_factory.mktemp("gen"))
+    hf.save_pretrained(path)
+    return hf, cwm_jax.from_hf(path)
+
+
+def _greedy_by_recomputing(model, prompt, steps):
+    tokens = list(prompt)
+    for _ in range(steps):
+        logits = model(jnp.asarray([tokens], jnp.int32))
+        tokens.append(int(jnp.argmax(logits[0, -1])))
+    return tokens[len(prompt):]
+
+
+def test_greedy_equals_transformers_generate_across_the_window(pair):
+    hf, model = pair
+    prompt = PROMPTS[0]  # 20 tokens, window 8; 15 more cross it again
+    with torch.no_grad():
+        expected = hf.generate(torch.tensor([prompt]), max_new_tokens=15, do_sample=False, eos_token_id=None,
+                               pad_token_id=0)[0, len(prompt):].tolist()
+    assert cwm_jax.generate(model, [prompt], 15) == [expected]
+
+
+def test_cached_decoding_equals_recomputing_each_step(pair):
+    _, model = pair
+    assert cwm_jax.generate(model, [PROMPTS[1]], 15) == [_greedy_by_recomputing(model, PROMPTS[1], 15)]
+
+
+def test_ring_buffer_equals_full_cache_and_batching_equals_one_at_a_time(pair):
+    _, model = pair
+    batched = cwm_jax.generate(model, PROMPTS, 15)
+    assert cwm_jax.generate(model, PROMPTS, 15, ring_cache=False) == batched
+    assert [cwm_jax.generate(model, [p], 15)[0] for p in PROMPTS] == batched
+    # A short prefill chunk makes the prompt cross several chunks and the ring wrap during prefill.
+    assert cwm_jax.generate(model, PROMPTS, 15, prefill_chunk=8) == batched
+
+
+def test_stops_limits_logprobs_and_sampling(pair):
+    _, model = pair
+    greedy = cwm_jax.generate(model, PROMPTS, 15)
+    stop = greedy[0][4]
+    out = cwm_jax.generate(model, PROMPTS, [15, 3, 15], stop_tokens=(stop,))
+    assert out[0] == greedy[0][:greedy[0].index(stop) + 1] and out[1] == greedy[1][:3]
+    tokens, logps = cwm_jax.generate(model, [PROMPTS[1]], 5, return_logprobs=True)
+    full = jax.nn.log_softmax(model(jnp.asarray([PROMPTS[1] + tokens[0]], jnp.int32))[0], axis=-1)
+    want = [float(full[len(PROMPTS[1]) - 1 + i, t]) for i, t in enumerate(tokens[0])]
+    np.testing.assert_allclose(logps[0], want, atol=1e-4)
+    sampled = cwm_jax.generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, seed=3)
+    assert sampled == cwm_jax.generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, seed=3)
+    assert sampled != cwm_jax.generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, seed=4)
+    assert cwm_jax.generate(model, PROMPTS, 15, temperature=0.7, top_k=1) == greedy
+
+
+def test_generation_on_a_mesh_matches_one_device(pair):
+    _, model = pair
+    expected = cwm_jax.generate(model, PROMPTS, 15)
+    mesh = make_mesh({"data": 4, "tensor": 2})
+    rules = ShardingRules()
+    graphdef, state = nnx.split(model)
+    with jax.set_mesh(mesh), activation_rules(rules):
+        sharded = nnx.merge(graphdef, jax.device_put(nnx.to_pure_dict(state), param_shardings(state, mesh, rules)))
+        assert cwm_jax.generate(sharded, PROMPTS + [PROMPTS[0]], 15) == expected + [expected[0]]
+
+
+def test_cwm_32b_cache_follows_the_window():
+    cfg = cwm_jax.from_preset("cwm-32b")
+    ring, full = cache_bytes_per_token(cfg, 131072), cache_bytes_per_token(cfg, 131072, ring=False)
+    assert full == 64 * 2 * 8 * 128 * 2  # 256 KiB per token when every layer keeps everything
+    assert ring == (16 * 131072 + 48 * 8192) * 2 * 8 * 128 * 2 / 131072
+    assert ring / full < 0.3
