@@ -130,8 +130,12 @@ class DockerSandbox:
         threading.Thread(target=_send_and_close, args=(raw, stdin), daemon=True).start()
         buffer = b""
         truncated = timed_out = stopping = False
+        drain_until = None  # once the command has exited: a short grace for output still in flight
         while True:
-            remaining = deadline - time.perf_counter()
+            now = time.perf_counter()
+            if drain_until is not None and now >= drain_until:
+                break
+            remaining = deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
@@ -139,8 +143,8 @@ class DockerSandbox:
             try:
                 chunk = raw.recv(65536)
             except socket.timeout:
-                if not running():
-                    break
+                if drain_until is None and not running():
+                    drain_until = time.perf_counter() + 1.0
                 continue
             except OSError:
                 break
