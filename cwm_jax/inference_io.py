@@ -1,0 +1,61 @@
+"""Loading a model and its tokenizer for inference, from any of the places this project writes models."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from cwm_common.errors import CwmError
+from cwm_data.tokenizer import CwmTokenizer
+from cwm_jax.config import ModelConfig, from_mapping
+from cwm_jax.hf.convert import from_hf
+from cwm_jax.model import CwmModel
+from cwm_jax.model_checkpoint import CONFIG_FILE, load_model
+
+
+def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
+    """The params of a training run's latest checkpoint (its manifest holds the model config)."""
+    manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"))
+    step = manager.latest_step()
+    if step is None:
+        raise CwmError(f"{workdir}: no checkpoint in checkpoints/")
+    manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())
+    cfg = from_mapping({**manifest["config"]["model"], **overrides})
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
+    # The whole train state is read (optimizer moments too); fine for the sizes trained here.
+    restored = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.dtype(cfg.param_dtype)), restored["params"])
+    nnx.replace_by_pure_dict(abstract, params)
+    return nnx.merge(graphdef, abstract)
+
+
+def load_inference_model(checkpoint: str | None = None, hf: str | None = None, **overrides) -> CwmModel:
+    """A model from a cwm model directory, a training workdir (its latest checkpoint), or an HF directory."""
+    if (checkpoint is None) == (hf is None):
+        raise CwmError("give exactly one of --checkpoint (cwm model dir or training workdir) or --hf")
+    if hf is not None:
+        return from_hf(hf, **overrides)
+    if os.path.exists(os.path.join(checkpoint, CONFIG_FILE)):
+        return load_model(checkpoint, **overrides)
+    if os.path.isdir(os.path.join(checkpoint, "checkpoints")):
+        return _restore_trainer_params(checkpoint, overrides)
+    raise CwmError(f"{checkpoint}: neither a cwm model directory ({CONFIG_FILE}) nor a training workdir")
+
+
+def find_tokenizer(explicit: str | None, *model_dirs: str | None) -> CwmTokenizer:
+    """An explicit tokenizer file, else tokenizer.model in the model directory or in a workdir's data/."""
+    candidates = [explicit] if explicit else []
+    for directory in filter(None, model_dirs):
+        candidates += [os.path.join(directory, "tokenizer.model"), os.path.join(directory, "data", "tokenizer.model")]
+    for path in candidates:
+        if os.path.exists(path):
+            return CwmTokenizer.load(path)
+    raise CwmError(f"no tokenizer found (looked at {', '.join(candidates) or 'nothing'}); give --tokenizer")
+
+
+def check_vocab(model_cfg: ModelConfig, tokenizer: CwmTokenizer):
+    if tokenizer.vocab_size > model_cfg.vocab_size:
+        raise CwmError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {model_cfg.vocab_size}")
