@@ -19,7 +19,7 @@ ALLOWED = {
     "cwm_common": set(),
     "cwm_envs": {"cwm_common"},
     "cwm_data": {"cwm_common", "cwm_envs"},
-    "cwm_jax": {"cwm_common", "cwm_data", "configs", "jax", "flax", "optax", "orbax"},
+    "cwm_jax": {"cwm_common", "cwm_data", "cwm_envs", "configs", "jax", "flax", "optax", "orbax"},
     "cwm_rl": {"cwm_common", "cwm_envs", "cwm_data", "cwm_jax", "configs", "jax", "flax", "optax", "orbax"},
     "cwm_cli": {"cwm_common", "cwm_envs", "cwm_data", "cwm_jax", "cwm_rl", "configs", "jax"},
 }
