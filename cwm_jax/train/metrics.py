@@ -8,11 +8,17 @@ import time
 from tensorboardX import SummaryWriter
 
 
-class MetricsLogger:
-    """Writes on process 0 only. `resume_step` drops JSONL lines from steps that will be run again."""
+TRAIN_CONSOLE = (("loss", "loss {:.4f}"), ("grad_norm", "grad_norm {:.3f}"), ("lr", "lr {:.2e}"),
+                 ("tokens_per_s", "{:,.0f} tok/s"), ("mfu", "mfu {:.1%}"))
 
-    def __init__(self, workdir: str, total_steps: int, resume_step: int, log_every: int, enabled: bool):
-        self.total, self.log_every, self.enabled = total_steps, log_every, enabled
+
+class MetricsLogger:
+    """Writes on process 0 only. `resume_step` drops JSONL lines from steps that will be run again.
+    `console` lists (metric, format) pairs shown on the progress line when present."""
+
+    def __init__(self, workdir: str, total_steps: int, resume_step: int, log_every: int, enabled: bool,
+                 console: tuple = TRAIN_CONSOLE):
+        self.total, self.log_every, self.enabled, self.console = total_steps, log_every, enabled, console
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.start_step, self.start_time = resume_step, time.perf_counter()
         if not enabled:
@@ -35,10 +41,8 @@ class MetricsLogger:
             eta = elapsed / max(done, 1) * (self.total - step)
             width = 24
             bar = "#" * int(width * step / self.total)
-            mfu = f"  mfu {metrics['mfu']:.1%}" if metrics.get("mfu") is not None else ""
-            print(f"[{bar:<{width}}] step {step}/{self.total}  loss {metrics['loss']:.4f}  "
-                  f"grad_norm {metrics['grad_norm']:.3f}  lr {metrics['lr']:.2e}  "
-                  f"{metrics['tokens_per_s']:,.0f} tok/s{mfu}  eta {eta:.0f}s", file=sys.stdout, flush=True)
+            shown = "  ".join(fmt.format(metrics[key]) for key, fmt in self.console if metrics.get(key) is not None)
+            print(f"[{bar:<{width}}] step {step}/{self.total}  {shown}  eta {eta:.0f}s", file=sys.stdout, flush=True)
 
     def close(self):
         if self.enabled:

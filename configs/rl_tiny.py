@@ -1,0 +1,32 @@
+"""GRPO on CPU: a tiny CWM learns a sandbox-checked task (the demo's last stage).
+
+Set policy.checkpoint to a training workdir (the demo passes the tiny model it just trained); with none,
+a freshly initialized cwm-tiny is used with policy.tokenizer.
+"""
+
+import ml_collections
+
+from configs.train_defaults import base
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.model = base("cwm-tiny").model  # used only when no policy checkpoint is given
+    c.policy = ml_collections.ConfigDict(dict(checkpoint="", hf="", tokenizer=""))
+    c.rl = ml_collections.ConfigDict(dict(
+        # Task mixture weights; every task is listed so any can be turned on from the command line.
+        tasks=ml_collections.ConfigDict(dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, code=0.0, swe=0.0)),
+        mode="async", prompts_per_step=8, group_size=8,
+        max_new_tokens=6, temperature=1.0, top_p=1.0, eps_low=0.2, eps_high=0.28, normalize_std=False,
+        kl_coef=0.0, max_staleness=1, budget_tokens=0, max_turns=6, max_episode_tokens=448,
+        tool_timeout_s=10.0, sandbox_backend="bwrap", sandbox_memory_mb=512, pool_size=4))
+    c.optimizer = base().optimizer
+    c.optimizer.peak_lr = 2e-3
+    c.optimizer.warmup_steps = 0
+    c.optimizer.schedule = "constant"
+    c.steps = 30
+    c.checkpoint_every = 10
+    c.keep_checkpoints = 2
+    c.log_every = 1
+    c.seed = 0
+    return c

@@ -1,0 +1,54 @@
+"""Every loss and advantage of CWM's GRPO variant, in one auditable file (CWM.md section 5.4).
+
+- Advantage: the return minus the mean return of the prompt's group (no division by the group's std, as
+  CWM; `normalize_std=True` gives the original GRPO). Rewards sit on the tokens where they are earned
+  (the last action token for an outcome reward); a token's return is the sum of rewards from it to the
+  end (no discount), so with one final reward every model token of a sample gets R_i - mean_group(R).
+- Objective per model token: PPO's clipped surrogate with separate low/high epsilons ("clip-higher"), the
+  importance ratio taken against the behaviour policy's log-probs recorded at sampling time.
+- No per-trajectory length normalization: the token sum is divided by a constant budget (tokens per
+  batch), so long and short samples weigh by their tokens.
+- Environment tokens (tool outputs in multi-turn episodes) are masked out.
+- Optional KL to a reference policy (k3 estimator), off by default.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def token_returns(token_rewards: jax.Array) -> jax.Array:
+    """[N, T] rewards at the tokens where they are earned -> [N, T] undiscounted returns-to-go."""
+    return jnp.flip(jnp.cumsum(jnp.flip(token_rewards, axis=1), axis=1), axis=1)
+
+
+def token_advantages(token_rewards: jax.Array, group_size: int, normalize_std: bool = False) -> jax.Array:
+    """Per-token advantages for N = prompts x group_size samples (groups consecutive): the token's return
+    minus the group's mean total return (divided by the group's std when normalize_std)."""
+    returns = token_returns(token_rewards)
+    totals = returns[:, 0]
+    groups = totals.reshape(-1, group_size)
+    baseline = jnp.repeat(groups.mean(axis=1), group_size)
+    advantages = returns - baseline[:, None]
+    if normalize_std:
+        advantages = advantages / (jnp.repeat(groups.std(axis=1), group_size)[:, None] + 1e-6)
+    return advantages
+
+
+def grpo_loss(new_logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, mask: jax.Array,
+              eps_low: float, eps_high: float, budget: float, kl_coef: float = 0.0,
+              ref_logp: jax.Array | None = None):
+    """Loss (to minimize) and metrics, all inputs [N, T]; `mask` is 1 on model tokens only."""
+    mask = mask.astype(jnp.float32)
+    ratio = jnp.exp(new_logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * advantages
+    objective = jnp.minimum(unclipped, clipped)
+    loss = -jnp.sum(objective * mask) / budget
+    metrics = {"clip_fraction": jnp.sum((clipped < unclipped) * mask) / jnp.maximum(jnp.sum(mask), 1.0),
+               "ratio_mean": jnp.sum(ratio * mask) / jnp.maximum(jnp.sum(mask), 1.0)}
+    if kl_coef:
+        delta = ref_logp - new_logp
+        kl = jnp.exp(delta) - delta - 1.0
+        loss = loss + kl_coef * jnp.sum(kl * mask) / budget
+        metrics["kl"] = jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return loss, metrics

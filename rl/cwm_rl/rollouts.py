@@ -1,0 +1,157 @@
+"""Rollouts: groups of G samples per prompt. Single-turn tasks are generated in one batch and scored in
+sandboxes; agent tasks run CWM's tool loop (the model's `<tool: ...>` calls execute in a sandbox and the
+observations go back into the context as masked environment tokens) within turn and token budgets.
+
+A sandbox that dies or hits a time limit during an episode makes a FAILED sample (reward -1), never a
+crash or a hang of the loop.
+"""
+
+import contextlib
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from cwm_data import special_tokens as st
+from cwm_data.special_tokens import special
+from cwm_data.tokenizer import CwmTokenizer
+from cwm_envs.agent_tools import run_turn
+from cwm_envs.pool import SandboxPool
+from cwm_envs.tasks.reward_result import FAIL
+from cwm_jax.sampling import generate
+from cwm_rl.samples import FAILED, OK, Sample
+from cwm_rl.tasks import Prompt
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutSettings:
+    group_size: int
+    max_new_tokens: int  # per single-turn completion, and per agent turn
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_turns: int = 8
+    max_episode_tokens: int = 4096  # prompt + every turn + every observation
+    tool_timeout_s: float = 30.0
+    score_timeout_s: float = 120.0  # waiting for a free sandbox
+
+
+class RolloutWorker:
+    def __init__(self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings):
+        self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
+        self.stops = (tokenizer.special_id(st.EOT), tokenizer.special_id(st.END_OF_TEXT))
+
+    def collect(self, model, version: int, prompts: list[Prompt], seed: int) -> tuple[list[Sample], dict]:
+        """G samples per prompt (groups consecutive, in prompt order) and generation statistics."""
+        start = time.perf_counter()
+        single = [(g, p) for g, p in enumerate(prompts) if not self.tasks[p.task].multi_turn]
+        multi = [(g, p) for g, p in enumerate(prompts) if self.tasks[p.task].multi_turn]
+        samples = self._single_turn(model, version, single, seed) if single else []
+        samples += self._agent_episodes(model, version, multi, seed) if multi else []
+        samples.sort(key=lambda s: s.group)
+        generated = sum(s.model_tokens for s in samples)
+        return samples, {"generated_tokens": generated, "seconds": time.perf_counter() - start}
+
+    def _single_turn(self, model, version, groups, seed) -> list[Sample]:
+        g_size = self.settings.group_size
+        prompts = [self.tokenizer.encode_pieces(p.pieces) for _, p in groups for _ in range(g_size)]
+        tokens, logps = generate(model, prompts, self.settings.max_new_tokens, temperature=self.settings.temperature,
+                                 top_p=self.settings.top_p, stop_tokens=self.stops, seed=seed, return_logprobs=True)
+        jobs = [(groups[i // g_size], prompts[i], tokens[i], logps[i]) for i in range(len(prompts))]
+
+        def score(job):
+            (group, prompt), ids, completion, logp = job
+            text = self.tokenizer.decode([t for t in completion if t not in self.stops])
+            try:
+                with self.pool.sandbox(timeout=self.settings.score_timeout_s) as sandbox:
+                    result = self.tasks[prompt.task].score(sandbox, text, prompt.meta)
+                status, reward, why = OK, result.reward, result.status
+            except Exception as e:  # a dead sandbox or no free sandbox in time: a failed sample
+                status, reward, why = FAILED, FAIL, f"{type(e).__name__}: {e}"[:300]
+            return Sample(prompt.task, group, ids, completion, [1] * len(completion), logp, reward, version, status,
+                          {"result": why})
+
+        with ThreadPoolExecutor(max(1, self.pool.size)) as threads:
+            return list(threads.map(score, jobs))
+
+    def _agent_episodes(self, model, version, groups, seed) -> list[Sample]:
+        """All episodes advance turn by turn together (one batched generation per turn)."""
+        settings = self.settings
+        episodes = [_Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
+                    for group, prompt in groups for _ in range(settings.group_size)]
+        if len(episodes) > self.pool.size:
+            raise ValueError(f"{len(episodes)} agent episodes need as many sandboxes; the pool has {self.pool.size}")
+        with contextlib.ExitStack() as stack:
+            for episode in episodes:
+                episode.sandbox = stack.enter_context(self.pool.sandbox(timeout=settings.score_timeout_s))
+                self._guard(episode, lambda e=episode: self.tasks[e.prompt.task].setup(e.sandbox, e.prompt.meta))
+            for turn in range(settings.max_turns):
+                active = [e for e in episodes if not e.done]
+                if not active:
+                    break
+                room = [settings.max_episode_tokens - len(e.context) for e in active]
+                budget = min(settings.max_new_tokens, max(room))
+                if budget <= 0:
+                    break
+                outs, logps = generate(model, [e.context for e in active], [max(0, min(budget, r)) for r in room],
+                                       temperature=settings.temperature, top_p=settings.top_p,
+                                       stop_tokens=self.stops, seed=seed * 1000 + turn, return_logprobs=True)
+                for episode, out, logp in zip(active, outs, logps):
+                    episode.add(out, [1] * len(out), logp)
+                with ThreadPoolExecutor(len(active)) as threads:
+                    list(threads.map(self._act, active))
+            for episode in episodes:
+                if episode.status == OK:
+                    self._guard(episode, lambda e=episode: setattr(
+                        e, "reward", self.tasks[e.prompt.task].grade(e.sandbox, e.submission, e.prompt.meta).reward))
+        return [e.sample(version) for e in episodes]
+
+    def _act(self, episode: "_Episode"):
+        """Runs the tool call of the episode's last turn and appends the observation (or ends the episode)."""
+        text = self.tokenizer.decode([t for t in episode.last_turn if t not in self.stops])
+        if len(episode.context) >= self.settings.max_episode_tokens:
+            episode.done = True
+            return
+        outcome = self._guard(episode, lambda: run_turn(episode.sandbox, text, self.settings.tool_timeout_s))
+        if episode.status != OK or outcome is None:  # a sandbox failure, or a final answer
+            episode.done = True
+            return
+        if outcome.submission is not None:
+            episode.submission = outcome.submission
+        role = f"tool: {outcome.tool}" if outcome.tool else "user"
+        observation = self.tokenizer.encode_pieces([
+            special(st.START_HEADER), role, special(st.END_HEADER), "\n\n", outcome.observation, special(st.EOT),
+            special(st.START_HEADER), "assistant", special(st.END_HEADER), "\n\n"])
+        episode.add(observation, [0] * len(observation), [0.0] * len(observation))
+
+    @staticmethod
+    def _guard(episode: "_Episode", action):
+        try:
+            if not episode.sandbox.alive():
+                raise RuntimeError("the sandbox died")
+            return action()
+        except Exception as e:
+            episode.fail(f"{type(e).__name__}: {e}"[:300])
+            return None
+
+
+class _Episode:
+    def __init__(self, group: int, prompt: Prompt, prompt_ids: list[int]):
+        self.group, self.prompt, self.prompt_ids = group, prompt, prompt_ids
+        self.context = list(prompt_ids)
+        self.completion, self.mask, self.logprobs, self.last_turn = [], [], [], []
+        self.done, self.status, self.reward, self.submission, self.why = False, OK, FAIL, None, ""
+        self.sandbox = None
+
+    def add(self, tokens, mask, logprobs):
+        self.context += tokens
+        self.completion += tokens
+        self.mask += mask
+        self.logprobs += list(logprobs)
+        if mask and mask[0]:
+            self.last_turn = tokens
+
+    def fail(self, why: str):
+        self.status, self.done, self.reward, self.why = FAILED, True, FAIL, why
+
+    def sample(self, version: int) -> Sample:
+        return Sample(self.prompt.task, self.group, self.prompt_ids, self.completion, self.mask, self.logprobs,
+                      self.reward, version, self.status, {"why": self.why, "submitted": self.submission is not None})
