@@ -32,11 +32,16 @@ class RolloutSettings:
     max_episode_tokens: int = 4096  # prompt + every turn + every observation
     tool_timeout_s: float = 30.0
     score_timeout_s: float = 120.0  # waiting for a free sandbox
+    episode_timeout_s: float = 600.0  # an agent episode still running then is a failed sample
 
 
 class RolloutWorker:
-    def __init__(self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings):
+    """`generate_fn` has cwm_jax.generate's signature (tests pass a scripted one)."""
+
+    def __init__(self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings,
+                 generate_fn=generate):
         self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
+        self.generate = generate_fn
         self.stops = (tokenizer.special_id(st.EOT), tokenizer.special_id(st.END_OF_TEXT))
 
     def collect(self, model, version: int, prompts: list[Prompt], seed: int) -> tuple[list[Sample], dict]:
@@ -53,8 +58,10 @@ class RolloutWorker:
     def _single_turn(self, model, version, groups, seed) -> list[Sample]:
         g_size = self.settings.group_size
         prompts = [self.tokenizer.encode_pieces(p.pieces) for _, p in groups for _ in range(g_size)]
-        tokens, logps = generate(model, prompts, self.settings.max_new_tokens, temperature=self.settings.temperature,
-                                 top_p=self.settings.top_p, stop_tokens=self.stops, seed=seed, return_logprobs=True)
+        tokens, logps = self.generate(model, prompts, self.settings.max_new_tokens,
+                                      temperature=self.settings.temperature,
+                                      top_p=self.settings.top_p, stop_tokens=self.stops, seed=seed,
+                                      return_logprobs=True)
         jobs = [(groups[i // g_size], prompts[i], tokens[i], logps[i]) for i in range(len(prompts))]
 
         def score(job):
@@ -79,11 +86,16 @@ class RolloutWorker:
                     for group, prompt in groups for _ in range(settings.group_size)]
         if len(episodes) > self.pool.size:
             raise ValueError(f"{len(episodes)} agent episodes need as many sandboxes; the pool has {self.pool.size}")
+        deadline = time.perf_counter() + settings.episode_timeout_s
         with contextlib.ExitStack() as stack:
             for episode in episodes:
                 episode.sandbox = stack.enter_context(self.pool.sandbox(timeout=settings.score_timeout_s))
                 self._guard(episode, lambda e=episode: self.tasks[e.prompt.task].setup(e.sandbox, e.prompt.meta))
             for turn in range(settings.max_turns):
+                if time.perf_counter() > deadline:
+                    for episode in episodes:
+                        if not episode.done:
+                            episode.fail(f"episode still running after {settings.episode_timeout_s:g}s")
                 active = [e for e in episodes if not e.done]
                 if not active:
                     break
@@ -91,9 +103,10 @@ class RolloutWorker:
                 budget = min(settings.max_new_tokens, max(room))
                 if budget <= 0:
                     break
-                outs, logps = generate(model, [e.context for e in active], [max(0, min(budget, r)) for r in room],
-                                       temperature=settings.temperature, top_p=settings.top_p,
-                                       stop_tokens=self.stops, seed=seed * 1000 + turn, return_logprobs=True)
+                outs, logps = self.generate(model, [e.context for e in active],
+                                            [max(0, min(budget, r)) for r in room], temperature=settings.temperature,
+                                            top_p=settings.top_p, stop_tokens=self.stops, seed=seed * 1000 + turn,
+                                            return_logprobs=True)
                 for episode, out, logp in zip(active, outs, logps):
                     episode.add(out, [1] * len(out), logp)
                 with ThreadPoolExecutor(len(active)) as threads:

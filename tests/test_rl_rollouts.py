@@ -1,0 +1,147 @@
+"""Rollouts with scripted policies: single-turn scoring, agent episodes with real tools and a real SWE grade,
+and failures (a sandbox that dies, an episode that runs out of time) that become failed samples."""
+
+import random
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cwm_data import special_tokens as st
+from cwm_data.tokenizer import train_sentencepiece
+from cwm_envs.pool import SandboxPool
+from cwm_envs.sandbox import SandboxLimits, make_sandbox
+from cwm_rl.learner import make_batch
+from cwm_rl.rollouts import RolloutSettings, RolloutWorker
+from cwm_rl.samples import FAILED, OK
+from cwm_rl.tasks import EchoTask, SweAgentTask, TaskMixture
+from cwm_rl.weight_channels import DirectoryWeights
+from sandbox_fixtures import BACKENDS
+
+FIX = ("<tool: edit>\nrepo/calc.py\n<<<<<<< SEARCH\n    return a / b\n=======\n    if b == 0:\n        return None\n"
+       "    return a / b\n>>>>>>> REPLACE\n</tool>")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    texts = [FIX, "x = 1\nprint(x)\n# prints: 1", "<think>\nok\n</think>\nDone."] * 10
+    return train_sentencepiece(texts, 400, str(tmp_path_factory.mktemp("tok") / "t.model"))
+
+
+class Scripted:
+    """generate(): the k-th assistant turn of every episode says script[k] (texts; EOT appended)."""
+
+    def __init__(self, tokenizer, script, on_turn=None):
+        self.tokenizer, self.script, self.on_turn = tokenizer, script, on_turn
+
+    def __call__(self, model, prompts, max_new_tokens, **kwargs):
+        outs = []
+        for prompt in prompts:
+            turn = self.tokenizer.decode(prompt).count("<|start_header_id|>assistant") - 1
+            if self.on_turn:
+                self.on_turn(turn)
+            text = self.script[min(turn, len(self.script) - 1)]
+            outs.append(self.tokenizer.encode(text) + [self.tokenizer.special_id(st.EOT)])
+        return outs, [[-0.5] * len(o) for o in outs]
+
+
+def _worker(tokenizer, tasks, script, backend, on_turn=None, pool_size=2, **settings):
+    pool = SandboxPool(lambda: make_sandbox(backend, SandboxLimits(timeout_s=10)), pool_size)
+    defaults = dict(group_size=2, max_new_tokens=64, max_turns=6, max_episode_tokens=4000, tool_timeout_s=10)
+    return pool, RolloutWorker(tokenizer, pool, tasks, RolloutSettings(**{**defaults, **settings}),
+                               Scripted(tokenizer, script, on_turn))
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_single_turn_scoring_and_a_dying_sandbox(tokenizer, backend):
+    mixture = TaskMixture({"echo_bit": 1.0}, seed=0)
+    prompts = mixture.draw(2)
+    answers = [p.meta["answer"] for p in prompts]
+    pool, worker = _worker(tokenizer, mixture.tasks, [str(answers[0])], backend)
+    with pool:
+        samples, stats = worker.collect(None, 3, prompts, seed=0)
+        assert [s.reward for s in samples] == [1.0, 1.0] + ([1.0, 1.0] if answers[1] == answers[0] else [-1.0, -1.0])
+        assert all(s.version == 3 and s.status == OK and s.model_mask == [1] * len(s.completion) for s in samples)
+        for sandbox in list(pool._all):
+            sandbox.exec = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("sandbox died"))
+        failed, _ = worker.collect(None, 4, prompts, seed=0)
+    assert [s.status for s in failed] == [FAILED] * 4 and all(s.reward == -1 for s in failed)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
+    task = SweAgentTask()
+    prompt = next(p for p in (task.prompt(random.Random(i)) for i in range(20))
+                  if p.meta["instance_id"] == "calc-divide-by-zero")
+    script = [FIX, "<tool: bash>\ncd repo && python3 -c \"import calc; print(calc.divide(1, 0))\"\n</tool>",
+              "<tool: submit>\nrepo/fix.diff\n</tool>", "Done.\n</think>\n## Summary\nFixed."]
+    pool, worker = _worker(tokenizer, {"swe": task}, script, backend)
+    with pool:
+        # The patch file is made by the environment here (the scripted model cannot run git itself).
+        worker.tasks["swe"].setup = lambda sandbox, meta: (task.tasks[meta["instance_id"]].setup(sandbox),
+                                                           sandbox.put_file("repo/fix.diff", task.tasks[
+                                                               meta["instance_id"]].gold_patch))
+        samples, _ = worker.collect(None, 0, [prompt], seed=0)
+    assert [s.reward for s in samples] == [1.0, 1.0] and all(s.status == OK for s in samples)
+    sample = samples[0]
+    text = tokenizer.decode(sample.completion)
+    assert "<|start_header_id|>tool: edit<|end_header_id|>" in text and "None" in text and "<submission>" in text
+    observation = [t for t, m in zip(sample.completion, sample.model_mask) if m == 0]
+    assert "tool: bash" in tokenizer.decode(observation) and sum(sample.model_mask) < len(sample.completion)
+    assert all(lp == 0.0 for lp, m in zip(sample.logprobs, sample.model_mask) if m == 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_sandbox_death_and_episode_timeout_make_failed_samples(tokenizer, backend):
+    task = SweAgentTask()
+    prompt = task.prompt(random.Random(0))
+    pools = []
+
+    def kill_on_second_turn(turn):
+        if turn == 1:
+            for sandbox in list(pools[0]._all):
+                sandbox.close()
+
+    pool, worker = _worker(tokenizer, {"swe": task}, [FIX, FIX, "Done."], backend, kill_on_second_turn)
+    pools.append(pool)
+    with pool:
+        samples, _ = worker.collect(None, 0, [prompt], seed=0)
+    assert [s.status for s in samples] == [FAILED, FAILED] and all(s.reward == -1 for s in samples)
+    pool, worker = _worker(tokenizer, {"swe": task}, ["<tool: bash>\nsleep 3\n</tool>"], backend,
+                           episode_timeout_s=2.0, max_turns=50)
+    start = time.perf_counter()
+    with pool:
+        samples, _ = worker.collect(None, 0, [prompt], seed=0)
+    assert [s.status for s in samples] == [FAILED, FAILED] and "still running" in samples[0].info["why"]
+    assert time.perf_counter() - start < 20
+
+
+def test_learner_batch_puts_rewards_on_the_last_model_token():
+    from cwm_rl.samples import Sample
+    a = Sample("t", 0, [5, 6], [7, 8, 9, 10], [1, 0, 0, 1], [-1.0, 0.0, 0.0, -2.0], 1.0, 0)
+    b = Sample("t", 0, [5], [11], [1], [-0.5], -1.0, 0)
+    batch = make_batch([a, b], rows=4, group_size=2)
+    assert batch["tokens"].shape == (4, 32) and batch["tokens"][0, :6].tolist() == [5, 6, 7, 8, 9, 10]
+    # Target position t predicts token t+1: completion token k of `a` is target position 1 + k.
+    assert batch["mask"][0, :6].tolist() == [0, 1, 0, 0, 1, 0]
+    assert batch["old_logp"][0, 1] == -1.0 and batch["old_logp"][0, 4] == -2.0
+    assert batch["rewards"][0].tolist().index(1.0) == 4 and batch["rewards"][1, 0] == -1.0
+    assert batch["mask"][2:].sum() == 0  # padding rows (a missing group) train nothing
+
+
+def test_weights_cross_processes_through_a_directory(tmp_path):
+    params = {"a": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "b": np.ones(4, np.float32)}
+    channel = DirectoryWeights(str(tmp_path), keep=2)
+    for version in (1, 2, 3):
+        channel.publish(version, {"a": {"w": params["a"]["w"] * version}, "b": params["b"]})
+    script = ("import sys, numpy as np; from cwm_rl.weight_channels import DirectoryWeights; "
+              "v, p = DirectoryWeights(sys.argv[1]).latest(); print(v, float(p['a/w'].sum()))")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", str(float(params["a"]["w"].sum() * 3))]
+    version, restored = channel.latest(like=params)
+    assert version == 3 and np.array_equal(restored["a"]["w"], params["a"]["w"] * 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["version-2.npz", "version-3.npz"]
+    assert jnp.asarray(restored["b"]).shape == (4,)
