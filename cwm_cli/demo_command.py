@@ -1,17 +1,16 @@
-"""`cwm demo`: the embedded main job on a small preset."""
+"""`cwm demo`: the whole story on the embedded default (trace, train a tiny CWM, GRPO), on CPU."""
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("demo", help="build a small CWM, run a forward and a few training steps")
-    p.add_argument("--preset", default="cwm-tiny", help="model preset (configs/model_presets.py)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p = subparsers.add_parser("demo", help="trace the shipped corpus, train a tiny CWM, then run GRPO on it")
+    p.add_argument("--workdir", default="runs/demo", help="where the stages keep their data and checkpoints")
+    p.add_argument("--train-steps", type=int, default=150)
+    p.add_argument("--rl-steps", type=int, default=30)
+    p.add_argument("--rl-mode", choices=("async", "sync"), default="async")
     p.set_defaults(run=run)
 
 
 def run(args):
-    from cwm_jax.demo import run_demo
+    from cwm_rl.story import run_story
 
-    run_demo(args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, seed=args.seed)
+    run_story(args.workdir, args.train_steps, args.rl_steps, args.rl_mode)

@@ -2,6 +2,7 @@
 shipped functions and programs, the shipped agent episodes, the shipped code as text, and a SentencePiece
 tokenizer trained on it. Built once into a folder and reused (a manifest records what was built)."""
 
+import ast
 import glob
 import json
 import os
@@ -17,7 +18,16 @@ from cwm_data.tracer import trace
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(REPO, "data", "corpus")
 CRUXEVAL = os.path.join(REPO, "data", "benchmarks", "cruxeval", "cruxeval.jsonl")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+
+def _printed(value_repr: str) -> str | None:
+    """What print() shows for a value whose repr is given (str() differs from repr() only for strings)."""
+    try:
+        value = ast.literal_eval(value_repr)
+    except (ValueError, SyntaxError):
+        return None
+    return str(value) if "\n" not in str(value) else None
 
 
 def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str], None] = print) -> dict:
@@ -38,7 +48,7 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
         crux = [json.loads(line) for line in f]
     calls = [(j.source, j.entry, j.call_args, j.stdin) for j in jobs] + [(s["code"], "f", s["input"], None)
                                                                           for s in crux]
-    texts = []
+    texts, predictions = [], []
     with ShardWriter(out_dir, "traces", records_per_shard=500) as shards:
         for source, entry, call_args, stdin in calls:
             result = trace(source, entry, call_args, stdin, limits)
@@ -47,9 +57,14 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
                                          "frames": [f.to_json() for f in result.frames]}).encode())
                 if len(texts) < 300:
                     texts.append(trace_format.to_text(trace_format.render(result.frames, True)))
+                if entry is not None and result.frames[-1].event == "return":
+                    # Output prediction in plain Python: the call, then what printing it shows.
+                    printed = _printed(result.frames[-1].value)
+                    if printed is not None:
+                        predictions.append(f"{source.rstrip()}\n\nprint({entry}({call_args}))\n# prints: {printed}\n")
         trace_paths = shards.close()
     code = [open(p).read() for p in sorted(glob.glob(os.path.join(CORPUS, "**", "*.py"), recursive=True))]
-    code += [s["code"] for s in crux]
+    code += [s["code"] for s in crux] + predictions
     text_path = os.path.join(out_dir, "text.jsonl")
     with open(text_path, "w") as f:
         f.writelines(json.dumps({"text": t}) + "\n" for t in code)
@@ -62,6 +77,7 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
     paths = {"trace": trace_paths, "agent": [agent_path], "text": [text_path], "tokenizer": tokenizer_path}
     with open(manifest_path, "w") as f:
         json.dump({"built_with": wanted, "paths": paths, "traces": shards.count}, f, indent=1)
-    log(f"built the shipped corpus in {out_dir}: {shards.count} traces, {len(code)} code files, "
+    log(f"built the shipped corpus in {out_dir}: {shards.count} traces, {len(code)} code files and "
+        f"output predictions, "
         f"{len(episodes)} agent episodes, tokenizer of {tokenizer_vocab} + 256 tokens")
     return paths
