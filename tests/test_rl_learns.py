@@ -1,32 +1,76 @@
 """The README's story on a short run: a tiny CWM trained on the shipped traces learns, under GRPO with
-sandboxed rewards, to answer better; and the RL run resumes from its checkpoint."""
+sandboxed rewards, to answer better; the RL run resumes from its checkpoint; and the asynchronous loop with
+max_staleness 0 is exactly the synchronous one."""
 
 import json
+
+import jax
+import numpy as np
+import pytest
 
 from cwm_common.experiment_config import load_config
 from cwm_rl.loop import run_rl
 from cwm_rl.story import CONFIGS, run_story
 
 
-def test_story_runs_and_reward_rises(tmp_path):
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("story")
     lines = []
-    result = run_story(str(tmp_path), train_steps=150, rl_steps=20, rl_mode="sync", log=lines.append)
+    result = run_story(str(workdir), train_steps=150, rl_steps=20, rl_mode="sync", log=lines.append)
+    return workdir, result, lines
+
+
+def _rl_config(policy, *overrides):
+    return load_config(f"{CONFIGS}/rl_tiny.py", [f"--config.policy.checkpoint={policy}", *overrides])
+
+
+def _metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_story_runs_and_reward_rises(story):
+    workdir, result, lines = story
     first_loss, last_loss = result["loss"]
     assert last_loss < first_loss - 1.0
     rewards = result["rewards"]
     # Starting near -1 (almost every answer wrong), the mean reward of the last 10 steps is clearly higher.
     early, late = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert rewards[0] < -0.7 and late > early + 0.3, rewards
-    assert any(line.startswith("== 3/3") for line in lines) and (tmp_path / "rl" / "reward_curve.png").exists()
-    records = [json.loads(line) for line in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert any(line.startswith("== 3/3") for line in lines) and (workdir / "rl" / "reward_curve.png").exists()
     assert {"step", "reward_mean", "reward_mean/echo_bit", "reward_std/echo_bit", "pass_rate", "gen_tokens_per_s",
-            "learner_tokens_per_s", "staleness_mean", "clip_fraction"} <= set(records[0])
+            "episodes_per_s", "learner_tokens_per_s", "learner_wait_fraction", "staleness_mean",
+            "clip_fraction"} <= set(_metrics(workdir / "rl")[0])
 
+
+def test_rl_resumes_from_its_last_checkpoint(story):
+    workdir, result, _ = story
     # Running again with more steps resumes from the last checkpoint (step 20) and appends steps 21-22.
-    config = load_config(f"{CONFIGS}/rl_tiny.py", [f"--config.policy.checkpoint={tmp_path / 'tiny'}",
-                                                   "--config.steps=22", "--config.rl.mode=sync"])
     logs = []
-    run_rl(config, str(tmp_path / "rl"), log=logs.append)
+    run_rl(_rl_config(workdir / "tiny", "--config.steps=22", "--config.rl.mode=sync"), str(workdir / "rl"),
+           log=logs.append)
     assert "resumed RL from step 20" in logs
-    steps = [json.loads(line)["step"] for line in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 23))
+    assert [r["step"] for r in _metrics(workdir / "rl")] == list(range(1, 23))
+
+
+def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
+    """Actor thread and actor processes (weights and rollouts crossing process boundaries) alike."""
+    policy = story[0] / "tiny"
+    runs = {}
+    for name, overrides in (("sync", ["--config.rl.mode=sync"]),
+                            ("thread", ["--config.rl.max_staleness=0"]),
+                            ("processes", ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2"]),
+                            ("thread, staleness 1", ["--config.rl.max_staleness=1"])):
+        out = run_rl(_rl_config(policy, "--config.steps=3", *overrides), str(tmp_path / name), log=lambda m: None)
+        runs[name] = (_metrics(tmp_path / name), jax.tree.leaves(out["state"]["params"]))
+    keys = ("reward_mean", "loss", "clip_fraction", "staleness_mean")
+    sync, sync_params = runs["sync"]
+    for name in ("thread", "processes"):
+        metrics, params = runs[name]
+        assert [[r[k] for k in keys] for r in metrics] == [[r[k] for k in keys] for r in sync], name
+        for a, b in zip(sync_params, params):
+            np.testing.assert_array_equal(a, b)
+    # With one version of slack the actor runs ahead (batch 1 starts from version 0 while step 1 trains),
+    # never further.
+    slack = runs["thread, staleness 1"][0]
+    assert slack[1]["staleness_mean"] == 1.0 and max(r["staleness_max"] for r in slack) == 1

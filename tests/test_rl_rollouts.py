@@ -1,6 +1,7 @@
 """Rollouts with scripted policies: single-turn scoring, agent episodes with real tools and a real SWE grade,
 and failures (a sandbox that dies, an episode that runs out of time) that become failed samples."""
 
+import dataclasses
 import random
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits, make_sandbox
 from cwm_rl.learner import make_batch
+from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
-from cwm_rl.samples import FAILED, OK
+from cwm_rl.samples import FAILED, OK, Sample
 from cwm_rl.tasks import EchoTask, SweAgentTask, TaskMixture
 from cwm_rl.weight_channels import DirectoryWeights
 from sandbox_fixtures import BACKENDS
@@ -58,7 +60,7 @@ def _worker(tokenizer, tasks, script, backend, on_turn=None, pool_size=2, **sett
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_single_turn_scoring_and_a_dying_sandbox(tokenizer, backend):
     mixture = TaskMixture({"echo_bit": 1.0}, seed=0)
-    prompts = mixture.draw(2)
+    prompts = mixture.batch(0, 2)
     answers = [p.meta["answer"] for p in prompts]
     pool, worker = _worker(tokenizer, mixture.tasks, [str(answers[0])], backend)
     with pool:
@@ -120,7 +122,6 @@ def test_sandbox_death_and_episode_timeout_make_failed_samples(tokenizer, backen
 
 
 def test_learner_batch_puts_rewards_on_the_last_model_token():
-    from cwm_rl.samples import Sample
     a = Sample("t", 0, [5, 6], [7, 8, 9, 10], [1, 0, 0, 1], [-1.0, 0.0, 0.0, -2.0], 1.0, 0)
     b = Sample("t", 0, [5], [11], [1], [-0.5], -1.0, 0)
     batch = make_batch([a, b], rows=4, group_size=2)
@@ -145,3 +146,16 @@ def test_weights_cross_processes_through_a_directory(tmp_path):
     assert version == 3 and np.array_equal(restored["a"]["w"], params["a"]["w"] * 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["version-2.npz", "version-3.npz"]
     assert jnp.asarray(restored["b"]).shape == (4,)
+
+
+def test_rollout_batches_cross_processes_through_a_directory(tmp_path):
+    samples = [Sample("echo_bit", g, [5, 6], [7, 8, 9], [1, 0, 1], [-0.25, 0.0, -1.0 / 3], 1.0 - g, 4,
+                      FAILED if g else OK, {"result": "x"}) for g in range(2)]
+    channel = DirectoryRollouts(str(tmp_path))
+    assert channel.pop(7) is None
+    script = ("import sys; from cwm_rl.rollout_channel import DirectoryRollouts; from cwm_rl.samples import Sample; "
+              "DirectoryRollouts(sys.argv[1]).put(7, [Sample(**eval(a)) for a in sys.argv[2:]], {'seconds': 0.5})")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), *(repr(dataclasses.asdict(s)) for s in samples)],
+                   check=True)
+    assert channel.pop(7) == (samples, {"seconds": 0.5})
+    assert channel.pop(7) is None and not list(tmp_path.iterdir())  # read once, then gone

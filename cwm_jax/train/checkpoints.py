@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the whole run: train state, this process's data-iterator position, and the run manifest.
+"""Orbax checkpoints of the whole run: train state, this process's data-iterator position (when the run reads
+through a stateful iterator), and the run manifest.
 
 Saves are asynchronous (training goes on while arrays are written); every N steps, at the last step and on
 SIGTERM; the newest K are kept. A step is only visible once complete, so a run killed mid-save resumes
@@ -23,16 +24,18 @@ class Checkpoints:
         return self.manager.latest_step()
 
     def save(self, step: int, state, data_iterator, manifest: dict):
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(data_iterator),
-            manifest=ocp.args.JsonSave(manifest)))
+        items = dict(state=ocp.args.StandardSave(state), manifest=ocp.args.JsonSave(manifest))
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        self.manager.save(step, args=ocp.args.Composite(**items))
 
     def restore(self, step: int, abstract_state, data_iterator):
         """The state placed by the target's shardings (so a different mesh reshards), and the iterator
-        moved to where it was."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=grain.checkpoint.CheckpointRestore(data_iterator)))
-        return restored["state"]
+        (if any) moved to where it was."""
+        items = dict(state=ocp.args.StandardRestore(abstract_state))
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
     def manifest(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(manifest=ocp.args.JsonRestore()))["manifest"]

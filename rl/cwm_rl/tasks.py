@@ -152,7 +152,8 @@ TASKS = {"echo": EchoTask, "echo_bit": lambda: EchoTask("echo_bit", 1), "arithme
 
 
 class TaskMixture:
-    """Draws (task, prompt) by weight from a seeded stream whose position is saved with checkpoints."""
+    """Draws (task, prompt) by weight; batch b's prompts depend only on (seed, b), so a resumed or an
+    asynchronous run sees the same prompts at the same step as a synchronous one."""
 
     def __init__(self, weights: dict[str, float], seed: int):
         from cwm_common.errors import CwmError
@@ -165,22 +166,11 @@ class TaskMixture:
         self.tasks = {name: TASKS[name]() for name, w in weights.items() if w > 0}
         self.names = sorted(self.tasks)
         self.weights = [weights[n] for n in self.names]
-        self.seed, self.drawn = seed, 0
+        self.seed = seed
 
-    def draw(self, count: int) -> list[Prompt]:
+    def batch(self, index: int, count: int) -> list[Prompt]:
         prompts = []
-        for _ in range(count):
-            rng = random.Random(f"{self.seed}:{self.drawn}")
-            self.drawn += 1
+        for position in range(index * count, (index + 1) * count):
+            rng = random.Random(f"{self.seed}:{position}")
             prompts.append(self.tasks[rng.choices(self.names, self.weights)[0]].prompt(rng))
         return prompts
-
-    # The Grain checkpoint handler's protocol (saved beside the learner state).
-    def get_state(self) -> bytes:
-        return json.dumps({"drawn": self.drawn}).encode()
-
-    def set_state(self, state: bytes):
-        self.drawn = json.loads(state)["drawn"]
-
-    def start_prefetch(self):
-        pass

@@ -5,6 +5,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -15,16 +16,22 @@ class InProcessWeights:
     """Publishes a copy: the learner donates its own buffers to the next update while actors still use them."""
 
     def __init__(self, version: int, params):
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._latest = (version, jax.tree.map(jnp.copy, params))
 
     def publish(self, version: int, params):
         copy = jax.tree.map(jnp.copy, params)
-        with self._lock:
+        with self._changed:
             self._latest = (version, copy)
+            self._changed.notify_all()
 
-    def latest(self):
-        with self._lock:
+    def wait_for(self, version: int, stopping):
+        """The latest (version, params) once its version is at least `version`; None if stopping() first."""
+        with self._changed:
+            while self._latest[0] < version:
+                if stopping():
+                    return None
+                self._changed.wait(timeout=0.5)
             return self._latest
 
 
@@ -52,13 +59,26 @@ class DirectoryWeights:
 
     def latest(self, like=None):
         """(version, params) of the newest file; params take the structure of `like` (a params tree)."""
-        versions = self._versions()
-        if not versions:
-            return None
-        with np.load(os.path.join(self.directory, f"version-{versions[-1]}.npz")) as data:
-            flat = {k: data[k] for k in data.files}
+        while True:
+            versions = self._versions()
+            if not versions:
+                return None
+            try:
+                with np.load(os.path.join(self.directory, f"version-{versions[-1]}.npz")) as data:
+                    flat = {k: data[k] for k in data.files}
+                break
+            except FileNotFoundError:  # replaced by newer versions while we listed: list again
+                continue
         if like is None:
             return versions[-1], flat
         paths = [("/".join(str(getattr(k, "key", k)) for k in path))
                  for path, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
         return versions[-1], jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), [flat[p] for p in paths])
+
+    def wait_for(self, version: int, like, stopping, poll_s: float = 0.05):
+        """The newest (version, params) once a version >= `version` is published; None if stopping() first."""
+        while not stopping():
+            if self._versions() and self._versions()[-1] >= version:
+                return self.latest(like)
+            time.sleep(poll_s)
+        return None
