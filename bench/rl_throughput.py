@@ -18,11 +18,15 @@ from cwm_rl.loop import run_rl
 from cwm_rl.story import CONFIGS
 
 
-def run_mode(policy: str, mode: str, steps: int, backend: str, workdir: str) -> dict:
+MODES = {"sync": ["--config.rl.mode=sync"], "async (thread)": [],
+         "async (2 processes)": ["--config.rl.actor_processes=2"]}
+
+
+def run_mode(policy: str, overrides: list[str], steps: int, backend: str, workdir: str) -> dict:
     shutil.rmtree(workdir, ignore_errors=True)
     config = load_config(os.path.join(CONFIGS, "rl_tiny.py"), [
-        f"--config.policy.checkpoint={policy}", f"--config.steps={steps}", f"--config.rl.mode={mode}",
-        f"--config.rl.sandbox_backend={backend}", f"--config.checkpoint_every={steps}"])
+        f"--config.policy.checkpoint={policy}", f"--config.steps={steps}", f"--config.rl.sandbox_backend={backend}",
+        f"--config.checkpoint_every={steps}", *overrides])
     start = time.perf_counter()
     run_rl(config, workdir, log=lambda m: None)
     wall = time.perf_counter() - start
@@ -42,12 +46,13 @@ def main():
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("sync", "async"):
-            results[mode] = r = run_mode(args.policy, mode, args.steps, args.backend, os.path.join(tmp, mode))
-            print(f"{mode:5s}: {r['seconds_per_step']:.2f} s/step  rollouts {r['episodes_per_s']:.1f} episodes/s "
+        for k, (mode, overrides) in enumerate(MODES.items()):
+            results[mode] = r = run_mode(args.policy, overrides, args.steps, args.backend, os.path.join(tmp, str(k)))
+            print(f"{mode:19s}: {r['seconds_per_step']:.2f} s/step  rollouts {r['episodes_per_s']:.1f} episodes/s "
                   f"{r['gen_tokens_per_s']:,.0f} tok/s  learner {r['learner_tokens_per_s']:,.0f} tok/s  "
                   f"learner waiting {r['wait']:.0%} of each step")
-    print(f"async / sync step time: {results['async']['seconds_per_step'] / results['sync']['seconds_per_step']:.2f}x")
+    for mode in list(MODES)[1:]:
+        print(f"{mode} / sync step time: {results[mode]['seconds_per_step'] / results['sync']['seconds_per_step']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def get_config():
         kl_coef=0.0, max_staleness=1, budget_tokens=0, max_turns=6, max_episode_tokens=448,
         tool_timeout_s=10.0, sandbox_backend="bwrap", sandbox_memory_mb=512, pool_size=4))
     c.optimizer = base().optimizer
-    c.optimizer.peak_lr = 2e-3
+    c.optimizer.peak_lr = 5e-4
     c.optimizer.warmup_steps = 0
     c.optimizer.schedule = "constant"
     c.steps = 30
