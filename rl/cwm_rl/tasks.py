@@ -42,7 +42,7 @@ def _expression_reward(sandbox: Sandbox, completion: str, expected: int) -> Rewa
 
 class EchoTask:
     """x = d; the model must say what print(x) prints (an expression equal to d). `echo_bit` (d in 0..1) is
-    the CPU demo's task: a tiny model starts near -1 and learns it in a few dozen steps."""
+    the CPU demo's task: a tiny model starts near -1 and learns it in ~50 steps."""
 
     multi_turn = False
 
