@@ -1,5 +1,6 @@
-"""The sandbox pool: concurrent borrowing, replacement of dead sandboxes, and cleanup on exit or Ctrl-C."""
+"""The sandbox pool: concurrent borrowing, replacement of dead sandboxes, and cleanup on exit, Ctrl-C or a crash."""
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cwm_envs.docker_sandbox import docker_available
 from cwm_envs.pool import SandboxPool
+from cwm_envs.sandbox import make_sandbox
 from sandbox_fixtures import BACKENDS, sandbox_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +60,25 @@ def _leftovers(backend: str) -> list[str]:
         return subprocess.run(["docker", "ps", "-aq", "--filter", "label=cwm-sandbox"], capture_output=True,
                               text=True).stdout.split()
     return sorted(p.name for p in Path("/tmp").glob("cwm-bwrap-*"))
+
+
+KILLED_SCRIPT = textwrap.dedent("""
+    import os, signal
+    from cwm_envs.sandbox import make_sandbox
+    sandbox = make_sandbox("docker")
+    print(sandbox.container.id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # a crash: no close, no atexit
+""")
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(docker_available() is not None, reason=str(docker_available()))
+def test_a_killed_runs_containers_are_removed_by_the_next_sandbox():
+    import cwm_envs.docker_sandbox as docker_sandbox
+
+    run = subprocess.run([sys.executable, "-c", KILLED_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    orphan = run.stdout.split()[0]
+    assert run.returncode == -signal.SIGKILL and orphan[:12] in _leftovers("docker")
+    docker_sandbox._stale_removed = False  # as in a fresh process
+    make_sandbox("docker").close()
+    assert orphan[:12] not in _leftovers("docker")

@@ -45,7 +45,11 @@ def _host_processes_of_uid_range() -> list[str]:
 
 
 def _containers() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=cwm-sandbox"], capture_output=True, text=True)
+    """This process's sandbox containers (another run's, or a crashed one's, are not this test's business)."""
+    from cwm_envs.docker_sandbox import owner_label
+
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cwm-sandbox={owner_label()}"],
+                         capture_output=True, text=True)
     return out.stdout.split()
 
 

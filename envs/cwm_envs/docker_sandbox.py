@@ -6,8 +6,10 @@ host's /usr, read-only (docker_image.py), unless the image brings its own.
 Each exec runs as the unprivileged sandbox user under `timeout -s KILL`; the container's own process
 (`sleep`) is root's, without capabilities. After every exec, `kill -9 -1` as the sandbox user ends
 whatever the command left behind (as bubblewrap's pid namespace does), and an exec that floods its output
-or outlives its deadline is killed the same way. Closing removes the container. Containers carry a label so that `remove_stale()`
-can clean up after a crashed run.
+or outlives its deadline is killed the same way. Closing removes the container. Containers carry a label naming
+their creating process (pid and start time, so a reused pid or a machine restored from a snapshot is not
+mistaken for the owner); the first sandbox a process creates removes the containers of creators that are gone,
+so a crashed run leaves nothing behind for long.
 """
 
 import os
@@ -31,6 +33,7 @@ _REAP = 'setsid "$@" <&0 & child=$!; wait $child; status=$?; kill -9 -- -$child 
 SANDBOX_UID = 65534
 _client_lock = threading.Lock()
 _client: docker.DockerClient | None = None
+_stale_removed = False
 
 
 def client() -> docker.DockerClient:
@@ -53,25 +56,36 @@ def docker_available() -> str | None:
         return f"no Docker daemon reachable ({type(e).__name__}: {str(e)[:120]})"
 
 
+def owner_label(pid: int | None = None) -> str | None:
+    """"pid:start-time" of a live process, None if it is gone."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return f"{pid}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+
+
 def remove_stale() -> int:
     """Removes sandbox containers whose creating process is gone; returns how many."""
     removed = 0
     for container in client().containers.list(all=True, filters={"label": LABEL}):
-        owner = int(container.labels.get(LABEL, "0"))
-        if owner != os.getpid() and not _alive(owner):
+        owner = container.labels.get(LABEL, "")
+        pid = owner.split(":")[0]
+        if not pid.isdigit() or owner_label(int(pid)) != owner:
             container.remove(force=True)
             removed += 1
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+def _remove_stale_once() -> None:
+    global _stale_removed
+    with _client_lock:
+        if _stale_removed:
+            return
+        _stale_removed = True
+    remove_stale()
 
 
 class DockerSandbox:
@@ -81,6 +95,7 @@ class DockerSandbox:
                  image: str | None = None, own_system: bool = False):
         self.limits = limits
         api = client()
+        _remove_stale_once()
         self._root = tempfile.mkdtemp(prefix="cwm-docker-")
         self.work_dir = os.path.join(self._root, "work")
         os.mkdir(self.work_dir)
@@ -97,7 +112,7 @@ class DockerSandbox:
             mem_limit=memory, memswap_limit=memory, pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9),
             read_only=True, tmpfs={"/tmp": "size=256m"}, user="0:0", cap_drop=["ALL"],
             security_opt=["no-new-privileges"], volumes=volumes, working_dir=WORKDIR, runtime=runtime,
-            labels={LABEL: str(os.getpid())}, environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
+            labels={LABEL: owner_label()}, environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
             ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20,
                                          hard=limits.file_size_mb << 20)])
 
