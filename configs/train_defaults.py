@@ -8,9 +8,10 @@ from configs import model_presets
 def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = model_presets.get(model)
-    # data.kind: synthetic (random tokens), shipped (the corpus a fresh clone builds), pipeline (your sources).
+    # data.kind: synthetic (random tokens), shipped (the corpus a fresh clone builds, into shipped_dir or
+    # WORKDIR/data), pipeline (your sources).
     c.data = ml_collections.ConfigDict(dict(
-        kind="synthetic", seq_len=128, tokenizer_vocab=768, tokenizer="", sources=[],
+        kind="synthetic", seq_len=128, tokenizer_vocab=768, tokenizer="", shipped_dir="", sources=[],
         weights=ml_collections.ConfigDict(dict(trace=0.6, agent=0.1, text=0.3)),
         keep_observation_prob=0.5, num_workers=0))
     c.mode = "pretrain"  # or "sft": chat data only, loss on assistant tokens only

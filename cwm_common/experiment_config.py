@@ -1,9 +1,10 @@
-"""Experiment configs: `configs/*.py` files whose get_config() returns a ConfigDict, plus command-line
-overrides `--config.a.b=value` typed by the field they replace. Unknown fields and bad values are
-CwmErrors naming the field."""
+"""Experiment configs: `configs/*.py` files whose get_config() returns a ConfigDict, or a resolved config
+saved as JSON (a sweep's runs, a run's manifest), plus command-line overrides `--config.a.b=value` typed by
+the field they replace. Unknown fields and bad values are CwmErrors naming the field."""
 
 import ast
 import importlib.util
+import json
 import os
 
 import ml_collections
@@ -14,6 +15,21 @@ from cwm_common.errors import CwmError
 def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
     if not os.path.exists(path):
         raise CwmError(f"{path}: config file not found")
+    config = _load_json(path) if path.endswith(".json") else _load_python(path)
+    for override in overrides:
+        apply_override(config, override)
+    return config
+
+
+def _load_json(path: str) -> ml_collections.ConfigDict:
+    with open(path) as f:
+        try:
+            return ml_collections.ConfigDict(json.load(f))
+        except json.JSONDecodeError as e:
+            raise CwmError(f"{path}:{e.lineno}: {e.msg}") from None
+
+
+def _load_python(path: str) -> ml_collections.ConfigDict:
     spec = importlib.util.spec_from_file_location(f"cwm_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -22,10 +38,7 @@ def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDi
         raise CwmError(f"{path}:{e.lineno}: {e.msg}") from None
     if not hasattr(module, "get_config"):
         raise CwmError(f"{path}: defines no get_config()")
-    config = module.get_config()
-    for override in overrides:
-        apply_override(config, override)
-    return config
+    return module.get_config()
 
 
 def apply_override(config: ml_collections.ConfigDict, override: str):

@@ -54,7 +54,7 @@ def make_batches(cfg, workdir: str, local_batch: int):
     if data.kind == "synthetic":
         return SyntheticBatches(cfg.model.vocab_size, local_batch, data.seq_len, cfg.seed, index, count)
     if data.kind == "shipped":
-        corpus_dir = os.path.join(workdir, "data")
+        corpus_dir = data.shipped_dir or os.path.join(workdir, "data")
         if index == 0:
             build_shipped_corpus(corpus_dir, data.tokenizer_vocab)
         if count > 1:

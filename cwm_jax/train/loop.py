@@ -12,7 +12,7 @@ from cwm_jax.train.batches import global_batch, make_batches
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.config_check import check_train_config
 from cwm_jax.train.flops import flops_per_token, peak_flops_per_device
-from cwm_jax.train.manifest import run_manifest
+from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, create_state, state_shardings
@@ -49,7 +49,6 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     shardings = state_shardings(model_cfg, optimizer, mesh, rules)
     batches = make_batches(cfg, workdir, local_batch)
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
-    manifest = run_manifest(cfg, mesh)
     primary = jax.process_index() == 0
     seq_len = cfg.data.seq_len
     with jax.set_mesh(mesh), activation_rules(rules):
@@ -60,6 +59,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             state = checkpoints.restore(start, abstract_state(model_cfg, optimizer, shardings), batches)
             if primary:
                 log(f"resumed from step {start}")
+        manifest = run_manifest(cfg, mesh, start, batches)
+        if primary:
+            write_manifest(workdir, manifest)
         batch_sharding = data_sharding(mesh, rules)
         graphdef, _ = abstract_model(model_cfg)
         step_fn = jax.jit(make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, cfg.z_loss),
