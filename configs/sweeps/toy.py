@@ -24,9 +24,9 @@ def get_config():
             "d96": dict(d_model=96, n_heads=3, head_dim=32, ffn_dim=336),
             "d192": dict(d_model=192, n_heads=6, head_dim=32, ffn_dim=672),
         }),
-        tokens=(20_480, 40_960),  # trained tokens per run; or set data_to_model_ratio (D = ratio x M, CWM: 40)
+        tokens=(32_768, 131_072),  # trained tokens per run; or set data_to_model_ratio (D = ratio x M, CWM: 40)
         data_to_model_ratio=0.0,
-        batch_sizes=(8,), lrs=(2e-3, 6e-3),
+        batch_sizes=(16,), lrs=(3e-3, 1e-2),
         samples=0, lr_range=(1e-4, 1e-2), batch_range=(8, 64),
         warmup_fraction=0.1,
         smoothing_fraction=0.2,  # smoothed loss: the mean over the last 20% of steps
