@@ -14,6 +14,7 @@ from cwm_jax.config import ModelConfig, from_mapping
 from cwm_jax.hf.convert import from_hf
 from cwm_jax.model import CwmModel
 from cwm_jax.model_checkpoint import CONFIG_FILE, load_model
+from cwm_jax.train.checkpoints import restore_params
 
 
 def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
@@ -25,10 +26,10 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())
     cfg = from_mapping({**manifest["config"]["model"], **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    # The whole train state is read (optimizer moments too); fine for the sizes trained here.
-    restored = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
-    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.dtype(cfg.param_dtype)), restored["params"])
-    nnx.replace_by_pure_dict(abstract, params)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.dtype(cfg.param_dtype), sharding=device),
+                          abstract.to_pure_dict())
+    nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, target))
     return nnx.merge(graphdef, abstract)
 
 

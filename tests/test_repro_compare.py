@@ -1,9 +1,16 @@
 """Reproducibility: same-mesh reruns are bitwise identical on CPU, another mesh agrees within fp32 tolerance,
-and `cwm repro compare` names the first divergent step of runs with a planted perturbation (and why)."""
+`cwm repro compare` names the first divergent step of runs with a planted perturbation (and why), and a run
+trained on 8 devices loads for inference on one."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from cwm_cli.main import main
@@ -70,3 +77,24 @@ def test_unreadable_runs_are_named(tmp_path, capsys):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\nnot json\n')
     assert main(["repro", "compare", str(tmp_path), str(tmp_path)]) == 2
     assert f"{tmp_path}/metrics.jsonl:2: not a metrics record" in capsys.readouterr().err
+
+
+
+LOAD_ON_ONE_DEVICE = """
+import sys
+import jax, numpy as np
+from flax import nnx
+from cwm_jax.inference_io import load_inference_model
+params = nnx.state(load_inference_model(sys.argv[1]), nnx.Param).to_pure_dict()
+print(jax.device_count(), sum(float(np.abs(np.asarray(a, np.float64)).sum()) for a in jax.tree.leaves(params)))
+"""
+
+
+def test_a_run_trained_on_8_devices_loads_its_params_on_one(runs):
+    """Inference elsewhere (one device) reads only the params of an 8-device run's checkpoint, unchanged."""
+    saved = ocp.StandardCheckpointer().restore(os.path.join(runs["a"], "checkpoints", "6", "state"))["params"]
+    expected = sum(float(np.abs(np.asarray(a, np.float64)).sum()) for a in jax.tree.leaves(saved))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, "-c", LOAD_ON_ONE_DEVICE, runs["a"]], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == "1" and float(out[1]) == expected

@@ -45,3 +45,14 @@ class Checkpoints:
 
     def close(self):
         self.manager.close()
+
+
+def restore_params(workdir: str, step: int, abstract_params):
+    """Only the params of a checkpoint's train state (inference, an RL policy): optimizer moments, two more
+    copies of the params, are never read. Leaves come back with the abstract tree's dtypes and shardings."""
+    path = os.path.join(os.path.abspath(workdir), "checkpoints", str(step), "state")
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_params)
+    restored = ocp.PyTreeCheckpointer().restore(path, args=ocp.args.PyTreeRestore(
+        item={"params": abstract_params}, restore_args={"params": restore_args}, partial_restore=True))
+    return restored["params"]
+
