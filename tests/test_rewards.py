@@ -3,13 +3,16 @@
 import difflib
 import json
 import pathlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from cwm_envs.pool import SandboxPool
+from cwm_envs.tasks import math_workers
 from cwm_envs.tasks.humaneval import humaneval_tasks
 from cwm_envs.tasks.math_answer import extract_boxed, grade_math
+from cwm_envs.tasks.math_workers import compare_in_worker
 from cwm_envs.tasks.python_tests import grade_function
 from cwm_envs.tasks.stdio_tests import StdioTest, grade_stdio
 from cwm_envs.tasks.swe_tasks import grade_swe, patch_similarity, shipped_swe_tasks, similarity_reward
@@ -63,6 +66,27 @@ def test_math_equivalence_beyond_strings():
     assert grade_math("\\boxed{3}", "2").reward == -1
     assert grade_math("no box here: 2", "2").status == "no_answer"
     assert extract_boxed("\\boxed{1} then \\boxed{\\frac{a}{b}}") == "\\frac{a}{b}"
+
+
+TOWER = "\\boxed{9^{9^{9^{9}}}}"  # sympy would hold the GIL computing it; Math-Verify's SIGALRM ends it
+
+
+def test_math_grading_from_rollout_threads_cannot_freeze_the_caller():
+    # Graded in this process off the main thread, TOWER froze the whole process (no SIGALRM, GIL held).
+    threads = ThreadPoolExecutor(4)
+    futures = [threads.submit(grade_math, response, "2") for response in (TOWER, TOWER, "\\boxed{2}", "\\boxed{3}")]
+    ticks = 0
+    while not all(f.done() for f in futures) and ticks < 12_000:
+        time.sleep(0.01)  # this thread keeps running while the workers compute
+        ticks += 1
+    results = [f.result(timeout=0) for f in futures]
+    assert [r.reward for r in results] == [-1, -1, 1, -1] and ticks > 0
+
+
+def test_a_comparison_past_its_deadline_kills_its_worker_and_the_next_one_works():
+    assert compare_in_worker("9^{9^{9^{9}}}", "2", deadline_s=0.5) is None
+    assert compare_in_worker("\\frac{1}{2}", "0.5") == {"equal": True}
+    assert all(w.process.poll() is None for w in math_workers._all)  # the killed one is gone from the pool
 
 
 PY_SUM = "n = int(input())\nprint(sum(int(x) for x in input().split()[:n]))\n"

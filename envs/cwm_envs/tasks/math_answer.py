@@ -1,11 +1,9 @@
 """Math answers: the last \\boxed{...} of a response, checked for equivalence with Math-Verify (sympy),
-not by string equality."""
+not by string equality, in a worker process with a deadline (math_workers.py)."""
 
-import threading
 import time
 
-from math_verify import parse, verify
-
+from cwm_envs.tasks.math_workers import DEADLINE_S, compare_in_worker
 from cwm_envs.tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 
 
@@ -30,12 +28,12 @@ def grade_math(response: str, reference: str) -> RewardResult:
     answer = extract_boxed(response)
     if answer is None:
         return RewardResult(FAIL, "no_answer", [], time.perf_counter() - start, "no \\boxed{} answer")
-    # Math-Verify's own timeouts use SIGALRM, which only works on the main thread.
-    main = threading.current_thread() is threading.main_thread()
-    timeouts = dict(parsing_timeout=5) if main else dict(parsing_timeout=None)
-    gold = parse(f"${reference}$", **timeouts)
-    predicted = parse(f"$\\boxed{{{answer}}}$", **timeouts)
-    equal = bool(gold) and bool(predicted) and verify(gold, predicted, timeout_seconds=5 if main else None)
+    reply = compare_in_worker(answer, reference)
+    if reply is None:
+        return RewardResult(FAIL, "timeout", [TestOutcome("answer", False, f"answer {answer[:200]!r}: no verdict "
+                                                          f"in {DEADLINE_S:g} s")], time.perf_counter() - start)
+    equal = reply.get("equal", False)
+    log = reply.get("error", "")
     outcome = TestOutcome("answer", equal, f"answer {answer!r}, reference {reference!r}")
     return RewardResult(PASS if equal else FAIL, "passed" if equal else "failed", [outcome],
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, log)
