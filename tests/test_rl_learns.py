@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cwm_common.experiment_config import load_config
+from cwm_jax.train.repro_compare import compare_runs
 from cwm_rl.loop import run_rl
 from cwm_rl.story import CONFIGS, run_story
 
@@ -50,6 +51,7 @@ def test_rl_resumes_from_its_last_checkpoint(story):
     run_rl(_rl_config(workdir / "tiny", "--config.steps=22", "--config.rl.mode=sync"), str(workdir / "rl"),
            log=logs.append)
     assert "resumed RL from step 20" in logs
+    assert json.loads((workdir / "rl" / "manifest.json").read_text())["start_step"] == 20
     assert [r["step"] for r in _metrics(workdir / "rl")] == list(range(1, 23))
 
 
@@ -70,6 +72,8 @@ def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
         assert [[r[k] for k in keys] for r in metrics] == [[r[k] for k in keys] for r in sync], name
         for a, b in zip(sync_params, params):
             np.testing.assert_array_equal(a, b)
+    same = compare_runs(str(tmp_path / "sync"), str(tmp_path / "processes"))
+    assert same.bitwise and same.first_divergent is None and "config.rl.actor_processes: 0 -> 2" in same.manifest_diff
     # With one version of slack the actor runs ahead (batch 1 starts from version 0 while step 1 trains),
     # never further.
     slack = runs["thread, staleness 1"][0]

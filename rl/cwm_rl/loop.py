@@ -26,7 +26,7 @@ from cwm_jax.config import from_mapping
 from cwm_jax.inference_io import check_vocab, find_tokenizer, load_inference_model
 from cwm_jax.model import CwmModel
 from cwm_jax.train.checkpoints import Checkpoints
-from cwm_jax.train.manifest import run_manifest
+from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.sharding import make_mesh
@@ -82,7 +82,6 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     params = nnx.to_pure_dict(params)
     optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
-    manifest = run_manifest(cfg, make_mesh({"data": -1}))
     state = {"params": params, "opt_state": optimizer.init(params), "step": jnp.zeros((), jnp.int32),
              "rng": jax.random.PRNGKey(cfg.seed)}
     start = checkpoints.latest_step()
@@ -91,6 +90,8 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
         state = checkpoints.restore(start, abstract, None)
         log(f"resumed RL from step {start}")
     start = start or 0
+    manifest = run_manifest(cfg, make_mesh({"data": -1}), start)  # the prompt batch is the step: no iterator
+    write_manifest(workdir, manifest)
     reference = params if rl.kl_coef else None
     rows = rl.prompts_per_step * rl.group_size
     budget = rl.budget_tokens or rows * rl.max_new_tokens * (rl.max_turns if "swe" in rl.tasks else 1)
