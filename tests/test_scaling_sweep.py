@@ -39,7 +39,7 @@ def test_power_law_fit_recovers_known_exponents_and_its_uncertainty_is_calibrate
 def test_plans_count_compute_as_cwm_does():
     cfg = load_config("configs/sweeps/cwm_proxies.py")
     runs = plan_runs(cfg)
-    assert len({r.model for r in runs}) == 3 and len(runs) == 3 * 8
+    assert len({r.model for r in runs}) == 8 and len(runs) == 8 * 8
     for r in runs:
         model = from_mapping(dict(r.config.model))
         m = flops_per_token(model, 8192)
@@ -47,7 +47,12 @@ def test_plans_count_compute_as_cwm_does():
         assert r.compute == m * r.steps * r.batch_size * 8192 and abs(r.tokens / r.token_budget - 1) < 0.01
         assert r.batch_size in (32, 64, 128, 256, 512) and 1e-4 <= r.lr <= 3e-3
         assert r.config.optimizer.peak_lr == r.lr and r.config.steps == r.steps
-    assert 1e19 < min(r.compute for r in runs) < max(r.compute for r in runs) < 5e20
+    # The paper's 8 compute scales over 2e18-2e20, each about 1.9x the last; depth changes bring CWM's interleave.
+    scales = sorted({r.flops_per_token * r.token_budget for r in runs})
+    assert len(scales) == 8 and 1.8e18 < scales[0] < 2.2e18 and 1.8e20 < scales[-1] < 2.2e20
+    assert all(1.4 < b / a < 2.6 for a, b in zip(scales, scales[1:]))
+    for r in runs:
+        assert len(r.config.model.layer_types) == r.config.model.n_layers and r.config.model.layer_types[0] == "full_attention"
     toy = load_config("configs/sweeps/toy.py", ["--config.sweep.data_to_model_ratio=40.0"])
     with pytest.raises(CwmError, match="exactly one of config fields 'sweep.tokens' and 'sweep.data_to_model_ratio'"):
         plan_runs(toy)

@@ -1,6 +1,9 @@
-"""CWM's hyper-parameter sweep, as the paper describes it, for a cluster: CWM-shaped proxies at a fixed
-D/M = 40, quasi-random batch size and learning rate (8 Halton points per size), compute 1.8e19, 6.5e19 and
-3.8e20 FLOPs (the paper: 8 compute scales over 2e18-2e20). Emit one command per run and submit them:
+"""CWM's hyper-parameter sweep, as the paper describes it, for a cluster: 8 compute scales from 2e18 to 2e20
+FLOPs (each ~1.9x the last), one CWM-shaped model per scale at a fixed D/M = 40 (so M = sqrt(C / 40)), and a
+quasi-random search over batch size and learning rate (8 Halton points per scale; 64 runs). The shapes keep
+CWM's ratios (FFN 3.5 d, head_dim 64, ~6 query heads per KV head, d / L near 96, the 3:1 local:global
+interleave); at S = 8192 the attention term is much of M for the small ones. Emit one command per run and
+submit them:
 
     cwm sweep --config configs/sweeps/cwm_proxies.py --workdir /shared/sweep --emit slurm \\
         --config.sweep.launcher_args="--nodes 1 --gpus-per-node 8"
@@ -11,6 +14,11 @@ Set train.data.sources (and train.data.tokenizer) to your tokenized corpus first
 import ml_collections
 
 from configs.train_defaults import base
+
+
+def _shape(d_model: int, n_layers: int, n_heads: int, n_kv_heads: int) -> dict:
+    return dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=64,
+                ffn_dim=int(3.5 * d_model))
 
 
 def get_config():
@@ -26,7 +34,17 @@ def get_config():
     c.train.log_every = 50
     c.sweep = ml_collections.ConfigDict(dict(
         search="quasi_random",
-        models=ml_collections.ConfigDict({name: dict(preset=name) for name in ("cwm-50m", "cwm-150m", "cwm-400m")}),
+        # name: the scale's compute in units of 1e18 FLOPs; fields over cwm-50m (non-embedding params)
+        models=ml_collections.ConfigDict({
+            "c02e18": _shape(512, 5, 8, 1),  # 16.7M
+            "c04e18": _shape(512, 7, 8, 1),  # 23.4M
+            "c08e18": _shape(640, 7, 10, 2),  # 37.0M
+            "c14e18": _shape(768, 7, 12, 2),  # 53.0M
+            "c29e18": _shape(896, 8, 14, 2),  # 82.1M
+            "c54e18": _shape(896, 11, 14, 2),  # 113M
+            "c98e18": _shape(1024, 12, 16, 2),  # 160M
+            "c200e18": _shape(1280, 12, 20, 2),  # 250M
+        }),
         tokens=(), data_to_model_ratio=40.0,
         batch_sizes=(), lrs=(),
         samples=8, lr_range=(1e-4, 3e-3), batch_range=(32, 512),

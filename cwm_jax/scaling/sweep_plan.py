@@ -12,7 +12,7 @@ import ml_collections
 
 from configs import model_presets
 from cwm_common.errors import CwmError
-from cwm_jax.config import from_mapping
+from cwm_jax.config import from_mapping, interleaved_layer_types
 from cwm_jax.train.flops import flops_per_token
 
 
@@ -68,6 +68,8 @@ def _model_config(base_model, name: str, overrides) -> ml_collections.ConfigDict
     if unknown:
         raise CwmError(f"config field 'sweep.models.{name}': unknown model field '{unknown[0]}'")
     model.update(overrides)
+    if "n_layers" in overrides and "layer_types" not in overrides:  # CWM's interleave at the new depth
+        model.layer_types = interleaved_layer_types(model.n_layers)
     return model
 
 
