@@ -11,6 +11,7 @@ def add_parser(subparsers):
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--dtype", default="bfloat16", help="compute dtype (parameters stay fp32)")
     p.add_argument("--remat", default="full", help="none, full or save_dots")
+    p.add_argument("--attention", default="blockwise", help="attention_impl: blockwise, or ring over a sequence axis")
     p.add_argument("--device-memory-gib", type=float, default=None, help="say whether it fits, e.g. 95 (v5p)")
     p.set_defaults(run=run)
 
@@ -37,9 +38,9 @@ def run(args):
     from cwm_jax.aot_plan import plan_memory
     from cwm_jax.config import from_preset
 
-    cfg = from_preset(args.preset, dtype=args.dtype, remat=args.remat, attention_impl="blockwise",
+    cfg = from_preset(args.preset, dtype=args.dtype, remat=args.remat, attention_impl=args.attention,
                       attention_block_size=min(512, args.seq_len))
     plan = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, jax.devices()[:args.devices])
     print(f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
-          f"grad_accum {args.grad_accum}")
+          f"grad_accum {args.grad_accum}, {args.attention} attention")
     print(plan.table(args.device_memory_gib))

@@ -135,9 +135,14 @@ def activation_rules(rules: ShardingRules):
         _ACTIVE_RULES.reset(token)
 
 
+def active_rules() -> ShardingRules | None:
+    """The rules `activation_rules` turned on, if any."""
+    return _ACTIVE_RULES.get()
+
+
 def constrain(x: jax.Array, axes: tuple[str | None, ...]) -> jax.Array:
     """with_sharding_constraint by logical axes; a no-op outside `activation_rules` or without a mesh."""
-    rules = _ACTIVE_RULES.get()
+    rules = active_rules()
     mesh = jax.sharding.get_abstract_mesh()
     if rules is None or mesh.empty:
         return x

@@ -22,9 +22,12 @@ def _loss_and_grads(params, graphdef, tokens, segments):
     return jax.value_and_grad(loss)(params)
 
 
-@pytest.mark.parametrize("mesh_spec", [dict(data=2, fsdp=2, tensor=2), dict(data=2, tensor=2, sequence=2),
-                                       dict(fsdp=8)])
-def test_sharded_loss_and_gradients_equal_one_device(mesh_spec):
+@pytest.mark.parametrize("mesh_spec,attention", [(dict(data=2, fsdp=2, tensor=2), "reference"),
+                                                 (dict(data=2, tensor=2, sequence=2), "reference"),
+                                                 (dict(fsdp=8), "reference"),
+                                                 (dict(data=2, sequence=4), "ring")])
+def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
+    """Against one device with reference attention; ring attention passes K/V around the sequence axis."""
     graphdef, state = nnx.split(CwmModel(CFG, nnx.Rngs(0)))
     params = nnx.to_pure_dict(state)
     rng = np.random.default_rng(0)
@@ -35,10 +38,15 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec):
     mesh = make_mesh(mesh_spec)
     rules = ShardingRules()
     shardings = param_shardings(state, mesh, rules)
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: CwmModel(CFG.replace(attention_impl=attention,
+                                                                        attention_block_size=4), nnx.Rngs(0))))
     with jax.set_mesh(mesh), activation_rules(rules):
         sharded = jax.device_put(params, shardings)
         step = jax.jit(_loss_and_grads, static_argnums=1, out_shardings=(None, shardings))
         loss, grads = step(sharded, graphdef, tokens, segments)
+        if attention == "ring":
+            hlo = step.lower(sharded, graphdef, tokens, segments).compile().as_text()
+            assert "collective-permute" in hlo
     assert len(jax.tree.leaves(sharded)[0].sharding.device_set) > 1 or mesh_spec.get("fsdp") != 8
     assert abs(float(loss) - float(expected_loss)) <= 1e-5
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):

@@ -24,25 +24,69 @@ def _pad_length(x: jax.Array, length: int, value) -> jax.Array:
     return jnp.pad(x, pad, constant_values=value)
 
 
-def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
+def query_blocks(q, kv_heads: int, positions, segments, n: int, size: int):
+    """Queries [B, T, H, D] as n blocks [n, B, size, KV, G, D], with their positions and segments; padded
+    queries carry segment -2 and see nothing."""
     b, t, heads, dim = q.shape
+    q = _pad_length(q, n * size, 0).reshape(b, n * size, kv_heads, heads // kv_heads, dim)
+    return (_blocks(q, n, size), _blocks(_pad_length(positions, n * size, 0), n, size),
+            _blocks(_pad_length(segments, n * size, -2), n, size))
+
+
+def key_blocks(k, v, positions, segments, n: int, size: int):
+    """Keys and values [B, S, KV, D] as n blocks [n, B, size, KV, D], with positions and segments; padded
+    keys carry segment -1 and nothing sees them."""
+    return (_blocks(_pad_length(k, n * size, 0), n, size), _blocks(_pad_length(v, n * size, 0), n, size),
+            _blocks(_pad_length(positions, n * size, 0), n, size),
+            _blocks(_pad_length(segments, n * size, -1), n, size))
+
+
+def assemble(out, t: int, dtype):
+    """Per-block outputs [n, B, KV, G, size, D] back to [B, t, H, D]."""
+    n, b, kv_heads, group, size, dim = out.shape
+    out = jnp.moveaxis(out, 4, 2).reshape(n, b, size, kv_heads * group, dim)
+    return jnp.moveaxis(out, 0, 1).reshape(b, n * size, kv_heads * group, dim)[:, :t].astype(dtype)
+
+
+def empty_state(b: int, size: int, kv_heads: int, group: int, dim: int):
+    """Running (max, sum of exp, weighted values) of an online softmax for a query block [B, size, KV, G, D]:
+    [B, KV, G, size] and [..., D]."""
+    stats = (b, kv_heads, group, size)
+    return (jnp.full(stats, -jnp.inf, jnp.float32), jnp.zeros(stats, jnp.float32),
+            jnp.zeros((*stats, dim), jnp.float32))
+
+
+def online_softmax_step(state, qi, kj, vj, mask):
+    """Folds the keys kj [B, S, KV, D] (and values vj) visible under mask [B, Q, S] into the state of the
+    queries qi [B, Q, KV, G, D]."""
+    m, l, acc = state
+    s = jnp.einsum("bqkgd,bskd->bkgqs", qi, kj, preferred_element_type=jnp.float32) * qi.shape[-1] ** -0.5
+    s = jnp.where(mask[:, None, None], s, -jnp.inf)
+    # The result does not depend on the running max, so no gradient flows through it.
+    m_new = jax.lax.stop_gradient(jnp.maximum(m, s.max(-1)))
+    m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
+    p = jnp.exp(s - m_safe[..., None])
+    correction = jnp.exp(m - m_safe)
+    pv = jnp.einsum("bkgqs,bskd->bkgqd", p.astype(vj.dtype), vj, preferred_element_type=jnp.float32)
+    return m_new, l * correction + p.sum(-1), acc * correction[..., None] + pv
+
+
+def normalize(state):
+    """The attention output [B, KV, G, Q, D] of a finished state (zero for a query that saw no key)."""
+    _, l, acc = state
+    return acc / jnp.where(l == 0, 1.0, l)[..., None]
+
+
+def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
+    t = q.shape[1]
     if k.shape[1] != t:
         raise ValueError(f"blockwise attention is self-attention only: {t} queries vs {k.shape[1]} keys")
-    kv_heads = k.shape[2]
     size = min(block_size, t)
     n = math.ceil(t / size)
-    padded = n * size
-    # Padded keys carry segment -1 and padded queries -2: they see nothing and nothing sees them.
-    q, k, v = (_pad_length(a, padded, 0) for a in (q, k, v))
-    q_positions, kv_positions = (_pad_length(p, padded, 0) for p in (q_positions, kv_positions))
-    q_segments, kv_segments = _pad_length(q_segments, padded, -2), _pad_length(kv_segments, padded, -1)
-
-    q_blocks = _blocks(q.reshape(b, padded, kv_heads, heads // kv_heads, dim), n, size)
-    k_blocks, v_blocks = _blocks(k, n, size), _blocks(v, n, size)
-    kpos_blocks, kseg_blocks = _blocks(kv_positions, n, size), _blocks(kv_segments, n, size)
+    q_blocks, qpos_blocks, qseg_blocks = query_blocks(q, k.shape[2], q_positions, q_segments, n, size)
+    k_blocks, v_blocks, kpos_blocks, kseg_blocks = key_blocks(k, v, kv_positions, kv_segments, n, size)
     # Key block j can matter to query block i only if i - span < j <= i.
     span = n if window is None else min(n, math.ceil((window - 1) / size) + 1)
-    scale = dim**-0.5
 
     @jax.checkpoint
     def query_block(i, qi, qpos, qseg):
@@ -50,33 +94,17 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
             j = i - back
 
             def accumulate(state):
-                m, l, acc = state
                 take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)
-                kj, vj = take(k_blocks), take(v_blocks)
-                s = jnp.einsum("bqkgd,bskd->bkgqs", qi, kj, preferred_element_type=jnp.float32) * scale
                 mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
-                s = jnp.where(mask[:, None, None], s, -jnp.inf)
-                # The result does not depend on the running max, so no gradient flows through it.
-                m_new = jax.lax.stop_gradient(jnp.maximum(m, s.max(-1)))
-                m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
-                p = jnp.exp(s - m_safe[..., None])
-                correction = jnp.exp(m - m_safe)
-                pv = jnp.einsum("bkgqs,bskd->bkgqd", p.astype(vj.dtype), vj,
-                                preferred_element_type=jnp.float32)
-                return m_new, l * correction + p.sum(-1), acc * correction[..., None] + pv
+                return online_softmax_step(state, qi, take(k_blocks), take(v_blocks), mask)
 
             return jax.lax.cond(j >= 0, accumulate, lambda state: state, carry), None
 
-        stats = (b, kv_heads, heads // kv_heads, size)
-        init = (jnp.full(stats, -jnp.inf, jnp.float32), jnp.zeros(stats, jnp.float32),
-                jnp.zeros((*stats, dim), jnp.float32))
-        (_, l, acc), _ = jax.lax.scan(visit, init, jnp.arange(span))
-        return acc / jnp.where(l == 0, 1.0, l)[..., None]
+        state, _ = jax.lax.scan(visit, empty_state(*qi.shape), jnp.arange(span))
+        return normalize(state)
 
     def scan_queries(_, xs):
         return None, query_block(*xs)
 
-    xs = (jnp.arange(n), q_blocks, _blocks(q_positions, n, size), _blocks(q_segments, n, size))
-    _, out = jax.lax.scan(scan_queries, None, xs)  # [n, B, KV, G, size, D]
-    out = jnp.moveaxis(out, 4, 2).reshape(n, b, size, heads, dim)
-    return jnp.moveaxis(out, 0, 1).reshape(b, padded, heads, dim)[:, :t].astype(q.dtype)
+    _, out = jax.lax.scan(scan_queries, None, (jnp.arange(n), q_blocks, qpos_blocks, qseg_blocks))
+    return assemble(out, t, q.dtype)

@@ -1,0 +1,85 @@
+"""Ring attention: context parallelism over the mesh axis that splits the sequence (`length`).
+
+Each device keeps its slice of the queries and passes its keys and values (with their positions and segment
+ids) around the ring with `ppermute`; after n - 1 hops every query has met every key. Each chunk is folded
+into an online softmax block by block (blockwise.py's step), key blocks that no query of a block can see are
+skipped, and a chunk is recomputed in the backward pass rather than stored. Masks come from the global
+positions and segment ids each chunk carries, so packing and sliding windows hold exactly as elsewhere.
+
+Without a split sequence (no mesh, or a sequence axis of size 1) this is `blockwise`. Causal work is not
+balanced: the device holding the last slice folds n chunks, the first one (zig-zag ordering would even it).
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from cwm_common.errors import CwmError
+from cwm_jax.attention import blockwise
+from cwm_jax.attention.mask import visibility
+from cwm_jax.sharding import active_rules, spec_for
+
+Q_AXES = ("batch", "length", "heads", "head_dim")
+KV_AXES = ("batch", "length", "kv_heads", "head_dim")
+TOKEN_AXES = ("batch", "length")
+
+
+def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
+    args = (q, k, v)
+    kwargs = dict(q_positions=q_positions, kv_positions=kv_positions, q_segments=q_segments,
+                  kv_segments=kv_segments, window=window, block_size=block_size)
+    rules, mesh = active_rules(), jax.sharding.get_abstract_mesh()
+    axis = rules.activations.get("length") if rules is not None else None
+    if mesh.empty or axis is None or mesh.shape.get(axis, 1) == 1:
+        return blockwise.attend(*args, **kwargs)
+    if not isinstance(axis, str):
+        raise CwmError(f"ring attention runs over one mesh axis; activation_rules.length is {axis!r}")
+    table = rules.activations
+    q_spec, kv_spec, token_spec = (spec_for(a, table) for a in (Q_AXES, KV_AXES, TOKEN_AXES))
+    if q_spec[2] != kv_spec[2]:
+        raise CwmError(f"ring attention needs query and KV heads split alike (activation_rules heads "
+                       f"{q_spec[2]!r}, kv_heads {kv_spec[2]!r})")
+    body = functools.partial(_ring, axis=axis, n=mesh.shape[axis], window=window, block_size=block_size)
+    ring = jax.shard_map(body, in_specs=(q_spec, kv_spec, kv_spec, *(token_spec,) * 4), out_specs=q_spec,
+                         check_vma=False)
+    return ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments)
+
+
+def _ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments, *, axis, n, window, block_size):
+    t = q.shape[1]  # this device's slice
+    size = min(block_size, t)
+    blocks = math.ceil(t / size)
+    q_blocks, qpos_blocks, qseg_blocks = blockwise.query_blocks(q, k.shape[2], q_positions, q_segments, blocks,
+                                                                size)
+    perm = [(i, (i + 1) % n) for i in range(n)]
+
+    @jax.checkpoint
+    def fold(state, chunk):
+        k_blocks, v_blocks, kpos_blocks, kseg_blocks = blockwise.key_blocks(*chunk, blocks, size)
+
+        @jax.checkpoint
+        def query_block(_, xs):
+            qi, qpos, qseg, st = xs
+
+            def visit(st, j):
+                take = lambda b: jax.lax.dynamic_index_in_dim(b, j, 0, keepdims=False)  # noqa: E731
+                mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
+                step = lambda s: blockwise.online_softmax_step(s, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
+                return jax.lax.cond(mask.any(), step, lambda s: s, st), None
+
+            return None, jax.lax.scan(visit, st, jnp.arange(blocks))[0]
+
+        return jax.lax.scan(query_block, None, (q_blocks, qpos_blocks, qseg_blocks, state))[1]
+
+    def hop(carry, _):
+        state, chunk = carry
+        state = fold(state, chunk)
+        return (state, tuple(jax.lax.ppermute(x, axis, perm) for x in chunk)), None
+
+    empty = blockwise.empty_state(*q_blocks.shape[1:])
+    state = tuple(jnp.broadcast_to(x, (blocks, *x.shape)) for x in empty)
+    chunk = (k, v, kv_positions, kv_segments)
+    (state, chunk), _ = jax.lax.scan(hop, (state, chunk), None, length=n - 1)
+    return blockwise.assemble(blockwise.normalize(fold(state, chunk)), t, q.dtype)
