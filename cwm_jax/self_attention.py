@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cwm_jax.attention import ATTENTION_IMPLS, reference
+from cwm_jax.attention import ATTENTION_IMPLS, blockwise, reference
 from cwm_jax.config import ModelConfig
 from cwm_jax.kv_cache import write_kv
 from cwm_jax.params import param
@@ -49,8 +49,12 @@ class SelfAttention(nnx.Module):
         Returns (output, (K cache, V cache))."""
         q, k, v = self._qkv(x, rotary)
         cache_k, cache_v = write_kv(*kv, k, v, slots)
-        ones = jnp.ones(positions.shape, jnp.int32)
-        out = reference.attend(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
-                               q_segments=ones, kv_segments=jnp.ones(kv_positions.shape, jnp.int32), window=window,
-                               block_size=0)
+        if self.cfg.attention_impl == "reference":
+            ones = jnp.ones(positions.shape, jnp.int32)
+            out = reference.attend(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
+                                   q_segments=ones, kv_segments=jnp.ones(kv_positions.shape, jnp.int32),
+                                   window=window, block_size=0)
+        else:  # blockwise and ring: the cache in blocks (one device holds a row's whole cache)
+            out = blockwise.attend_cache(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
+                                         window=window, block_size=self.cfg.attention_block_size)
         return self._out(out), (cache_k, cache_v)

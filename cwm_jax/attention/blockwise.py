@@ -108,3 +108,27 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
 
     _, out = jax.lax.scan(scan_queries, None, (jnp.arange(n), q_blocks, qpos_blocks, qseg_blocks))
     return assemble(out, t, q.dtype)
+
+
+def attend_cache(q, cache_k, cache_v, *, q_positions, kv_positions, window, block_size):
+    """One step's queries [B, C, H, D] over a KV cache [B, S, KV, D] whose slots hold kv_positions (a
+    position above every query's when empty): an online softmax over blocks of cache slots, skipping blocks
+    no query sees, so a long cache never needs a C x S score matrix."""
+    c, slots = q.shape[1], cache_k.shape[1]
+    size = min(block_size, slots)
+    n = math.ceil(slots / size)
+    ones = lambda x: jnp.ones(x.shape, jnp.int32)  # noqa: E731  (a cache holds one sequence per row)
+    q_blocks, qpos_blocks, qseg_blocks = query_blocks(q, cache_k.shape[2], q_positions, ones(q_positions), 1, c)
+    k_blocks, v_blocks, kpos_blocks, kseg_blocks = key_blocks(cache_k, cache_v, kv_positions, ones(kv_positions),
+                                                              n, size)
+    qi, qpos, qseg = q_blocks[0], qpos_blocks[0], qseg_blocks[0]
+
+    def visit(state, j):
+        take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)  # noqa: E731
+        mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
+        step = lambda st: online_softmax_step(st, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
+        return jax.lax.cond(mask.any(), step, lambda st: st, state), None
+
+    state, _ = jax.lax.scan(visit, empty_state(*qi.shape), jnp.arange(n))
+    return assemble(normalize(state)[None], c, q.dtype)
+
