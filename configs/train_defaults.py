@@ -30,4 +30,6 @@ def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c.log_every = 10
     c.seed = 0
     c.peak_flops_per_device = 0.0  # 0: from the device kind (cwm_jax/train/flops.py)
+    c.profile_start_step = 0  # > 0: an XLA profile of profile_steps steps from this one, in WORKDIR/profile
+    c.profile_steps = 3
     return c

@@ -100,7 +100,8 @@ def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
                               ("--config.steps=-3", "config field 'steps' must be an integer >= 1"),
                               ("--config.mesh.data=3", "'mesh': data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices"),
                               ("--config.optimizer.schedule=linear", "'optimizer.schedule' is 'linear'"),
-                              ("--config.steps=many", "config field 'steps': expected int, got 'many'")):
+                              ("--config.steps=many", "config field 'steps': expected int, got 'many'"),
+                              ("--config.profile_steps=0", "config field 'profile_steps' must be an integer >= 1")):
         assert main([*base, override]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -109,9 +110,11 @@ def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
         check_train_config(load_config(TINY, ["--config.mode=sft"]))
 
 
-def test_tiny_config_writes_metrics_checkpoints_and_tensorboard(tmp_path):
-    config = load_config(TINY, ["--config.steps=4", "--config.checkpoint_every=2", "--config.batch_size=8"])
-    result = train(config, str(tmp_path))
+def test_tiny_config_writes_metrics_checkpoints_tensorboard_and_a_profile(tmp_path):
+    config = load_config(TINY, ["--config.steps=4", "--config.checkpoint_every=2", "--config.batch_size=8",
+                                "--config.profile_start_step=2", "--config.profile_steps=2"])
+    logs = []
+    result = train(config, str(tmp_path), log=logs.append)
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in records] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in records)
     assert {"loss", "grad_norm", "lr", "tokens_per_s", "mfu"} <= set(records[0])
@@ -120,6 +123,9 @@ def test_tiny_config_writes_metrics_checkpoints_and_tensorboard(tmp_path):
     manifest = json.loads((tmp_path / "checkpoints" / "4" / "manifest" / "metadata").read_text())
     assert manifest["config"]["steps"] == 4 and manifest["versions"]["jax"] == jax.__version__
     assert result["step"] == 4
+    profile = tmp_path / "profile" / "process_0"
+    assert f"profiled steps 2-3: {profile}" in logs
+    assert [p for p in profile.rglob("*.xplane.pb") if p.stat().st_size > 0]
 
 
 def test_sft_batches_train_only_assistant_tokens(tmp_path):

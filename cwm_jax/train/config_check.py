@@ -27,6 +27,8 @@ def check_train_config(cfg) -> ModelConfig:
                   "data.seq_len"):
         _positive_int(cfg, field)
     _positive_int(cfg, "optimizer.warmup_steps", minimum=0)
+    _positive_int(cfg, "profile_start_step", minimum=0)
+    _positive_int(cfg, "profile_steps")
     _positive_int(cfg, "data.num_workers", minimum=0)
     if cfg.batch_size % cfg.grad_accum:
         _fail("grad_accum", f"({cfg.grad_accum}) must divide batch_size ({cfg.batch_size})")

@@ -13,6 +13,7 @@ from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.config_check import check_train_config
 from cwm_jax.train.flops import flops_per_token, peak_flops_per_device
 from cwm_jax.train.manifest import run_manifest, write_manifest
+from cwm_jax.train.profiling import StepProfiler
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, create_state, state_shardings
@@ -73,12 +74,14 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             log(f"model: {model_cfg.param_count():,} parameters; mesh {dict(mesh.shape)} on {jax.device_count()} "
                 f"{jax.devices()[0].device_kind} device(s); {cfg.batch_size} x {seq_len} tokens per step")
         stop = _StopRequest()
+        profiler = StepProfiler(workdir, cfg.profile_start_step, cfg.profile_steps, log if primary else lambda m: None)
         loss, step = float("nan"), start
         try:
             last = time.perf_counter()
             for step in range(start + 1, cfg.steps + 1):
                 local = next(batches)
                 batch = global_batch(local, batch_sharding)
+                profiler.before(step)
                 state, metrics = step_fn(state, batch)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 now = time.perf_counter()
@@ -88,6 +91,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                 metrics["data_checksum"] = data_checksum(local["tokens"])
                 metrics["mfu"] = tokens_per_s * token_flops / (peak * jax.device_count()) if peak else None
                 logger.log(step, metrics)
+                profiler.after(step, state)
                 loss = metrics["loss"]
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
                     checkpoints.save(step, state, batches, manifest)
@@ -96,6 +100,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                         log(f"SIGTERM: checkpointed step {step} and stopped")
                     break
         finally:
+            profiler.stop(state)
             stop.restore()
             checkpoints.wait()
             checkpoints.close()
