@@ -1,6 +1,7 @@
 """The trainer: recipe pieces, config errors, resharded restore, SFT masks, and metrics files."""
 
 import json
+import os
 import shutil
 
 import jax
@@ -105,6 +106,9 @@ def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
         assert main([*base, override]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+    assert main(["train", "--config", TINY, "--workdir", "gs://bucket/run"]) == 2
+    assert "workdir gs://bucket/run: URLs are not supported" in capsys.readouterr().err
+    assert not os.path.exists("gs:")
     with pytest.raises(CwmError, match="'data.keep_observation_prob' must be 0 in sft mode"):
         from cwm_jax.train.config_check import check_train_config
         check_train_config(load_config(TINY, ["--config.mode=sft"]))

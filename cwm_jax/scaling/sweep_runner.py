@@ -16,6 +16,7 @@ import ml_collections
 
 from cwm_common.errors import CwmError
 from cwm_common.experiment_config import load_config
+from cwm_common.workdir import check_workdir
 from cwm_data.shipped_corpus import build_shipped_corpus
 from cwm_jax.scaling.scaling_fits import fit_sweep
 from cwm_jax.scaling.scaling_plots import plot_fit
@@ -30,6 +31,7 @@ TABLE = ("run", "model", "non_embedding_params", "tokens", "batch_size", "lr", "
 def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = None, log=print) -> dict:
     from cwm_jax.train.loop import train
 
+    check_workdir(workdir)
     if emit is not None and emit not in LAUNCHERS:
         raise CwmError(f"--emit {emit!r}: launchers are {', '.join(LAUNCHERS)}")
     workdir = os.path.abspath(workdir)

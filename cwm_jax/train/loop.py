@@ -7,6 +7,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from cwm_common.workdir import check_workdir
 from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, local_batch_size, make_mesh
 from cwm_jax.train.batches import global_batch, make_batches
 from cwm_jax.train.checkpoints import Checkpoints
@@ -42,6 +43,7 @@ class _StopRequest:
 
 def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     """Trains to cfg.steps; returns {"step", "loss", "stopped_early"}."""
+    check_workdir(workdir)
     model_cfg = check_train_config(cfg)
     mesh = make_mesh(cfg.mesh)
     rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())

@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from cwm_common.errors import CwmError
+from cwm_common.workdir import check_workdir
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits, make_sandbox
 from cwm_jax.config import from_mapping
@@ -75,6 +76,7 @@ def initial_policy(cfg):
 
 
 def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
+    check_workdir(workdir)
     check_rl_config(cfg)
     rl = cfg.rl
     model, tokenizer = initial_policy(cfg)
