@@ -22,6 +22,17 @@ def test_returns_and_group_relative_advantages():
     np.testing.assert_allclose(token_advantages(rewards * 3, 2)[0, :3], [3, 3, 3])
 
 
+def test_infrastructure_failures_are_out_of_the_baseline_and_the_update():
+    # One group of three: rewards +1, -1, and an infra failure scored -1 that must not count.
+    rewards = jnp.array([[1.0, 0], [-1.0, 0], [-1.0, 0]])
+    adv = token_advantages(rewards, 3, trained=jnp.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(adv[:, 0], [1, -1, 0])  # baseline 0 (not -1/3); the failed sample gets nothing
+    std = token_advantages(rewards * 2, 3, normalize_std=True, trained=jnp.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(std[:, 0], [1, -1, 0], rtol=1e-5)
+    everything_failed = token_advantages(rewards, 3, trained=jnp.zeros(3))
+    np.testing.assert_allclose(everything_failed, 0)
+
+
 def test_clipped_objective_on_both_sides_with_masks_and_budget():
     old = jnp.zeros((1, 4))
     new = jnp.log(jnp.array([[1.5, 0.5, 1.1, 1.5]]))  # ratios 1.5, 0.5, 1.1, 1.5

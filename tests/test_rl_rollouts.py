@@ -18,7 +18,7 @@ from cwm_envs.sandbox import SandboxLimits, make_sandbox
 from cwm_rl.learner import make_batch
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
-from cwm_rl.samples import FAILED, OK, Sample
+from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
 from cwm_rl.tasks import EchoTask, SweAgentTask, TaskMixture
 from cwm_rl.weight_channels import DirectoryWeights
 from sandbox_fixtures import BACKENDS
@@ -70,7 +70,7 @@ def test_single_turn_scoring_and_a_dying_sandbox(tokenizer, backend):
         for sandbox in list(pool._all):
             sandbox.exec = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("sandbox died"))
         failed, _ = worker.collect(None, 4, prompts, seed=0)
-    assert [s.status for s in failed] == [FAILED] * 4 and all(s.reward == -1 for s in failed)
+    assert [s.status for s in failed] == [INFRA_FAILED] * 4 and not any(s.trained for s in failed)
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1])
@@ -97,7 +97,7 @@ def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1])
-def test_sandbox_death_and_episode_timeout_make_failed_samples(tokenizer, backend):
+def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(tokenizer, backend):
     task = SweAgentTask()
     prompt = task.prompt(random.Random(0))
     pools = []
@@ -111,13 +111,14 @@ def test_sandbox_death_and_episode_timeout_make_failed_samples(tokenizer, backen
     pools.append(pool)
     with pool:
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
-    assert [s.status for s in samples] == [FAILED, FAILED] and all(s.reward == -1 for s in samples)
+    assert [s.status for s in samples] == [INFRA_FAILED, INFRA_FAILED] and not any(s.trained for s in samples)
     pool, worker = _worker(tokenizer, {"swe": task}, ["<tool: bash>\nsleep 3\n</tool>"], backend,
                            episode_timeout_s=2.0, max_turns=50)
     start = time.perf_counter()
     with pool:
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.status for s in samples] == [FAILED, FAILED] and "still running" in samples[0].info["why"]
+    assert all(s.trained and s.reward == -1 for s in samples)
     assert time.perf_counter() - start < 20
 
 
@@ -131,6 +132,9 @@ def test_learner_batch_puts_rewards_on_the_last_model_token():
     assert batch["old_logp"][0, 1] == -1.0 and batch["old_logp"][0, 4] == -2.0
     assert batch["rewards"][0].tolist().index(1.0) == 4 and batch["rewards"][1, 0] == -1.0
     assert batch["mask"][2:].sum() == 0  # padding rows (a missing group) train nothing
+    assert batch["trained"].tolist() == [1, 1, 0, 0]
+    failed = dataclasses.replace(b, status=INFRA_FAILED)
+    assert make_batch([a, failed], rows=2, group_size=2)["trained"].tolist() == [1, 0]
 
 
 def test_weights_cross_processes_through_a_directory(tmp_path):

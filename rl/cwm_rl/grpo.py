@@ -8,7 +8,8 @@
   importance ratio taken against the behaviour policy's log-probs recorded at sampling time.
 - No per-trajectory length normalization: the token sum is divided by a constant budget (tokens per
   batch), so long and short samples weigh by their tokens.
-- Environment tokens (tool outputs in multi-turn episodes) are masked out.
+- Environment tokens (tool outputs in multi-turn episodes) are masked out, and so are whole samples the
+  infrastructure failed (`trained` 0): they are neither trained on nor part of their group's baseline.
 - Optional KL to a reference policy (k3 estimator), off by default.
 """
 
@@ -21,17 +22,21 @@ def token_returns(token_rewards: jax.Array) -> jax.Array:
     return jnp.flip(jnp.cumsum(jnp.flip(token_rewards, axis=1), axis=1), axis=1)
 
 
-def token_advantages(token_rewards: jax.Array, group_size: int, normalize_std: bool = False) -> jax.Array:
+def token_advantages(token_rewards: jax.Array, group_size: int, normalize_std: bool = False,
+                     trained: jax.Array | None = None) -> jax.Array:
     """Per-token advantages for N = prompts x group_size samples (groups consecutive): the token's return
-    minus the group's mean total return (divided by the group's std when normalize_std)."""
+    minus the mean total return of the group's trained samples (divided by their std when normalize_std);
+    zero for samples not trained (`trained` [N] 0)."""
     returns = token_returns(token_rewards)
-    totals = returns[:, 0]
-    groups = totals.reshape(-1, group_size)
-    baseline = jnp.repeat(groups.mean(axis=1), group_size)
-    advantages = returns - baseline[:, None]
+    trained = jnp.ones(returns.shape[:1], jnp.float32) if trained is None else trained.astype(jnp.float32)
+    totals, weights = returns[:, 0].reshape(-1, group_size), trained.reshape(-1, group_size)
+    count = jnp.maximum(weights.sum(axis=1), 1.0)
+    mean = (totals * weights).sum(axis=1) / count
+    advantages = returns - jnp.repeat(mean, group_size)[:, None]
     if normalize_std:
-        advantages = advantages / (jnp.repeat(groups.std(axis=1), group_size)[:, None] + 1e-6)
-    return advantages
+        std = jnp.sqrt((weights * (totals - mean[:, None]) ** 2).sum(axis=1) / count)
+        advantages = advantages / (jnp.repeat(std, group_size)[:, None] + 1e-6)
+    return advantages * trained[:, None]
 
 
 def grpo_loss(new_logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, mask: jax.Array,

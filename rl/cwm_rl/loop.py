@@ -35,7 +35,7 @@ from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.learner import make_batch, make_rl_step
 from cwm_rl.plot import plot_rewards
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
-from cwm_rl.samples import FAILED
+from cwm_rl.samples import FAILED, INFRA_FAILED
 from cwm_rl.tasks import TaskMixture
 
 RL_CONSOLE = (("reward_mean", "reward {:+.3f}"), ("pass_rate", "pass {:.0%}"), ("clip_fraction", "clip {:.3f}"),
@@ -161,13 +161,16 @@ def make_collector(cfg, tokenizer, graphdef):
 
 
 def _rollout_metrics(samples, version: int) -> dict:
-    rewards = np.asarray([s.reward for s in samples], np.float64)
+    """Rewards over the samples that count (infrastructure failures are reported, not averaged in)."""
+    trained = [s for s in samples if s.trained] or samples
+    rewards = np.asarray([s.reward for s in trained], np.float64)
     metrics = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
                "pass_rate": float((rewards > 0).mean()), "failed_samples": sum(s.status == FAILED for s in samples),
+               "infra_failed_samples": sum(s.status == INFRA_FAILED for s in samples),
                "staleness_mean": float(np.mean([version - s.version for s in samples])),
                "staleness_max": max(version - s.version for s in samples)}
     by_task = collections.defaultdict(list)
-    for s in samples:
+    for s in trained:
         by_task[s.task].append(s.reward)
     for task, values in by_task.items():
         metrics[f"reward_mean/{task}"] = float(np.mean(values))

@@ -2,8 +2,9 @@
 sandboxes; agent tasks run CWM's tool loop (the model's `<tool: ...>` calls execute in a sandbox and the
 observations go back into the context as masked environment tokens) within turn and token budgets.
 
-A sandbox that dies or hits a time limit during an episode makes a FAILED sample (reward -1), never a
-crash or a hang of the loop.
+A sandbox that dies, or a sandbox call that raises, makes an INFRA_FAILED sample (masked out of training);
+an episode that runs out of time makes a FAILED one (reward -1, the policy's doing); neither crashes or
+hangs the loop.
 """
 
 import contextlib
@@ -18,7 +19,7 @@ from cwm_envs.agent_tools import run_turn
 from cwm_envs.pool import SandboxPool
 from cwm_envs.tasks.reward_result import FAIL
 from cwm_jax.sampling import generate
-from cwm_rl.samples import FAILED, OK, Sample
+from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
 from cwm_rl.tasks import Prompt
 
 
@@ -71,8 +72,8 @@ class RolloutWorker:
                 with self.pool.sandbox(timeout=self.settings.score_timeout_s) as sandbox:
                     result = self.tasks[prompt.task].score(sandbox, text, prompt.meta)
                 status, reward, why = OK, result.reward, result.status
-            except Exception as e:  # a dead sandbox or no free sandbox in time: a failed sample
-                status, reward, why = FAILED, FAIL, f"{type(e).__name__}: {e}"[:300]
+            except Exception as e:  # a dead sandbox or no free sandbox in time: not the policy's failure
+                status, reward, why = INFRA_FAILED, FAIL, f"{type(e).__name__}: {e}"[:300]
             return Sample(prompt.task, group, ids, completion, [1] * len(completion), logp, reward, version, status,
                           {"result": why})
 
@@ -142,7 +143,7 @@ class RolloutWorker:
                 raise RuntimeError("the sandbox died")
             return action()
         except Exception as e:
-            episode.fail(f"{type(e).__name__}: {e}"[:300])
+            episode.fail(f"{type(e).__name__}: {e}"[:300], INFRA_FAILED)
             return None
 
 
@@ -162,8 +163,8 @@ class _Episode:
         if mask and mask[0]:
             self.last_turn = tokens
 
-    def fail(self, why: str):
-        self.status, self.done, self.reward, self.why = FAILED, True, FAIL, why
+    def fail(self, why: str, status: str = FAILED):
+        self.status, self.done, self.reward, self.why = status, True, FAIL, why
 
     def sample(self, version: int) -> Sample:
         return Sample(self.prompt.task, self.group, self.prompt_ids, self.completion, self.mask, self.logprobs,

@@ -3,7 +3,10 @@ actor and the learner: no re-tokenization in between)."""
 
 import dataclasses
 
-OK, FAILED = "ok", "failed"  # failed: the sandbox died or timed out, or generation could not continue
+# failed: the policy's own failure (its episode ran out of time), trained on with reward -1.
+# infra_failed: the infrastructure's (a sandbox died, an exec raised, no sandbox in time): left out of the
+# loss and of the group's baseline, so a broken container never teaches the policy anything.
+OK, FAILED, INFRA_FAILED = "ok", "failed", "infra_failed"
 
 
 @dataclasses.dataclass
@@ -18,6 +21,10 @@ class Sample:
     version: int  # policy version that generated the sample
     status: str = OK
     info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        return self.status != INFRA_FAILED
 
     @property
     def model_tokens(self) -> int:
