@@ -12,7 +12,11 @@ from safetensors.numpy import load_file
 from transformers import CwmForCausalLM
 
 import cwm_jax
+from cwm_cli.main import main
+from cwm_common.experiment_config import load_config
 from cwm_jax.hf.safetensors_dir import INDEX, SafetensorsReader
+from cwm_jax.inference_io import load_inference_model
+from cwm_jax.train.loop import train
 from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 
 TOKENS = np.random.default_rng(3).integers(0, 320, (2, 24))
@@ -81,3 +85,20 @@ def test_bfloat16_export_and_load(hf_dir, tmp_path):
     expected = hf_logits(hf_model, TOKENS)
     # bf16 keeps ~3 significant digits: a loose bound, but far below the logit scale.
     assert np.abs(logits - expected).max() < 0.1 * np.abs(expected).max()
+
+
+def test_a_training_runs_checkpoint_exports_to_transformers(tmp_path, capsys):
+    """Train (a few SFT-sized steps on 8 devices), then `cwm convert cwm-to-hf WORKDIR`: transformers loads
+    it and gives the trained params' logits."""
+    workdir = str(tmp_path / "run")
+    train(load_config("configs/tiny.py", ["--config.data.kind=synthetic", "--config.model.n_kv_heads=2",
+                                          "--config.steps=3", "--config.mesh.fsdp=2", "--config.log_every=100"]),
+          workdir, log=lambda m: None)
+    assert main(["convert", "cwm-to-hf", workdir, str(tmp_path / "hf")]) == 0
+    trained = load_inference_model(checkpoint=workdir)
+    reloaded = CwmForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    tokens = np.random.default_rng(5).integers(0, trained.cfg.vocab_size, (2, 20))
+    expected = np.asarray(trained(jnp.asarray(tokens, jnp.int32)))
+    assert np.abs(hf_logits(reloaded, tokens) - expected).max() <= 1e-4
+    assert "wrote" in capsys.readouterr().out
+
