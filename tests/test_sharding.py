@@ -1,5 +1,7 @@
 """Sharded computation equals one device; meshes and rules from config; named sharding errors."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,9 @@ from cwm_common.errors import CwmError
 from cwm_jax.config import from_preset
 from cwm_jax.loss import next_token_loss
 from cwm_jax.model import CwmModel
-from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape
+from cwm_jax.sharding import (ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape,
+                              spec_for)
+from cwm_jax.train.state import abstract_model
 
 CFG = from_preset("cwm-tiny", n_kv_heads=2, init_std=0.1, sliding_window=8)
 
@@ -77,3 +81,23 @@ def test_a_rule_that_cannot_divide_names_tensor_dimension_and_axis():
     rules = ShardingRules.with_overrides(params={"kv_heads": None})
     shardings = param_shardings(state, make_mesh(dict(data=4, tensor=2)), rules)
     assert shardings["layers"]["attn"]["k"].spec == jax.sharding.PartitionSpec(None, "fsdp", None, None)
+
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "data", "cwm32b_shardings.txt")
+
+
+def test_cwm_32b_shardings_match_the_golden_dump():
+    """Every cwm-32b parameter's shape and spec on a production mesh (fsdp=64, tensor=4), against a checked-in
+    dump, so no change of rules or layout moves a sharding unnoticed. CWM_UPDATE_GOLDEN=1 rewrites it."""
+    _, abstract = abstract_model(from_preset("cwm-32b"))
+    mesh_shape = {"data": 1, "fsdp": 64, "tensor": 4, "sequence": 1}
+    lines = []
+    for path, variable in nnx.to_flat_state(abstract):
+        axes = variable.get_metadata()["logical_axes"]
+        spec = spec_for(axes, ShardingRules().params, mesh_shape, variable.shape)
+        lines.append(f"{'/'.join(map(str, path))} {list(variable.shape)} {list(axes)} -> {tuple(spec)}")
+    if os.environ.get("CWM_UPDATE_GOLDEN"):
+        with open(GOLDEN, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    with open(GOLDEN) as f:
+        assert lines == f.read().splitlines()
