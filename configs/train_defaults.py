@@ -13,7 +13,10 @@ def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         kind="synthetic", seq_len=128, tokenizer_vocab=768, tokenizer="", shipped_dir="", sources=[],
         weights=ml_collections.ConfigDict(dict(trace=0.6, agent=0.1, text=0.3)),
-        keep_observation_prob=0.5, num_workers=0))
+        keep_observation_prob=0.5, num_workers=0,
+        # > 0: records in this many fixed shards, so a run can resume on another process count with the same
+        # batches (a multiple of every process count you will use; it must divide batch_size)
+        virtual_shards=0))
     c.mode = "pretrain"  # or "sft": chat data only, loss on assistant tokens only
     c.steps = 100
     c.batch_size = 8  # global, in sequences

@@ -10,6 +10,7 @@ import pytest
 
 from cwm_common.errors import CwmError
 from cwm_data import special_tokens as st
+from cwm_data.pipeline.elastic_batches import ElasticBatches, merged_state
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset, malformed_counts
 from cwm_data.shards import ShardWriter
 from cwm_data.tokenizer import train_sentencepiece
@@ -126,3 +127,37 @@ def test_config_errors_name_the_problem(corpus):
     with pytest.raises(CwmError, match="nowhere.jsonl: data file not found"):
         build_dataset(PipelineConfig(sources=(Source("t", "text", ("nowhere.jsonl",)),), tokenizer="t", seq_len=8,
                                      batch_size=1))
+
+
+def _global_rows(iterators) -> list[bytes]:
+    """One global batch from every process's iterator, as a sorted list of rows (order inside a global batch
+    follows the process layout)."""
+    return sorted(row.tobytes() for it in iterators for row in next(it)["tokens"])
+
+
+def test_elastic_batches_keep_their_rows_when_the_process_count_changes(corpus, tmp_path):
+    """4 virtual shards, global batch 8: 1, 2 or 4 processes make the same global batches, and a run saved
+    by 2 processes resumes on 1 (and on 4) where it was."""
+    def processes(count, **kw):
+        return [ElasticBatches(_config(corpus, MIXTURE, batch_size=8 // count, process_index=i, process_count=count,
+                                       **kw), virtual_shards=4) for i in range(count)]
+
+    one = processes(1)
+    expected = [_global_rows(one) for _ in range(5)]
+    assert len(set(expected[0])) == 8 and expected[0] != expected[1]
+    for count in (2, 4):
+        assert [_global_rows(processes(count)) for _ in range(1)] == expected[:1]
+    two = processes(2)
+    assert [_global_rows(two) for _ in range(3)] == expected[:3]
+    for i, it in enumerate(two):  # what Grain's checkpoint handler writes, one file per process
+        (tmp_path / f"process_{i}-of-2.json").write_bytes(it.get_state())
+    for count in (1, 4):
+        resumed = processes(count)
+        for it in resumed:
+            it.set_state(merged_state(tmp_path))
+        assert [_global_rows(resumed) for _ in range(2)] == expected[3:5]
+    with pytest.raises(CwmError, match="'data.virtual_shards' \\(4\\) must be a multiple of the process count \\(3\\)"):
+        ElasticBatches(_config(corpus, MIXTURE, batch_size=8, process_count=3), virtual_shards=4)
+    (tmp_path / "process_1-of-2.json").unlink()
+    with pytest.raises(CwmError, match="lacks virtual shard 1"):
+        processes(1)[0].set_state(merged_state(tmp_path))

@@ -107,3 +107,31 @@ def test_sigterm_checkpoints_the_current_step_and_stops(tmp_path):
     stopped = _metrics(tmp_path)[-1]["step"]
     assert f"SIGTERM: checkpointed step {stopped} and stopped" in out
     assert (tmp_path / "checkpoints" / str(stopped) / "state").is_dir() and stopped < 500
+
+
+def test_a_run_resumes_on_another_process_count_with_the_same_batches(tmp_path):
+    """Shipped data in 2 virtual shards: two processes train 4 steps; dropping their last checkpoint, one
+    process resumes at step 2 and trains steps 3-4 on the same rows (summed in another order)."""
+    common = ["--config.data.virtual_shards=2", "--config.steps=4", "--config.checkpoint_every=2",
+              "--config.log_every=100", f"--config.data.shipped_dir={tmp_path / 'data'}"]
+    two = tmp_path / "two"
+    run = _run([sys.executable, "launch/local.py", "--num-processes", "2", "--cpu-devices", "1", "--", *TRAIN,
+                "--workdir", str(two), *common], env=_env())
+    assert run.returncode == 0, run.stdout[-2000:]
+    saved = sorted(p.name for p in (two / "checkpoints" / "2" / "data").glob("process_*"))
+    assert saved == ["process_0-of-2.json", "process_1-of-2.json"]
+    losses_two = {r["step"]: r["loss"] for r in _metrics(two)}
+    subprocess.run(["rm", "-rf", str(two / "checkpoints" / "4")], check=True)
+    resumed = _run([*TRAIN, "--workdir", str(two), *common], env=_env())
+    assert resumed.returncode == 0 and "resumed from step 2" in resumed.stdout + resumed.stderr, resumed.stderr[-2000:]
+    losses_one = {r["step"]: r["loss"] for r in _metrics(two)[-2:]}
+    assert sorted(losses_one) == [3, 4]
+    for step in (3, 4):
+        assert abs(losses_one[step] - losses_two[step]) < 1e-5, (step, losses_one, losses_two)
+    # Without virtual shards a process-count change is refused with the reason, not a stack trace.
+    fixed = tmp_path / "fixed"
+    run = _run([sys.executable, "launch/local.py", "--num-processes", "2", "--cpu-devices", "1", "--", *TRAIN,
+                "--workdir", str(fixed), *common[1:]], env=_env())
+    assert run.returncode == 0, run.stdout[-2000:]
+    refused = _run([*TRAIN, "--workdir", str(fixed), *common[1:], "--config.steps=5"], env=_env())
+    assert refused.returncode == 2 and "saved by 2 processes and this run has 1" in refused.stderr, refused.stderr[-2000:]

@@ -4,6 +4,7 @@ Every source is an iterator of numpy dicts (tokens, segment_ids, positions, loss
 with get_state/set_state, so the data position is saved with each checkpoint.
 """
 
+import glob
 import json
 import os
 
@@ -11,6 +12,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from cwm_common.errors import CwmError
+from cwm_data.pipeline.elastic_batches import ElasticBatches
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
 from cwm_data.shipped_corpus import build_shipped_corpus
 
@@ -47,6 +50,14 @@ class SyntheticBatches:
     def start_prefetch(self):
         pass
 
+    def set_state_from_files(self, directory):
+        """Every process saved the same step: any process count restores from any file."""
+        files = sorted(glob.glob(os.path.join(directory, "process_*-of-*.json")))
+        if not files:
+            raise CwmError(f"{directory}: no data state files (process_*-of-*.json)")
+        with open(files[0], "rb") as f:
+            self.set_state(f.read())
+
 
 def make_batches(cfg, workdir: str, local_batch: int):
     data = cfg.data
@@ -70,6 +81,8 @@ def make_batches(cfg, workdir: str, local_batch: int):
                               seed=cfg.seed, num_workers=data.num_workers,
                               keep_observation_prob=data.keep_observation_prob, process_index=index,
                               process_count=count)
+    if data.virtual_shards:
+        return ElasticBatches(pipeline, data.virtual_shards)
     return iter(build_dataset(pipeline))
 
 

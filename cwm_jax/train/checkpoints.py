@@ -6,10 +6,14 @@ SIGTERM; the newest K are kept. A step is only visible once complete, so a run k
 from the previous one.
 """
 
+import glob
 import os
 
 import grain
+import jax
 import orbax.checkpoint as ocp
+
+from cwm_common.errors import CwmError
 
 
 class Checkpoints:
@@ -31,11 +35,19 @@ class Checkpoints:
 
     def restore(self, step: int, abstract_state, data_iterator):
         """The state placed by the target's shardings (so a different mesh reshards), and the iterator
-        (if any) moved to where it was."""
+        (if any) moved to where it was. Iterators that can (`set_state_from_files`: elastic and synthetic
+        batches) read every process's state file, so the process count may have changed; Grain's own read
+        their process's."""
         items = dict(state=ocp.args.StandardRestore(abstract_state))
-        if data_iterator is not None:
+        elastic = hasattr(data_iterator, "set_state_from_files")
+        data_dir = os.path.join(str(self.manager.directory), str(step), "data")
+        if data_iterator is not None and not elastic:
+            _check_process_count(data_dir)
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
+        state = self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
+        if elastic:
+            data_iterator.set_state_from_files(data_dir)
+        return state
 
     def manifest(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(manifest=ocp.args.JsonRestore()))["manifest"]
@@ -45,6 +57,15 @@ class Checkpoints:
 
     def close(self):
         self.manager.close()
+
+
+def _check_process_count(data_dir: str):
+    own = os.path.join(data_dir, f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+    saved = sorted(glob.glob(os.path.join(data_dir, "process_*-of-*.json")))
+    if saved and not os.path.exists(own):
+        raise CwmError(f"{data_dir}: the data position was saved by {saved[0].rsplit('-of-', 1)[1][:-5]} processes "
+                       f"and this run has {jax.process_count()}; runs started with data.virtual_shards > 0 can "
+                       f"change the process count")
 
 
 def restore_params(workdir: str, step: int, abstract_params):

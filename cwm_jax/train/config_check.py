@@ -30,6 +30,7 @@ def check_train_config(cfg) -> ModelConfig:
     _positive_int(cfg, "profile_start_step", minimum=0)
     _positive_int(cfg, "profile_steps")
     _positive_int(cfg, "data.num_workers", minimum=0)
+    _positive_int(cfg, "data.virtual_shards", minimum=0)
     if cfg.batch_size % cfg.grad_accum:
         _fail("grad_accum", f"({cfg.grad_accum}) must divide batch_size ({cfg.batch_size})")
     opt = cfg.optimizer
