@@ -17,8 +17,10 @@ def get_config():
         # Task mixture weights; every task is listed so any can be turned on from the command line.
         tasks=ml_collections.ConfigDict(dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, code=0.0, swe=0.0)),
         # async: actors generate while the learner trains; actor_processes 0 runs one actor thread in this
-        # process, N > 0 launches N `cwm rl-actor` processes exchanging weights and rollouts via WORKDIR/exchange.
-        mode="async", actor_processes=0, prompts_per_step=8, group_size=8,
+        # process, N > 0 launches N `cwm rl-actor` processes exchanging weights and rollouts via WORKDIR/exchange;
+        # with launch_actors False the learner launches none and prints the N commands to run on other hosts
+        # that share WORKDIR (it fails if an actor's batch is actor_timeout_s late).
+        mode="async", actor_processes=0, launch_actors=True, actor_timeout_s=600.0, prompts_per_step=8, group_size=8,
         max_new_tokens=6, temperature=1.0, top_p=1.0, eps_low=0.2, eps_high=0.28, normalize_std=False,
         kl_coef=0.0, max_staleness=1, budget_tokens=0, max_turns=6, max_episode_tokens=448,
         tool_timeout_s=10.0, sandbox_backend="bwrap", sandbox_memory_mb=512, pool_size=4))

@@ -3,6 +3,11 @@ sandboxed rewards, to answer better; the RL run resumes from its checkpoint; and
 max_staleness 0 is exactly the synchronous one."""
 
 import json
+import shlex
+import subprocess
+import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -55,19 +60,46 @@ def test_rl_resumes_from_its_last_checkpoint(story):
     assert [r["step"] for r in _metrics(workdir / "rl")] == list(range(1, 23))
 
 
+def _run_with_external_actors(cfg, workdir, log):
+    """The learner launches no actors; this test starts the commands it prints, as other hosts would."""
+    lines, out, errors = [], {}, []
+
+    def learn():
+        try:
+            out.update(run_rl(cfg, workdir, log=lines.append))
+        except BaseException as e:
+            errors.append(e)
+
+    learner = threading.Thread(target=learn)
+    learner.start()
+    commands = []
+    while len(commands) < 2 and learner.is_alive():
+        commands = ["cwm " + line.split(": cwm ", 1)[1] for line in list(lines) if line.startswith("start actor ")]
+        time.sleep(0.05)
+    actors = [subprocess.Popen([sys.executable, "-m", "cwm_cli.main", *shlex.split(c)[1:]]) for c in commands]
+    learner.join()
+    assert not errors, errors
+    assert [a.wait(timeout=120) for a in actors] == [0, 0]  # they stop when the learner says it has
+    return out
+
+
 def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
-    """Actor thread and actor processes (weights and rollouts crossing process boundaries) alike."""
+    """Actor thread and actor processes (weights and rollouts crossing process boundaries; launched by the
+    learner, or by someone else from the commands it prints) alike."""
     policy = story[0] / "tiny"
     runs = {}
+    external = ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2", "--config.rl.launch_actors=False"]
     for name, overrides in (("sync", ["--config.rl.mode=sync"]),
                             ("thread", ["--config.rl.max_staleness=0"]),
                             ("processes", ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2"]),
+                            ("external processes", external),
                             ("thread, staleness 1", ["--config.rl.max_staleness=1"])):
-        out = run_rl(_rl_config(policy, "--config.steps=3", *overrides), str(tmp_path / name), log=lambda m: None)
+        run = _run_with_external_actors if name == "external processes" else run_rl
+        out = run(_rl_config(policy, "--config.steps=3", *overrides), str(tmp_path / name), log=lambda m: None)
         runs[name] = (_metrics(tmp_path / name), jax.tree.leaves(out["state"]["params"]))
     keys = ("reward_mean", "loss", "clip_fraction", "staleness_mean")
     sync, sync_params = runs["sync"]
-    for name in ("thread", "processes"):
+    for name in ("thread", "processes", "external processes"):
         metrics, params = runs[name]
         assert [[r[k] for k in keys] for r in metrics] == [[r[k] for k in keys] for r in sync], name
         for a, b in zip(sync_params, params):

@@ -11,14 +11,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cwm_cli.main import main
+from cwm_common.errors import CwmError
+from cwm_common.experiment_config import load_config
 from cwm_data import special_tokens as st
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits, make_sandbox
 from cwm_rl.learner import make_batch
+from cwm_rl.loop import check_rl_config
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
+from cwm_rl.story import CONFIGS
 from cwm_rl.tasks import EchoTask, SweAgentTask, TaskMixture
 from cwm_rl.weight_channels import DirectoryWeights
 from sandbox_fixtures import BACKENDS
@@ -163,3 +168,14 @@ def test_rollout_batches_cross_processes_through_a_directory(tmp_path):
                    check=True)
     assert channel.pop(7) == (samples, {"seconds": 0.5})
     assert channel.pop(7) is None and not list(tmp_path.iterdir())  # read once, then gone
+
+
+def test_external_actor_mistakes_are_named(tmp_path, capsys):
+    assert main(["rl-actor", "--exchange", str(tmp_path), "--actor", "0"]) == 2
+    assert f"{tmp_path}/run.json is missing: start the learner (cwm rl) first" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text('{"actors": 2, "first_batch": 0}')
+    assert main(["rl-actor", "--exchange", str(tmp_path), "--actor", "2"]) == 2
+    assert "--actor 2: the learner expects actors 0-1" in capsys.readouterr().err
+    cfg = load_config(f"{CONFIGS}/rl_tiny.py", ["--config.rl.launch_actors=False"])
+    with pytest.raises(CwmError, match="'rl.launch_actors' is False: set rl.actor_processes"):
+        check_rl_config(cfg)

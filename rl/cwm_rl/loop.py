@@ -54,6 +54,9 @@ def check_rl_config(cfg):
         raise CwmError("config fields 'rl.eps_low' must be in [0, 1) and 'rl.eps_high' >= 0")
     if not isinstance(rl.actor_processes, int) or rl.actor_processes < 0:
         raise CwmError(f"config field 'rl.actor_processes' must be an integer >= 0, got {rl.actor_processes!r}")
+    if not rl.launch_actors and not (rl.mode == "async" and rl.actor_processes):
+        raise CwmError("config field 'rl.launch_actors' is False: set rl.actor_processes to the number of actors "
+                       "you will start (and rl.mode to async)")
     if rl.max_staleness < 0:
         raise CwmError(f"config field 'rl.max_staleness' must be >= 0, got {rl.max_staleness}")
     if not isinstance(cfg.steps, int) or cfg.steps < 1:
@@ -104,7 +107,7 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     with contextlib.ExitStack() as stack:
         collect, actors = None, None
         if rl.mode == "async" and rl.actor_processes:
-            actors = ProcessActors(cfg, workdir, start, start, state["params"])
+            actors = ProcessActors(cfg, workdir, start, start, state["params"], log)
         else:
             collect = stack.enter_context(make_collector(cfg, tokenizer, graphdef))
             if rl.mode == "async":
