@@ -124,7 +124,7 @@ def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(to
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.status for s in samples] == [FAILED, FAILED] and "still running" in samples[0].info["why"]
     assert all(s.trained and s.reward == -1 for s in samples)
-    assert time.perf_counter() - start < 20
+    assert time.perf_counter() - start < 60  # ended, not hung (a liveness bound, not speed)
 
 
 def test_learner_batch_puts_rewards_on_the_last_model_token():

@@ -124,7 +124,7 @@ def test_limits_end_the_trace_with_a_status():
     result = trace(loop, "spin", limits=TraceLimits(max_steps=100))
     assert result.status == STEP_LIMIT and len(result.frames) == 100 and not result.complete
     result = trace(loop, "spin", limits=TraceLimits(max_steps=10**9, timeout_s=0.2))
-    assert result.status == TIMEOUT and 0.2 <= result.seconds < 2
+    assert result.status == TIMEOUT and result.seconds >= 0.2 and 0 < len(result.frames) < 10**9
 
 
 def test_max_depth_steps_over_deeper_calls():
