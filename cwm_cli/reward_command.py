@@ -1,5 +1,10 @@
 """`cwm reward code --solution FILE --tests FILE [--entry-point NAME]`: grade a Python solution with its
-unit tests (a check(candidate) function, HumanEval's form) in a sandbox; prints the result as JSON."""
+unit tests (a check(candidate) function, HumanEval's form) in a sandbox; prints the result as JSON.
+
+`cwm reward swe --task DIR --patch FILE [--artifacts OUT]`: grade a patch for a SWE task folder (task.json
++ repo/) by FAIL_TO_PASS / PASS_TO_PASS, as the SWE-bench harness does: prints the report, and writes
+report.json, test_output.txt and patch.diff to OUT. The report's `failure_class` keeps infrastructure
+errors (the sandbox failed) apart from unresolved patches."""
 
 import json
 import os
@@ -15,6 +20,13 @@ def add_parser(subparsers):
     code.add_argument("--backend", default="bwrap", choices=("bwrap", "docker"))
     code.add_argument("--timeout", type=float, default=30.0)
     code.set_defaults(run=run)
+    swe = kinds.add_parser("swe", help="grade a patch for a SWE task by FAIL_TO_PASS / PASS_TO_PASS")
+    swe.add_argument("--task", required=True, help="task folder: task.json and repo/ (e.g. data/swe_tasks/NAME)")
+    swe.add_argument("--patch", required=True, help="the diff to grade")
+    swe.add_argument("--artifacts", help="folder for report.json, test_output.txt and patch.diff")
+    swe.add_argument("--backend", default="bwrap", choices=("bwrap", "docker"))
+    swe.add_argument("--timeout", type=float, default=300.0)
+    swe.set_defaults(run=run_swe)
 
 
 def _read(path: str) -> str:
@@ -52,3 +64,32 @@ def run(args):
         sandbox.close()
     print(json.dumps(result.to_json(), indent=1))
     return 0
+
+
+def run_swe(args):
+    from cwm_envs.sandbox import SandboxLimits, make_sandbox
+    from cwm_envs.tasks.swe_tasks import SweTask, grade_swe
+
+    task, patch = SweTask.load(args.task), _read(args.patch)
+    try:
+        sandbox = make_sandbox(args.backend, SandboxLimits(timeout_s=args.timeout))
+        try:
+            result = grade_swe(sandbox, task, patch, timeout=args.timeout).to_json()
+        finally:
+            sandbox.close()
+        failure_class = None if result["status"] == "passed" else "unresolved"
+    except Exception as e:  # the sandbox, not the patch: never reported as unresolved
+        result = {"reward": None, "status": "infra_error", "tests": [], "seconds": 0.0,
+                  "log": f"{type(e).__name__}: {e}"}
+        failure_class = "infra_error"
+    report = {"instance_id": task.instance_id, "resolved": result["status"] == "passed",
+              "failure_class": failure_class, **result}
+    if args.artifacts:
+        os.makedirs(args.artifacts, exist_ok=True)
+        for name, text in (("report.json", json.dumps(report, indent=1)), ("test_output.txt", result["log"]),
+                           ("patch.diff", patch)):
+            with open(os.path.join(args.artifacts, name), "w") as f:
+                f.write(text)
+    print(json.dumps(report, indent=1))
+    return 0 if failure_class != "infra_error" else 1
+

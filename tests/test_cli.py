@@ -1,4 +1,5 @@
 import json
+import pathlib
 import re
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from flax import nnx
 import cwm_jax
 from cwm_cli.main import main
 from cwm_jax.hf.safetensors_dir import SafetensorsReader
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_convert_both_ways_is_lossless(tmp_path, capsys):
@@ -86,3 +89,26 @@ def test_reward_code_prints_json(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["reward"] == -1 and [t["passed"] for t in result["tests"]] == [True, False]
     assert main(["reward", "code", "--solution", str(tmp_path / "none.py"), "--tests", "x"]) == 2
+
+
+def test_reward_swe_reports_like_the_swe_bench_harness(tmp_path, capsys, monkeypatch):
+    task = ROOT / "data" / "swe_tasks" / "calc-divide-by-zero"
+    gold = json.loads((task / "task.json").read_text())["gold_patch"]
+    (tmp_path / "gold.diff").write_text(gold)
+    out = tmp_path / "artifacts"
+    args = ["reward", "swe", "--task", str(task), "--patch", str(tmp_path / "gold.diff")]
+    assert main([*args, "--artifacts", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["resolved"] and report["failure_class"] is None and report["instance_id"] == "calc-divide-by-zero"
+    assert json.loads(capsys.readouterr().out) == report
+    assert "passed" in (out / "test_output.txt").read_text() and (out / "patch.diff").read_text() == gold
+    (tmp_path / "none.diff").write_text("")
+    assert main(["reward", "swe", "--task", str(task), "--patch", str(tmp_path / "none.diff")]) == 0
+    assert json.loads(capsys.readouterr().out)["failure_class"] == "unresolved"
+    # A sandbox that cannot start is the infrastructure's failure, never an unresolved patch.
+    import cwm_envs.sandbox
+
+    monkeypatch.setattr(cwm_envs.sandbox, "make_sandbox", lambda *a, **k: (_ for _ in ()).throw(OSError("no daemon")))
+    assert main(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["failure_class"] == "infra_error" and not report["resolved"] and "no daemon" in report["log"]
