@@ -14,7 +14,9 @@ import pytest
 from cwm_common.errors import CwmError
 from cwm_common.experiment_config import load_config
 from cwm_jax.config import from_mapping
+from cwm_jax.scaling.hyperparameter_optimum import quadratic_optimum
 from cwm_jax.scaling.power_law import fit_power_law
+from cwm_jax.scaling.scaling_fits import fit_sweep
 from cwm_jax.scaling.sweep_plan import plan_runs
 from cwm_jax.scaling.sweep_runner import run_sweep
 from cwm_jax.train.flops import flops_per_token
@@ -110,3 +112,28 @@ def test_a_run_whose_config_changed_is_not_silently_mixed_in(toy_sweep):
     changed = load_config("configs/sweeps/toy.py", ["--config.sweep.tokens=(10240,)", "--config.train.z_loss=0.1"])
     with pytest.raises(CwmError, match="was started with another config"):
         run_sweep(changed, workdir, log=lambda m: None)
+
+
+def test_quadratic_optimum_recovers_the_laws_between_the_samples():
+    """8 compute levels whose optimal LR and batch follow the paper's laws; 12 quasi-random runs per level in a
+    factor-4 box around the optimum, loss quadratic in log LR and log batch plus noise. The fitted minima give
+    the exponents back; the best runs alone are off by the search's resolution."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for level, compute in enumerate(np.geomspace(2e18, 2e20, 8)):
+        lr_opt, bs_opt = 19.29 * compute ** -0.177, 30.17 * compute ** 0.231
+        for i in range(12):
+            lr, bs = lr_opt * 4 ** rng.uniform(-1, 1), bs_opt * 4 ** rng.uniform(-1, 1)
+            loss = (3.0 - 0.1 * level + 0.2 * np.log(lr / lr_opt) ** 2 + 0.1 * np.log(bs / bs_opt) ** 2
+                    + rng.normal(0, 0.002))
+            rows.append({"run": f"{level}-{i}", "model": f"m{level}", "token_budget": 1, "compute": compute,
+                         "smoothed_loss": loss, "lr": lr, "batch_size": 1, "batch_tokens": bs, "curve": []})
+    quadratic, best = fit_sweep(rows, "quadratic"), fit_sweep(rows, "best")
+    assert all(p["optimum"] == "quadratic" for p in quadratic["frontier"])
+    assert abs(quadratic["lr_vs_compute"]["exponent"] + 0.177) < 0.01
+    assert abs(quadratic["batch_size_vs_compute"]["exponent"] - 0.231) < 0.01
+    assert abs(best["lr_vs_compute"]["exponent"] + 0.177) > abs(quadratic["lr_vs_compute"]["exponent"] + 0.177)
+    # Two runs cannot fit a curve: the best run stands in, and says why.
+    assert quadratic_optimum(rows[:2])["method"].startswith("best run (2 runs for 6 coefficients")
+    with pytest.raises(CwmError, match="'sweep.optimum' is 'median'"):
+        fit_sweep(rows, "median")

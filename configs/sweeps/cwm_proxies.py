@@ -49,6 +49,7 @@ def get_config():
         batch_sizes=(), lrs=(),
         samples=8, lr_range=(1e-4, 3e-3), batch_range=(32, 512),
         warmup_fraction=0.02,
+        optimum="quadratic",  # the minimum of a quadratic in log LR and log batch fitted to each scale's runs
         smoothing_fraction=0.05,
         launcher_args="",
     ))

@@ -29,6 +29,7 @@ def get_config():
         batch_sizes=(16,), lrs=(3e-3, 1e-2),
         samples=0, lr_range=(1e-4, 1e-2), batch_range=(8, 64),
         warmup_fraction=0.1,
+        optimum="best",  # LR / BS laws through each level's best run, or "quadratic": its fitted minimum
         smoothing_fraction=0.2,  # smoothed loss: the mean over the last 20% of steps
         launcher_args="",  # for --emit slurm / tpu_pod, e.g. "--nodes 1 --gpus-per-node 8"
     ))

@@ -7,7 +7,11 @@ import collections
 
 import numpy as np
 
+from cwm_common.errors import CwmError
+from cwm_jax.scaling.hyperparameter_optimum import quadratic_optimum
 from cwm_jax.scaling.power_law import fit_power_law
+
+OPTIMA = ("best", "quadratic")
 
 CWM_PAPER = {"lr_vs_compute": {"coefficient": 19.29, "exponent": -0.177},
              "batch_size_vs_compute": {"coefficient": 30.17, "exponent": 0.231}}
@@ -24,8 +28,12 @@ def envelope(curves: list[list[tuple[float, float]]]) -> list[tuple[float, float
     return out
 
 
-def fit_sweep(rows: list[dict]) -> dict:
-    """fit.json's content; {"error": why} while fewer than two compute levels have finished runs."""
+def fit_sweep(rows: list[dict], optimum: str = "best") -> dict:
+    """fit.json's content; {"error": why} while fewer than two compute levels have finished runs. The LR and
+    batch-size laws go through each level's best run (`optimum` "best") or its fitted quadratic minimum
+    ("quadratic", hyperparameter_optimum.py); the loss law through each level's best smoothed loss."""
+    if optimum not in OPTIMA:
+        raise CwmError(f"config field 'sweep.optimum' is {optimum!r}; allowed: {', '.join(OPTIMA)}")
     finished = [r for r in rows if r["smoothed_loss"] is not None]
     levels = collections.defaultdict(list)  # one compute level per (model, token budget)
     for r in finished:
@@ -35,17 +43,21 @@ def fit_sweep(rows: list[dict]) -> dict:
     if len({r["compute"] for r in frontier}) < 2:
         return {"error": f"{len(frontier)} compute level(s) with finished runs; fits need 2", "frontier": []}
     compute = np.array([r["compute"] for r in frontier])
+    optima = [quadratic_optimum(levels[r["model"], r["token_budget"]]) if optimum == "quadratic"
+              else {"lr": r["lr"], "batch_tokens": r["batch_tokens"], "method": "best run"} for r in frontier]
     fits = {
         "loss_vs_compute": fit_power_law(compute, [r["smoothed_loss"] for r in frontier]),
-        "lr_vs_compute": fit_power_law(compute, [r["lr"] for r in frontier]),
-        "batch_size_vs_compute": fit_power_law(compute, [r["batch_tokens"] for r in frontier]),
+        "lr_vs_compute": fit_power_law(compute, [o["lr"] for o in optima]),
+        "batch_size_vs_compute": fit_power_law(compute, [o["batch_tokens"] for o in optima]),
     }
     by_model = collections.defaultdict(list)
     for r in finished:
         by_model[r["model"]].append(r["curve"])
     return {"compute": "C = M x D, M = 6 N_non-embedding + 6 d L S (window-aware), D = trained tokens",
             **{name: fit.to_json() for name, fit in fits.items()},
-            "frontier": [{k: r[k] for k in ("run", "model", "compute", "smoothed_loss", "lr", "batch_size", "batch_tokens")}
-                         for r in frontier],
+            "frontier": [{**{k: r[k] for k in ("run", "model", "compute", "smoothed_loss", "lr", "batch_size",
+                                                "batch_tokens")},
+                          "optimal_lr": o["lr"], "optimal_batch_tokens": o["batch_tokens"], "optimum": o["method"]}
+                         for r, o in zip(frontier, optima)],
             "envelopes": {model: envelope(curves) for model, curves in sorted(by_model.items())},
             "cwm_paper": CWM_PAPER}

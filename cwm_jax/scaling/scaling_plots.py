@@ -32,10 +32,10 @@ def plot_fit(fit: dict, loss_png: str, hyper_png: str):
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, name, label, ylabel in ((axes[0], "lr_vs_compute", "lr", "LR", "optimal peak LR"),
-                                         (axes[1], "batch_size_vs_compute", "batch_tokens", "BS",
+    for ax, key, name, label, ylabel in ((axes[0], "lr_vs_compute", "optimal_lr", "LR", "optimal peak LR"),
+                                         (axes[1], "batch_size_vs_compute", "optimal_batch_tokens", "BS",
                                           "optimal batch size (tokens)")):
-        ax.scatter(compute, [p[name] for p in fit["frontier"]], color="black", zorder=3, label="best run")
+        ax.scatter(compute, [p[name] for p in fit["frontier"]], color="black", zorder=3, label="optimum per level")
         _line(ax, fit[key], xs, f"{label} fit", color="C0")
         paper = fit["cwm_paper"][key]
         ax.plot(xs, paper["coefficient"] * xs ** paper["exponent"], color="gray", linestyle=":",

@@ -60,7 +60,7 @@ def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = N
     rows = [run_result(workdir, run, cfg.sweep.smoothing_fraction) for run in runs]
     _write_table(rows, os.path.join(workdir, "results.csv"))
     log(_format_table(rows))
-    fit = fit_sweep(rows)
+    fit = fit_sweep(rows, cfg.sweep.optimum)
     with open(os.path.join(workdir, "fit.json"), "w") as f:
         json.dump(fit, f, indent=1)
     if "error" in fit:
