@@ -41,7 +41,7 @@ def test_power_law_fit_recovers_known_exponents_and_its_uncertainty_is_calibrate
 def test_plans_count_compute_as_cwm_does():
     cfg = load_config("configs/sweeps/cwm_proxies.py")
     runs = plan_runs(cfg)
-    assert len({r.model for r in runs}) == 8 and len(runs) == 8 * 8
+    assert len({r.model for r in runs}) == 8 and len(runs) == 8 * 16
     for r in runs:
         model = from_mapping(dict(r.config.model))
         m = flops_per_token(model, 8192)

@@ -1,6 +1,7 @@
 """CWM's hyper-parameter sweep, as the paper describes it, for a cluster: 8 compute scales from 2e18 to 2e20
 FLOPs (each ~1.9x the last), one CWM-shaped model per scale at a fixed D/M = 40 (so M = sqrt(C / 40)), and a
-quasi-random search over batch size and learning rate (8 Halton points per scale; 64 runs). The shapes keep
+quasi-random search over batch size and learning rate (16 Halton points per scale, enough to fit each
+scale's optimum as a quadratic; 128 runs, 6.6e21 FLOPs in all). The shapes keep
 CWM's ratios (FFN 3.5 d, head_dim 64, ~6 query heads per KV head, d / L near 96, the 3:1 local:global
 interleave); at S = 8192 the attention term is much of M for the small ones. Emit one command per run and
 submit them:
@@ -47,7 +48,7 @@ def get_config():
         }),
         tokens=(), data_to_model_ratio=40.0,
         batch_sizes=(), lrs=(),
-        samples=8, lr_range=(1e-4, 3e-3), batch_range=(32, 512),
+        samples=16, lr_range=(1e-4, 3e-3), batch_range=(32, 512),
         warmup_fraction=0.02,
         optimum="quadratic",  # the minimum of a quadratic in log LR and log batch fitted to each scale's runs
         smoothing_fraction=0.05,
