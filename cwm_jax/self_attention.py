@@ -5,14 +5,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from cwm_jax.attention import ATTENTION_IMPLS, blockwise, reference
+from cwm_jax.attention.ring import KV_AXES, Q_AXES
 from cwm_jax.config import ModelConfig
 from cwm_jax.kv_cache import write_kv
 from cwm_jax.params import param
 from cwm_jax.rope import apply_rotary
 from cwm_jax.sharding import constrain
-
-_Q_AXES = ("batch", "length", "heads", "head_dim")
-_KV_AXES = ("batch", "length", "kv_heads", "head_dim")
 
 
 class SelfAttention(nnx.Module):
@@ -27,13 +25,13 @@ class SelfAttention(nnx.Module):
 
     def _qkv(self, x, rotary):
         dt = x.dtype
-        q = constrain(jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt)), _Q_AXES)
-        k = constrain(jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt)), _KV_AXES)
-        v = constrain(jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt)), _KV_AXES)
+        q = constrain(jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt)), Q_AXES)
+        k = constrain(jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt)), KV_AXES)
+        v = constrain(jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt)), KV_AXES)
         return apply_rotary(q, *rotary), apply_rotary(k, *rotary), v
 
     def _out(self, attended):
-        return jnp.einsum("bthk,hkd->btd", constrain(attended, _Q_AXES), self.o[...].astype(attended.dtype))
+        return jnp.einsum("bthk,hkd->btd", constrain(attended, Q_AXES), self.o[...].astype(attended.dtype))
 
     def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
                  segments: jax.Array, window: int | None) -> jax.Array:

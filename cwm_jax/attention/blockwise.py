@@ -71,6 +71,20 @@ def online_softmax_step(state, qi, kj, vj, mask):
     return m_new, l * correction + p.sum(-1), acc * correction[..., None] + pv
 
 
+def fold_visible_blocks(state, qi, qpos, qseg, key_blocks, window):
+    """Folds every key block [n, B, size, ...] (with positions and segments) into the state of the query
+    block qi, skipping blocks none of its queries can see."""
+    k_blocks, v_blocks, kpos_blocks, kseg_blocks = key_blocks
+
+    def visit(state, j):
+        take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)  # noqa: E731
+        mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
+        step = lambda st: online_softmax_step(st, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
+        return jax.lax.cond(mask.any(), step, lambda st: st, state), None
+
+    return jax.lax.scan(visit, state, jnp.arange(k_blocks.shape[0]))[0]
+
+
 def normalize(state):
     """The attention output [B, KV, G, Q, D] of a finished state (zero for a query that saw no key)."""
     _, l, acc = state
@@ -119,16 +133,8 @@ def attend_cache(q, cache_k, cache_v, *, q_positions, kv_positions, window, bloc
     n = math.ceil(slots / size)
     ones = lambda x: jnp.ones(x.shape, jnp.int32)  # noqa: E731  (a cache holds one sequence per row)
     q_blocks, qpos_blocks, qseg_blocks = query_blocks(q, cache_k.shape[2], q_positions, ones(q_positions), 1, c)
-    k_blocks, v_blocks, kpos_blocks, kseg_blocks = key_blocks(cache_k, cache_v, kv_positions, ones(kv_positions),
-                                                              n, size)
-    qi, qpos, qseg = q_blocks[0], qpos_blocks[0], qseg_blocks[0]
-
-    def visit(state, j):
-        take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)  # noqa: E731
-        mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
-        step = lambda st: online_softmax_step(st, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
-        return jax.lax.cond(mask.any(), step, lambda st: st, state), None
-
-    state, _ = jax.lax.scan(visit, empty_state(*qi.shape), jnp.arange(n))
+    keys = key_blocks(cache_k, cache_v, kv_positions, ones(kv_positions), n, size)
+    qi = q_blocks[0]
+    state = fold_visible_blocks(empty_state(*qi.shape), qi, qpos_blocks[0], qseg_blocks[0], keys, window)
     return assemble(normalize(state)[None], c, q.dtype)
 

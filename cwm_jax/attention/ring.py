@@ -18,9 +18,9 @@ import jax.numpy as jnp
 
 from cwm_common.errors import CwmError
 from cwm_jax.attention import blockwise
-from cwm_jax.attention.mask import visibility
 from cwm_jax.sharding import active_rules, spec_for
 
+# The logical axes of attention's activations (self_attention.py constrains them by these too).
 Q_AXES = ("batch", "length", "heads", "head_dim")
 KV_AXES = ("batch", "length", "kv_heads", "head_dim")
 TOKEN_AXES = ("batch", "length")
@@ -57,19 +57,12 @@ def _ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments, *, axis, 
 
     @jax.checkpoint
     def fold(state, chunk):
-        k_blocks, v_blocks, kpos_blocks, kseg_blocks = blockwise.key_blocks(*chunk, blocks, size)
+        keys = blockwise.key_blocks(*chunk, blocks, size)
 
         @jax.checkpoint
         def query_block(_, xs):
             qi, qpos, qseg, st = xs
-
-            def visit(st, j):
-                take = lambda b: jax.lax.dynamic_index_in_dim(b, j, 0, keepdims=False)  # noqa: E731
-                mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
-                step = lambda s: blockwise.online_softmax_step(s, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
-                return jax.lax.cond(mask.any(), step, lambda s: s, st), None
-
-            return None, jax.lax.scan(visit, st, jnp.arange(blocks))[0]
+            return None, blockwise.fold_visible_blocks(st, qi, qpos, qseg, keys, window)
 
         return jax.lax.scan(query_block, None, (q_blocks, qpos_blocks, qseg_blocks, state))[1]
 

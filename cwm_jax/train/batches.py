@@ -4,7 +4,6 @@ Every source is an iterator of numpy dicts (tokens, segment_ids, positions, loss
 with get_state/set_state, so the data position is saved with each checkpoint.
 """
 
-import glob
 import json
 import os
 
@@ -12,8 +11,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from cwm_common.errors import CwmError
-from cwm_data.pipeline.elastic_batches import ElasticBatches
+from cwm_data.pipeline.elastic_batches import ElasticBatches, state_files
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
 from cwm_data.shipped_corpus import build_shipped_corpus
 
@@ -52,11 +50,7 @@ class SyntheticBatches:
 
     def set_state_from_files(self, directory):
         """Every process saved the same step: any process count restores from any file."""
-        files = sorted(glob.glob(os.path.join(directory, "process_*-of-*.json")))
-        if not files:
-            raise CwmError(f"{directory}: no data state files (process_*-of-*.json)")
-        with open(files[0], "rb") as f:
-            self.set_state(f.read())
+        self.set_state(state_files(directory)[0].read_bytes())
 
 
 def make_batches(cfg, workdir: str, local_batch: int):

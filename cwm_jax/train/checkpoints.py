@@ -6,7 +6,6 @@ SIGTERM; the newest K are kept. A step is only visible once complete, so a run k
 from the previous one.
 """
 
-import glob
 import os
 
 import grain
@@ -14,6 +13,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from cwm_common.errors import CwmError
+from cwm_data.pipeline.elastic_batches import state_files
 
 
 class Checkpoints:
@@ -60,10 +60,9 @@ class Checkpoints:
 
 
 def _check_process_count(data_dir: str):
-    own = os.path.join(data_dir, f"process_{jax.process_index()}-of-{jax.process_count()}.json")
-    saved = sorted(glob.glob(os.path.join(data_dir, "process_*-of-*.json")))
-    if saved and not os.path.exists(own):
-        raise CwmError(f"{data_dir}: the data position was saved by {saved[0].rsplit('-of-', 1)[1][:-5]} processes "
+    saved = state_files(data_dir)
+    if f"process_{jax.process_index()}-of-{jax.process_count()}.json" not in {p.name for p in saved}:
+        raise CwmError(f"{data_dir}: the data position was saved by {saved[0].stem.rsplit('-of-', 1)[1]} processes "
                        f"and this run has {jax.process_count()}; runs started with data.virtual_shards > 0 can "
                        f"change the process count")
 

@@ -18,6 +18,15 @@ from cwm_common.errors import CwmError
 from cwm_data.pipeline.input_pipeline import PipelineConfig, build_dataset
 
 
+def state_files(directory) -> list[pathlib.Path]:
+    """A checkpoint's data-position files, one per process that saved it (Grain's checkpoint handler names
+    them process_I-of-N.json)."""
+    files = sorted(pathlib.Path(directory).glob("process_*-of-*.json"))
+    if not files:
+        raise CwmError(f"{directory}: no data state files (process_*-of-*.json)")
+    return files
+
+
 class ElasticBatches:
     def __init__(self, cfg: PipelineConfig, virtual_shards: int):
         shards, processes = virtual_shards, cfg.process_count
@@ -29,22 +38,22 @@ class ElasticBatches:
             raise CwmError(f"config field 'data.virtual_shards' ({shards}) must divide the global batch "
                            f"({cfg.batch_size * processes} rows)")
         self.virtual_shards = shards
-        self.owned = list(range(cfg.process_index, shards, processes))
+        # This process's shards: i, i + P, ...
         self.iterators = {v: iter(build_dataset(dataclasses.replace(cfg, process_index=v, process_count=shards,
                                                                     batch_size=rows)))
-                          for v in self.owned}
+                          for v in range(cfg.process_index, shards, processes)}
 
     def __iter__(self):
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        parts = [next(self.iterators[v]) for v in self.owned]
+        parts = [next(iterator) for iterator in self.iterators.values()]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     # The Grain checkpoint handler's protocol for iterators that are not Grain's own.
     def get_state(self) -> bytes:
         return json.dumps({"virtual_shards": self.virtual_shards,
-                           "shards": {str(v): self.iterators[v].get_state() for v in self.owned}}).encode()
+                           "shards": {str(v): it.get_state() for v, it in self.iterators.items()}}).encode()
 
     def set_state(self, state: bytes):
         """From a state that holds (at least) this process's shards: its own, or merged_state's."""
@@ -52,12 +61,12 @@ class ElasticBatches:
         if saved["virtual_shards"] != self.virtual_shards:
             raise CwmError(f"data.virtual_shards is {self.virtual_shards} but the checkpoint has "
                            f"{saved['virtual_shards']}: the shards would hold other records")
-        missing = [v for v in self.owned if str(v) not in saved["shards"]]
+        missing = [v for v in self.iterators if str(v) not in saved["shards"]]
         if missing:
             raise CwmError(f"the checkpoint's data state lacks virtual shard {missing[0]} (a process's state file "
                            f"is missing)")
-        for v in self.owned:
-            self.iterators[v].set_state(saved["shards"][str(v)])
+        for v, iterator in self.iterators.items():
+            iterator.set_state(saved["shards"][str(v)])
 
     def set_state_from_files(self, directory):
         """Restore from a checkpoint's data directory, saved by any number of processes."""
@@ -73,10 +82,7 @@ class ElasticBatches:
 def merged_state(directory) -> bytes:
     """The union of every process's saved ElasticBatches state in a checkpoint's data directory."""
     shards, sizes = {}, set()
-    files = sorted(pathlib.Path(directory).glob("process_*-of-*.json"))
-    if not files:
-        raise CwmError(f"{directory}: no data state files (process_*-of-*.json)")
-    for path in files:
+    for path in state_files(directory):
         saved = json.loads(path.read_text())
         if "virtual_shards" not in saved:
             raise CwmError(f"{path}: not an elastic data state (data.virtual_shards was 0 when it was saved)")
