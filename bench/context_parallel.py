@@ -23,7 +23,7 @@ def main():
     import jax.numpy as jnp
 
     from cwm_jax.attention import ATTENTION_IMPLS
-    from cwm_jax.config import from_preset
+    from cwm_jax.presets import from_preset
     from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, spec_for
 
     cfg = from_preset(args.preset)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from math_verify import parse, verify
 
-from cwm_envs.tasks.math_answer import grade_math
+from cwm_tasks.math_problems import grade_math
 
 MATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "math"
 

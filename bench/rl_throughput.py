@@ -15,7 +15,7 @@ import time
 
 from cwm_common.experiment_config import load_config
 from cwm_rl.loop import run_rl
-from cwm_rl.story import CONFIGS
+from cwm_common.repo_paths import CONFIGS
 
 
 MODES = {"sync": ["--config.rl.mode=sync"], "async (thread)": [],
@@ -25,7 +25,7 @@ MODES = {"sync": ["--config.rl.mode=sync"], "async (thread)": [],
 def run_mode(policy: str, overrides: list[str], steps: int, backend: str, workdir: str) -> dict:
     shutil.rmtree(workdir, ignore_errors=True)
     config = load_config(os.path.join(CONFIGS, "rl_tiny.py"), [
-        f"--config.policy.checkpoint={policy}", f"--config.steps={steps}", f"--config.rl.sandbox_backend={backend}",
+        f"--config.policy.model={policy}", f"--config.steps={steps}", f"--config.rl.sandbox_backend={backend}",
         f"--config.checkpoint_every={steps}", *overrides])
     start = time.perf_counter()
     run_rl(config, workdir, log=lambda m: None)

@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import ExecResult, SandboxLimits, as_argv, as_bytes, make_sandbox
+from cwm_envs.sandbox import ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox_factory import make_sandbox
 from cwm_envs.sandbox_files import read_file, write_file
-from cwm_envs.tasks.humaneval import humaneval_tasks
-from cwm_envs.tasks.python_tests import grade_function
+from cwm_tasks.humaneval import humaneval_tasks
+from cwm_tasks.humaneval import grade_function
 
 
 class BareProcess:

@@ -15,9 +15,10 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from cwm_common.experiment_config import load_config
-from configs import model_presets
+from cwm_jax.presets import preset_fields
 from cwm_jax.train.flops import peak_flops_per_device
 from cwm_jax.train.loop import train
 
@@ -53,7 +54,7 @@ def main():
             "--config.data.kind=synthetic", f"--config.steps={args.steps}", f"--config.batch_size={args.batch}",
             f"--config.data.seq_len={args.seq_len}", "--config.checkpoint_every=100000", "--config.log_every=100000",
             f"--config.peak_flops_per_device={peak}", "--config.optimizer.warmup_steps=1"])
-        config.model = model_presets.get(name)
+        config.model = ml_collections.ConfigDict(preset_fields(name))
         config.model.vocab_size, config.model.dtype = args.vocab, args.dtype
         with tempfile.TemporaryDirectory() as workdir:
             train(config, workdir, log=lambda m: None)

@@ -1,7 +1,8 @@
 """GRPO on CPU: a tiny CWM learns a sandbox-checked task (the demo's last stage).
 
-Set policy.checkpoint to a training workdir (the demo passes the tiny model it just trained); with none,
-a freshly initialized cwm-tiny is used with policy.tokenizer.
+Set policy.model to any saved model (a training workdir: the demo passes the tiny model it just trained; a cwm
+model directory; a Hugging Face directory); with none, a freshly initialized cwm-tiny is used with
+policy.tokenizer.
 """
 
 import ml_collections
@@ -11,11 +12,12 @@ from configs.train_defaults import base
 
 def get_config():
     c = ml_collections.ConfigDict()
-    c.model = base("cwm-tiny").model  # used only when no policy checkpoint is given
-    c.policy = ml_collections.ConfigDict(dict(checkpoint="", hf="", tokenizer=""))
+    c.model = base("cwm-tiny").model  # used only when no policy.model is given
+    c.policy = ml_collections.ConfigDict(dict(model="", tokenizer=""))
     c.rl = ml_collections.ConfigDict(dict(
         # Task mixture weights; every task is listed so any can be turned on from the command line.
-        tasks=ml_collections.ConfigDict(dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, code=0.0, swe=0.0)),
+        tasks=ml_collections.ConfigDict(dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, humaneval=0.0,
+                                             cruxeval=0.0, stdio=0.0, swe=0.0)),
         # async: actors generate while the learner trains; actor_processes 0 runs one actor thread in this
         # process, N > 0 launches N `cwm rl-actor` processes exchanging weights and rollouts via WORKDIR/exchange;
         # with launch_actors False the learner launches none and prints the N commands to run on other hosts

@@ -2,12 +2,12 @@
 
 import ml_collections
 
-from configs import model_presets
+from cwm_jax.presets import preset_fields
 
 
 def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.model = model_presets.get(model)
+    c.model = ml_collections.ConfigDict(preset_fields(model))
     # data.kind: synthetic (random tokens), shipped (the corpus a fresh clone builds, into shipped_dir or
     # WORKDIR/data), pipeline (your sources).
     c.data = ml_collections.ConfigDict(dict(

@@ -7,14 +7,14 @@ HELP = ("commands: s(tep) into, n(ext) over calls, o(ut) of the function, b(ack)
 
 
 def add_parser(subparsers):
+    from cwm_cli.model_args import add_model_args
+
     p = subparsers.add_parser("debug", help="predict a program's execution step by step with a model")
     p.add_argument("file")
     p.add_argument("--entry", required=True)
     p.add_argument("--args", help="JSON array of positional arguments (they start the trace)")
     p.add_argument("--kwargs", help="JSON object of keyword arguments")
-    p.add_argument("--checkpoint", help="cwm model directory or training workdir")
-    p.add_argument("--hf", help="Hugging Face CwmForCausalLM directory")
-    p.add_argument("--tokenizer")
+    add_model_args(p)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--full", action="store_true", help="predict the whole trace and print it (no prompt)")
     p.set_defaults(run=run)
@@ -26,7 +26,7 @@ def run(args):
     from cwm_common.errors import CwmError
     from cwm_jax.completion import ModelCompleter
     from cwm_jax.debugger import NeuralDebugger, describe
-    from cwm_jax.inference_io import check_vocab, find_tokenizer, load_inference_model
+    from cwm_cli.model_args import load_model_and_tokenizer
 
     try:
         source = open(args.file).read()
@@ -37,9 +37,7 @@ def run(args):
         named = json.loads(args.kwargs) if args.kwargs else None
     except json.JSONDecodeError as e:
         raise CwmError(f"--args/--kwargs: not valid JSON ({e.msg})") from None
-    model = load_inference_model(args.checkpoint, args.hf)
-    tokenizer = find_tokenizer(args.tokenizer, args.checkpoint or args.hf)
-    check_vocab(model.cfg, tokenizer)
+    model, tokenizer = load_model_and_tokenizer(args)
     debugger = NeuralDebugger(ModelCompleter(model), tokenizer, source, args.entry, positional, named,
                               temperature=args.temperature)
     for frame in debugger.frames:

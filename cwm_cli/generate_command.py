@@ -1,13 +1,13 @@
-"""`cwm generate --checkpoint DIR|--hf DIR --prompt TEXT`: sample a completion and print it."""
+"""`cwm generate --model DIR --prompt TEXT [--chat]`: sample a completion and print it."""
 
 import sys
 
 
 def add_parser(subparsers):
+    from cwm_cli.model_args import add_model_args
+
     p = subparsers.add_parser("generate", help="generate text from a model")
-    p.add_argument("--checkpoint", help="cwm model directory or training workdir")
-    p.add_argument("--hf", help="Hugging Face CwmForCausalLM directory")
-    p.add_argument("--tokenizer", help="tokenizer file (default: the model directory's tokenizer.model)")
+    add_model_args(p)
     p.add_argument("--prompt", required=True)
     p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn of CWM's chat format")
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -18,21 +18,19 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from cwm_cli.model_args import load_model_and_tokenizer
     from cwm_data import special_tokens as st
+    from cwm_data.chat_format import STOP_TOKENS, generation_prompt
     from cwm_data.special_tokens import special
-    from cwm_jax.inference_io import check_vocab, find_tokenizer, load_inference_model
     from cwm_jax.sampling import generate
 
-    model = load_inference_model(args.checkpoint, args.hf)
-    tokenizer = find_tokenizer(args.tokenizer, args.checkpoint or args.hf)
-    check_vocab(model.cfg, tokenizer)
+    model, tokenizer = load_model_and_tokenizer(args)
     if args.chat:
-        pieces = [special(st.BEGIN_OF_TEXT), special(st.START_HEADER), "user", special(st.END_HEADER), "\n\n",
-                  args.prompt, special(st.EOT), special(st.START_HEADER), "assistant", special(st.END_HEADER), "\n\n"]
-        stops = (tokenizer.special_id(st.EOT), tokenizer.special_id(st.END_OF_TEXT))
+        pieces = generation_prompt([("user", args.prompt)], reasoning=False)
+        stops = STOP_TOKENS
     else:
         pieces = [special(st.BEGIN_OF_TEXT), args.prompt]
-        stops = (tokenizer.special_id(st.END_OF_TEXT),)
+        stops = (st.END_OF_TEXT,)
     [out] = generate(model, [tokenizer.encode_pieces(pieces)], args.max_new_tokens, temperature=args.temperature,
-                     top_p=args.top_p, stop_tokens=stops, seed=args.seed)
+                     top_p=args.top_p, stop_tokens=tuple(tokenizer.special_id(s) for s in stops), seed=args.seed)
     sys.stdout.write(tokenizer.decode(out) + "\n")

@@ -36,7 +36,7 @@ def run(args):
     jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_num_cpu_devices", args.devices)
     from cwm_jax.aot_plan import plan_memory
-    from cwm_jax.config import from_preset
+    from cwm_jax.presets import from_preset
 
     cfg = from_preset(args.preset, dtype=args.dtype, remat=args.remat, attention_impl=args.attention,
                       attention_block_size=min(512, args.seq_len))

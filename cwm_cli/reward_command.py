@@ -42,8 +42,9 @@ def run(args):
     import ast
 
     from cwm_common.errors import CwmError
-    from cwm_envs.sandbox import SandboxLimits, make_sandbox
-    from cwm_envs.tasks.python_tests import grade_function
+    from cwm_envs.sandbox import SandboxLimits
+    from cwm_envs.sandbox_factory import make_sandbox
+    from cwm_tasks.humaneval import grade_function
 
     solution, tests = _read(args.solution), _read(args.tests)
     entry = args.entry_point
@@ -67,8 +68,9 @@ def run(args):
 
 
 def run_swe(args):
-    from cwm_envs.sandbox import SandboxLimits, make_sandbox
-    from cwm_envs.tasks.swe_tasks import SweTask, grade_swe
+    from cwm_envs.sandbox import SandboxLimits
+    from cwm_envs.sandbox_factory import make_sandbox
+    from cwm_tasks.swe import SweTask, grade_swe
 
     task, patch = SweTask.load(args.task), _read(args.patch)
     try:

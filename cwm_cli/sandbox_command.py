@@ -23,7 +23,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from cwm_envs.sandbox import SandboxLimits, make_sandbox
+    from cwm_envs.sandbox import SandboxLimits
+    from cwm_envs.sandbox_factory import make_sandbox
 
     limits = SandboxLimits(memory_mb=args.memory_mb, timeout_s=args.timeout, max_output_bytes=args.max_output)
     sandbox = make_sandbox(args.backend, limits)

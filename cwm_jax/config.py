@@ -142,9 +142,3 @@ def from_mapping(values: Mapping[str, Any]) -> ModelConfig:
         raise CwmError(f"model config lacks required field(s): {', '.join(required)}")
     return ModelConfig(**values)
 
-
-def from_preset(name: str, **overrides: Any) -> ModelConfig:
-    """A preset from configs/model_presets.py, with fields overridden."""
-    from configs import model_presets
-
-    return from_mapping({**model_presets.get(name), **overrides})

@@ -1,4 +1,7 @@
-"""Loading a model and its tokenizer for inference, from any of the places this project writes models."""
+"""Loading a model and its tokenizer for inference, from any of the three formats this project reads or
+writes, told apart by what the directory holds: a Hugging Face CwmForCausalLM directory (config.json +
+safetensors), a cwm model directory (model_config.json + Orbax params/), or a training, SFT or RL workdir
+(its latest checkpoint's params)."""
 
 import json
 import os
@@ -13,8 +16,23 @@ from cwm_data.tokenizer import CwmTokenizer
 from cwm_jax.config import ModelConfig, from_mapping
 from cwm_jax.hf.convert import from_hf
 from cwm_jax.model import CwmModel
-from cwm_jax.model_checkpoint import CONFIG_FILE, load_model
+from cwm_jax.model_checkpoint import CONFIG_FILE, read_model_dir
 from cwm_jax.train.checkpoints import restore_params
+
+HF_CONFIG = "config.json"
+
+
+def load_model(path: str, **overrides) -> CwmModel:
+    """The model saved at `path`, whichever the format; `overrides` change execution fields (dtype,
+    attention_impl, ...)."""
+    if os.path.exists(os.path.join(path, CONFIG_FILE)):
+        return read_model_dir(path, **overrides)
+    if os.path.exists(os.path.join(path, HF_CONFIG)):
+        return from_hf(path, **overrides)
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        return _restore_trainer_params(path, overrides)
+    raise CwmError(f"{path}: not a model: no {CONFIG_FILE} (cwm model directory), {HF_CONFIG} (Hugging Face "
+                   f"directory) or checkpoints/ (training workdir)")
 
 
 def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
@@ -31,19 +49,6 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
                           abstract.to_pure_dict())
     nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, target))
     return nnx.merge(graphdef, abstract)
-
-
-def load_inference_model(checkpoint: str | None = None, hf: str | None = None, **overrides) -> CwmModel:
-    """A model from a cwm model directory, a training workdir (its latest checkpoint), or an HF directory."""
-    if (checkpoint is None) == (hf is None):
-        raise CwmError("give exactly one of --checkpoint (cwm model dir or training workdir) or --hf")
-    if hf is not None:
-        return from_hf(hf, **overrides)
-    if os.path.exists(os.path.join(checkpoint, CONFIG_FILE)):
-        return load_model(checkpoint, **overrides)
-    if os.path.isdir(os.path.join(checkpoint, "checkpoints")):
-        return _restore_trainer_params(checkpoint, overrides)
-    raise CwmError(f"{checkpoint}: neither a cwm model directory ({CONFIG_FILE}) nor a training workdir")
 
 
 def find_tokenizer(explicit: str | None, *model_dirs: str | None) -> CwmTokenizer:

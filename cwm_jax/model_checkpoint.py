@@ -25,7 +25,7 @@ def save_model(model: CwmModel, directory: str) -> None:
     checkpointer.wait_until_finished()
 
 
-def load_model(directory: str, **overrides: Any) -> CwmModel:
+def read_model_dir(directory: str, **overrides: Any) -> CwmModel:
     """Restores a saved model; `overrides` change execution fields (dtype, attention_impl, ...)."""
     directory = os.path.abspath(directory)
     config_path = os.path.join(directory, CONFIG_FILE)

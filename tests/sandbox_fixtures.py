@@ -4,7 +4,9 @@ import shutil
 
 import pytest
 
-from cwm_envs.sandbox import SandboxLimits, make_sandbox
+from cwm_envs.sandbox import SandboxLimits
+
+from cwm_envs.sandbox_factory import make_sandbox
 
 
 def _docker_reason():

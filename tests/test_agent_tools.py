@@ -2,8 +2,8 @@
 
 import pytest
 
-from cwm_envs.agent_tools import TRUNCATION_MARK, run_turn
-from cwm_envs.tool_calls import format_tool_call, parse_single_call, parse_tool_calls
+from cwm_tasks.agent_tools import TRUNCATION_MARK, run_turn
+from cwm_data.chat_format import format_tool_call, parse_single_call, parse_tool_calls
 from sandbox_fixtures import BACKENDS, sandbox_of
 
 

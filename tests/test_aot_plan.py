@@ -3,7 +3,7 @@ import pytest
 
 from cwm_common.errors import CwmError
 from cwm_jax.aot_plan import GIB, plan_memory
-from cwm_jax.config import from_preset
+from cwm_jax.presets import from_preset
 
 
 def test_plan_counts_sharded_parameters_and_optimizer_state_exactly():

@@ -4,11 +4,16 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 import cwm_jax
 from cwm_cli.main import main
+from cwm_common.errors import CwmError
+from cwm_data.tokenizer import train_sentencepiece
+from cwm_tasks.stdio_programs import load_stdio_problems
 from cwm_jax.hf.safetensors_dir import SafetensorsReader
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -106,9 +111,35 @@ def test_reward_swe_reports_like_the_swe_bench_harness(tmp_path, capsys, monkeyp
     assert main(["reward", "swe", "--task", str(task), "--patch", str(tmp_path / "none.diff")]) == 0
     assert json.loads(capsys.readouterr().out)["failure_class"] == "unresolved"
     # A sandbox that cannot start is the infrastructure's failure, never an unresolved patch.
-    import cwm_envs.sandbox
+    import cwm_envs.sandbox_factory
 
-    monkeypatch.setattr(cwm_envs.sandbox, "make_sandbox", lambda *a, **k: (_ for _ in ()).throw(OSError("no daemon")))
+    monkeypatch.setattr(cwm_envs.sandbox_factory, "make_sandbox", lambda *a, **k: (_ for _ in ()).throw(OSError("no daemon")))
     assert main(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["failure_class"] == "infra_error" and not report["resolved"] and "no daemon" in report["log"]
+
+
+def test_one_loader_reads_every_saved_format(tmp_path):
+    model = cwm_jax.CwmModel(cwm_jax.from_preset("cwm-tiny"), nnx.Rngs(7))
+    cwm_jax.to_hf(model, str(tmp_path / "hf"))
+    assert main(["convert", "hf-to-cwm", str(tmp_path / "hf"), str(tmp_path / "cwm")]) == 0
+    want = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    for saved in ("hf", "cwm"):
+        got = nnx.to_pure_dict(nnx.state(cwm_jax.load_model(str(tmp_path / saved)), nnx.Param))
+        for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+            assert np.array_equal(a, b), saved
+    with pytest.raises(CwmError, match=f"{tmp_path}: not a model: no model_config.json"):
+        cwm_jax.load_model(str(tmp_path))
+
+
+def test_eval_stdio_runs_a_model_from_the_command_line(tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    cwm_jax.to_hf(cwm_jax.CwmModel(cwm_jax.from_preset("cwm-tiny"), nnx.Rngs(3)), str(model_dir))
+    texts = [p.statement for p in load_stdio_problems()] * 4
+    train_sentencepiece(texts, 768, str(model_dir / "tokenizer.model"))
+    out = tmp_path / "result.json"
+    assert main(["eval", "stdio", "--hf", str(model_dir), "--limit", "2", "--language", "cpp",
+                 "--max-new-tokens", "4", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [i["id"] for i in result["items"]] == ["p0001/cpp", "p0002/cpp"] and result["summary"] == {"pass@1": 0.0}
+    assert "stdio (2 items, 1 samples)" in capsys.readouterr().out

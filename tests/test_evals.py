@@ -11,13 +11,13 @@ from cwm_data import trace_format
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.tracer import mark_entry, trace
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import make_sandbox
-from cwm_envs.tasks.humaneval import humaneval_tasks
-from cwm_jax.evals.cruxeval_eval import direct_prompt, evaluate_cruxeval, trace_source
-from cwm_jax.evals.humaneval_eval import evaluate_humaneval
-from cwm_jax.evals.math_eval import evaluate_math
-from cwm_jax.evals.pass_at_k import pass_at_k
-from cwm_jax.evals.trace_prediction import evaluate_trace_prediction
+from cwm_envs.sandbox_factory import make_sandbox
+from cwm_jax.evals.cruxeval_eval import evaluate_cruxeval
+from cwm_jax.evals.pass_at_k import evaluate_pass_at_k, pass_at_k
+from cwm_jax.evals.trace_prediction_eval import evaluate_trace_prediction
+from cwm_tasks.cruxeval import direct_prompt, trace_source
+from cwm_tasks.humaneval import HumanEvalTask, humaneval_tasks
+from cwm_tasks.math_problems import MathTask
 from sandbox_fixtures import BACKENDS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -93,19 +93,22 @@ def test_math_pass_at_k(tokenizer):
         problem = next(q for q in answers if q in "".join(pieces))
         return [f"Add them.\n</think>\nThe sum is $\\boxed{{{answers[problem]}}}$.", ]
 
-    assert evaluate_math(Oracle(tokenizer, oracle), tokenizer, problems, samples=2)["summary"] == {"pass@1": 1.0}
-    assert evaluate_math(Oracle(tokenizer, lambda p: ["\\boxed{-1}"]), tokenizer, problems)["summary"]["pass@1"] == 0
+    task = MathTask(problems=problems)
+    right = evaluate_pass_at_k(Oracle(tokenizer, oracle), tokenizer, task, task.prompts(), None, samples=2)
+    wrong = evaluate_pass_at_k(Oracle(tokenizer, lambda p: ["\\boxed{-1}"]), tokenizer, task, task.prompts(), None)
+    assert right["summary"] == {"pass@1": 1.0} and wrong["summary"]["pass@1"] == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_humaneval_pass_at_k_through_sandboxes(tokenizer, backend):
-    tasks = humaneval_tasks()[:8]
-    solutions = {t.prompt: t.canonical_solution for t in tasks}
+    task = HumanEvalTask()
+    prompts = task.prompts()[:8]
+    solutions = {t.prompt: t.canonical_solution for t in task.tasks[:8]}
 
     def oracle(pieces):
         return [solutions["".join(pieces[1:])] + "\n\ndef unrelated():\n    pass\n"]  # cut at the next def
 
     with SandboxPool(lambda: make_sandbox(backend), 2) as pool:
-        right = evaluate_humaneval(Oracle(tokenizer, oracle), tokenizer, tasks, pool)
-        wrong = evaluate_humaneval(Oracle(tokenizer, lambda p: ["    return None\n"]), tokenizer, tasks, pool)
+        right = evaluate_pass_at_k(Oracle(tokenizer, oracle), tokenizer, task, prompts, pool)
+        wrong = evaluate_pass_at_k(Oracle(tokenizer, lambda p: ["    return None\n"]), tokenizer, task, prompts, pool)
     assert right["summary"] == {"pass@1": 1.0} and wrong["summary"] == {"pass@1": 0.0}

@@ -15,7 +15,7 @@ import cwm_jax
 from cwm_cli.main import main
 from cwm_common.experiment_config import load_config
 from cwm_jax.hf.safetensors_dir import INDEX, SafetensorsReader
-from cwm_jax.inference_io import load_inference_model
+from cwm_jax.inference_io import load_model
 from cwm_jax.train.loop import train
 from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 
@@ -95,7 +95,7 @@ def test_a_training_runs_checkpoint_exports_to_transformers(tmp_path, capsys):
                                           "--config.steps=3", "--config.mesh.fsdp=2", "--config.log_every=100"]),
           workdir, log=lambda m: None)
     assert main(["convert", "cwm-to-hf", workdir, str(tmp_path / "hf")]) == 0
-    trained = load_inference_model(checkpoint=workdir)
+    trained = load_model(workdir)
     reloaded = CwmForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
     tokens = np.random.default_rng(5).integers(0, trained.cfg.vocab_size, (2, 20))
     expected = np.asarray(trained(jnp.asarray(tokens, jnp.int32)))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cwm_jax.config import FULL, SLIDING, from_preset, interleaved_layer_types
+from cwm_jax.config import FULL, SLIDING, interleaved_layer_types
+from cwm_jax.presets import from_preset
 from cwm_jax.layer_plan import plan_layers
 from cwm_jax.model import CwmModel, positions_from_segments
 

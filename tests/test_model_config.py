@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import model_presets
 from cwm_common.errors import CwmError
-from cwm_jax.config import FULL, SLIDING, ModelConfig, from_mapping, from_preset
+from cwm_jax.config import FULL, SLIDING, ModelConfig, from_mapping
+from cwm_jax.presets import NAMES, from_preset, preset_fields
 from cwm_jax.model import CwmModel
 
 
@@ -34,7 +34,7 @@ def test_param_count_matches_the_built_model_without_memory():
         assert _abstract_param_count(cfg) == cfg.param_count(), name
 
 
-@pytest.mark.parametrize("name", [n for n in model_presets.NAMES if n not in ("cwm-tiny", "cwm-32b")])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("cwm-tiny", "cwm-32b")])
 def test_proxies_keep_cwm_ratios_and_their_size(name):
     cfg = from_preset(name)
     assert cfg.n_heads == 6 * cfg.n_kv_heads
@@ -46,12 +46,12 @@ def test_proxies_keep_cwm_ratios_and_their_size(name):
 
 
 def test_proxy_sizes_increase():
-    sizes = [from_preset(n).non_embedding_params() for n in model_presets.NAMES]
+    sizes = [from_preset(n).non_embedding_params() for n in NAMES]
     assert sizes == sorted(sizes)
 
 
 def _tiny(**changes):
-    return from_mapping({**model_presets.get("cwm-tiny"), **changes})
+    return from_mapping({**preset_fields("cwm-tiny"), **changes})
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -76,7 +76,7 @@ def test_invalid_fields_are_named(changes, field):
 def test_unknown_and_missing_fields_are_named():
     with pytest.raises(CwmError, match="n_layer_count"):
         _tiny(n_layer_count=3)
-    fields = dict(model_presets.get("cwm-tiny"))
+    fields = dict(preset_fields("cwm-tiny"))
     del fields["ffn_dim"]
     with pytest.raises(CwmError, match="ffn_dim"):
         from_mapping(fields)

@@ -11,7 +11,7 @@ import pytest
 
 from cwm_envs.docker_sandbox import docker_available
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import make_sandbox
+from cwm_envs.sandbox_factory import make_sandbox
 from sandbox_fixtures import BACKENDS, sandbox_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_pool_serves_threads_and_replaces_dead_sandboxes(backend):
 CLEANUP_SCRIPT = textwrap.dedent("""
     import sys
     from cwm_envs.pool import SandboxPool
-    from cwm_envs.sandbox import make_sandbox
+    from cwm_envs.sandbox_factory import make_sandbox
     pool = SandboxPool(lambda: make_sandbox(sys.argv[1]), 2)
     with pool.sandbox() as sandbox:
         sandbox.exec("sleep 0.1")
@@ -64,7 +64,7 @@ def _leftovers(backend: str) -> list[str]:
 
 KILLED_SCRIPT = textwrap.dedent("""
     import os, signal
-    from cwm_envs.sandbox import make_sandbox
+    from cwm_envs.sandbox_factory import make_sandbox
     sandbox = make_sandbox("docker")
     print(sandbox.container.id, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # a crash: no close, no atexit

@@ -84,8 +84,8 @@ LOAD_ON_ONE_DEVICE = """
 import sys
 import jax, numpy as np
 from flax import nnx
-from cwm_jax.inference_io import load_inference_model
-params = nnx.state(load_inference_model(sys.argv[1]), nnx.Param).to_pure_dict()
+from cwm_jax.inference_io import load_model
+params = nnx.state(load_model(sys.argv[1]), nnx.Param).to_pure_dict()
 print(jax.device_count(), sum(float(np.abs(np.asarray(a, np.float64)).sum()) for a in jax.tree.leaves(params)))
 """
 

@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cwm_envs.pool import SandboxPool
-from cwm_envs.tasks import math_workers
-from cwm_envs.tasks.humaneval import humaneval_tasks
-from cwm_envs.tasks.math_answer import extract_boxed, grade_math
-from cwm_envs.tasks.math_workers import compare_in_worker
-from cwm_envs.tasks.python_tests import grade_function
-from cwm_envs.tasks.stdio_tests import StdioTest, grade_stdio
-from cwm_envs.tasks.swe_tasks import grade_swe, patch_similarity, shipped_swe_tasks, similarity_reward
+from cwm_tasks import math_verify_pool
+from cwm_tasks.humaneval import humaneval_tasks
+from cwm_tasks.math_problems import extract_boxed, grade_math
+from cwm_tasks.math_verify_pool import compare_in_worker
+from cwm_tasks.humaneval import grade_function
+from cwm_tasks.stdio_programs import StdioTest, grade_stdio
+from cwm_tasks.swe import grade_swe, patch_similarity, shipped_swe_tasks, similarity_reward
 from sandbox_fixtures import BACKENDS, sandbox_of
 
 MATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "math"
@@ -86,7 +86,7 @@ def test_math_grading_from_rollout_threads_cannot_freeze_the_caller():
 def test_a_comparison_past_its_deadline_kills_its_worker_and_the_next_one_works():
     assert compare_in_worker("9^{9^{9^{9}}}", "2", deadline_s=0.5) is None
     assert compare_in_worker("\\frac{1}{2}", "0.5") == {"equal": True}
-    assert all(w.process.poll() is None for w in math_workers._all)  # the killed one is gone from the pool
+    assert all(w.process.poll() is None for w in math_verify_pool._all)  # the killed one is gone from the pool
 
 
 PY_SUM = "n = int(input())\nprint(sum(int(x) for x in input().split()[:n]))\n"
@@ -146,7 +146,7 @@ def test_swe_tasks_graded_by_fail_to_pass_and_pass_to_pass(backend):
 def test_patch_similarity_reward():
     calc = next(t for t in shipped_swe_tasks() if t.instance_id == "calc-divide-by-zero")
     assert patch_similarity(calc.gold_patch, calc.gold_patch) == 1.0
-    from cwm_envs.tasks.reward_result import RewardResult
+    from cwm_tasks.reward_result import RewardResult
     failed = RewardResult(-1.0, "failed")
     assert similarity_reward(failed, calc.gold_patch, calc.gold_patch) == 0.0  # -1 + 0.5 x 2
     assert similarity_reward(failed, "diff --git a/other.py b/other.py\n+x\n", calc.gold_patch) == -1.0

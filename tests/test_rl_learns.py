@@ -16,7 +16,8 @@ import pytest
 from cwm_common.experiment_config import load_config
 from cwm_jax.train.repro_compare import compare_runs
 from cwm_rl.loop import run_rl
-from cwm_rl.story import CONFIGS, run_story
+from cwm_common.repo_paths import CONFIGS
+from cwm_rl.story import run_story
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def story(tmp_path_factory):
 
 
 def _rl_config(policy, *overrides):
-    return load_config(f"{CONFIGS}/rl_tiny.py", [f"--config.policy.checkpoint={policy}", *overrides])
+    return load_config(f"{CONFIGS}/rl_tiny.py", [f"--config.policy.model={policy}", *overrides])
 
 
 def _metrics(workdir):

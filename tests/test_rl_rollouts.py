@@ -17,14 +17,16 @@ from cwm_common.experiment_config import load_config
 from cwm_data import special_tokens as st
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import SandboxLimits, make_sandbox
+from cwm_envs.sandbox import SandboxLimits
+from cwm_envs.sandbox_factory import make_sandbox
 from cwm_rl.learner import make_batch
 from cwm_rl.loop import check_rl_config
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
-from cwm_rl.story import CONFIGS
-from cwm_rl.tasks import EchoTask, SweAgentTask, TaskMixture
+from cwm_common.repo_paths import CONFIGS
+from cwm_rl.task_mixture import TaskMixture
+from cwm_tasks.swe import SweAgentTask
 from cwm_rl.weight_channels import DirectoryWeights
 from sandbox_fixtures import BACKENDS
 
@@ -81,16 +83,16 @@ def test_single_turn_scoring_and_a_dying_sandbox(tokenizer, backend):
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
     task = SweAgentTask()
-    prompt = next(p for p in (task.prompt(random.Random(i)) for i in range(20))
-                  if p.meta["instance_id"] == "calc-divide-by-zero")
+    prompt = next(p for p in (task.draw(random.Random(i)) for i in range(20))
+                  if p.meta["id"] == "calc-divide-by-zero")
     script = [FIX, "<tool: bash>\ncd repo && python3 -c \"import calc; print(calc.divide(1, 0))\"\n</tool>",
               "<tool: submit>\nrepo/fix.diff\n</tool>", "Done.\n</think>\n## Summary\nFixed."]
     pool, worker = _worker(tokenizer, {"swe": task}, script, backend)
     with pool:
         # The patch file is made by the environment here (the scripted model cannot run git itself).
-        worker.tasks["swe"].setup = lambda sandbox, meta: (task.tasks[meta["instance_id"]].setup(sandbox),
-                                                           sandbox.put_file("repo/fix.diff", task.tasks[
-                                                               meta["instance_id"]].gold_patch))
+        worker.tasks["swe"].setup = lambda sandbox, meta: (task.tasks[meta["id"]].setup(sandbox),
+                                                           sandbox.put_file("repo/fix.diff",
+                                                                            task.tasks[meta["id"]].gold_patch))
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.reward for s in samples] == [1.0, 1.0] and all(s.status == OK for s in samples)
     sample = samples[0]
@@ -104,7 +106,7 @@ def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(tokenizer, backend):
     task = SweAgentTask()
-    prompt = task.prompt(random.Random(0))
+    prompt = task.draw(random.Random(0))
     pools = []
 
     def kill_on_second_turn(turn):

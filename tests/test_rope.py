@@ -4,7 +4,7 @@ import torch
 from transformers import CwmConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from cwm_jax.config import from_preset
+from cwm_jax.presets import from_preset
 from cwm_jax.rope import apply_rotary, inverse_frequencies, rotary_tables
 
 

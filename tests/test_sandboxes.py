@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cwm_envs.sandbox import TIMEOUT_EXIT
-from cwm_envs.tasks.python_tests import grade_function
+from cwm_tasks.humaneval import grade_function
 from sandbox_fixtures import BACKENDS, sandbox_of
 
 HOST_SECRET = "/root/cwm-host-secret.txt"

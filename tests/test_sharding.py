@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from cwm_common.errors import CwmError
-from cwm_jax.config import from_preset
+from cwm_jax.presets import from_preset
 from cwm_jax.loss import next_token_loss
 from cwm_jax.model import CwmModel
 from cwm_jax.sharding import (ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape,

@@ -13,7 +13,7 @@ from flax import nnx
 from cwm_cli.main import main
 from cwm_common.errors import CwmError
 from cwm_common.experiment_config import load_config
-from cwm_jax.config import from_preset
+from cwm_jax.presets import from_preset
 from cwm_jax.train.flops import flops_per_token
 from cwm_jax.train.loop import train
 from cwm_jax.train.optimizer import decay_mask, make_optimizer

@@ -18,7 +18,7 @@ def get_config():
     c.train.log_every = 1000
     c.sweep = ml_collections.ConfigDict(dict(
         search="grid",  # grid: every batch x lr; quasi_random: `samples` Halton points in lr_range x batch_range
-        # name -> fields over train.model (or "preset": a configs/model_presets name, then fields over it)
+        # name -> fields over train.model (or "preset": a cwm_jax.presets name, then fields over it)
         models=ml_collections.ConfigDict({
             "d48": dict(d_model=48, n_heads=3, head_dim=16, ffn_dim=168),
             "d96": dict(d_model=96, n_heads=3, head_dim=32, ffn_dim=336),

@@ -10,9 +10,9 @@ import re
 
 import ml_collections
 
-from configs import model_presets
 from cwm_common.errors import CwmError
 from cwm_jax.config import from_mapping, interleaved_layer_types
+from cwm_jax.presets import preset_fields
 from cwm_jax.train.flops import flops_per_token
 
 
@@ -63,7 +63,7 @@ def plan_runs(cfg: ml_collections.ConfigDict) -> list[SweepRun]:
 
 def _model_config(base_model, name: str, overrides) -> ml_collections.ConfigDict:
     overrides = dict(overrides)
-    model = model_presets.get(overrides.pop("preset")) if "preset" in overrides else copy.deepcopy(base_model)
+    model = ml_collections.ConfigDict(preset_fields(overrides.pop("preset"))) if "preset" in overrides else copy.deepcopy(base_model)
     unknown = sorted(set(overrides) - set(model))
     if unknown:
         raise CwmError(f"config field 'sweep.models.{name}': unknown model field '{unknown[0]}'")

@@ -15,9 +15,8 @@ Rules: roles are system (first only), user, assistant, tool; an assistant turn h
 in CWM's `<tool: NAME>\\n...\\n</tool>` form, naming one of bash, edit, create, submit; a tool message answers
 the call just before it and carries its `name`.
 
-Rendering (CWM.md section 2.2): `<|begin_of_text|>`, then per message `<|start_header_id|>ROLE<|end_header_id|>`
-+ "\\n\\n" + body + `<|eot_id|>`, where ROLE is the role or "tool: NAME"; bodies are stripped of surrounding
-whitespace except tool results. Loss mask: assistant bodies and their `<|eot_id|>` are trained; headers and
+Rendering (cwm_data.chat_format): `<|begin_of_text|>`, then a turn per message, whose role is the role or
+"tool: NAME"; bodies are stripped of surrounding whitespace except tool results. Loss mask: assistant bodies and their `<|eot_id|>` are trained; headers and
 the system prompt never; user and tool messages (observations) are trained with probability
 `keep_observation_prob` each (ForagerAgent data used 0.5), else masked.
 """
@@ -28,9 +27,9 @@ from typing import Any
 
 from cwm_common.errors import CwmError
 from cwm_data import special_tokens as st
+from cwm_data.chat_format import AGENT_TOOLS, body, header, parse_single_call, tool_role
 from cwm_data.special_tokens import special
 from cwm_data.tokenizer import CwmTokenizer
-from cwm_envs.tool_calls import AGENT_TOOLS, parse_single_call
 
 ROLES = ("system", "user", "assistant", "tool")
 OBSERVATION_ROLES = ("user", "tool")
@@ -80,7 +79,7 @@ def parse_episode_line(line: str | bytes) -> dict:
 
 
 def _role_text(message: dict) -> str:
-    return f"tool: {message['name']}" if message["role"] == "tool" else message["role"]
+    return tool_role(message["name"]) if message["role"] == "tool" else message["role"]
 
 
 def render_episode(episode: dict, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0,
@@ -90,16 +89,15 @@ def render_episode(episode: dict, tokenizer: CwmTokenizer, keep_observation_prob
     ids = tokenizer.encode_pieces([special(st.BEGIN_OF_TEXT)])
     mask = [0]
     for message in episode["messages"]:
-        header = tokenizer.encode_pieces([special(st.START_HEADER), _role_text(message), special(st.END_HEADER),
-                                          "\n\n"])
-        body_text = message["content"] if message["role"] == "tool" else message["content"].strip()
-        body = tokenizer.encode_pieces([body_text, special(st.EOT)])
+        head = tokenizer.encode_pieces(header(_role_text(message)))
+        text = message["content"] if message["role"] == "tool" else message["content"].strip()
+        tail = tokenizer.encode_pieces(body(text))
         if message["role"] == "assistant":
             trained = 1
         elif message["role"] in OBSERVATION_ROLES:
             trained = int(rng.random() < keep_observation_prob)
         else:
             trained = 0
-        ids += header + body
-        mask += [0] * len(header) + [trained] * len(body)
+        ids += head + tail
+        mask += [0] * len(head) + [trained] * len(tail)
     return ids, mask

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Callable
 
+from cwm_common.repo_paths import CORPUS, CRUXEVAL
 from cwm_data import trace_format
 from cwm_data.generators.corpus_jobs import function_jobs, program_jobs
 from cwm_data.shards import ShardWriter
@@ -15,9 +16,6 @@ from cwm_data.trace_frames import TraceLimits
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.tracer import trace
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CORPUS = os.path.join(REPO, "data", "corpus")
-CRUXEVAL = os.path.join(REPO, "data", "benchmarks", "cruxeval", "cruxeval.jsonl")
 FORMAT_VERSION = 2
 
 

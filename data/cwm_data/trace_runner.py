@@ -4,33 +4,36 @@ and a wall-clock deadline after which the process group is killed."""
 import dataclasses
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
+import uuid
 
 from cwm_data.trace_frames import KILLED, TraceLimits, TraceResult
 from cwm_data.trace_worker import worker_cgroup
+from cwm_envs.bounded_process import run_bounded
 
 GRACE_S = 2.0  # beyond the run's own time limit, for start-up and writing the result
+MAX_RESULT_BYTES = 1 << 30
 
 
 def _run_worker(request: dict, timeout_s: float) -> tuple[dict | None, str]:
-    """(the worker's JSON result, "") or (None, why there is none)."""
-    proc = subprocess.Popen([sys.executable, "-m", "cwm_data.trace_worker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            cwd="/", env=_worker_env())
+    """(the worker's JSON result, "") or (None, why there is none). The whole process session is killed at
+    the deadline or when the worker ends, so whatever the code started goes too."""
+    group = worker_cgroup(uuid.uuid4().hex)
     try:
-        out, err = proc.communicate(json.dumps(request).encode(), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return None, f"no result within {timeout_s:.0f}s"
+        result = run_bounded([sys.executable, "-m", "cwm_data.trace_worker"],
+                             json.dumps({**request, "cgroup": group}).encode(), timeout_s, MAX_RESULT_BYTES,
+                             cwd="/", env=_worker_env())
     finally:
-        _kill_group(proc)  # whatever the code started goes too
-    if proc.returncode != 0 or not out:
-        reason = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        _remove_cgroup(group)
+    if result.timed_out:
+        return None, f"no result within {timeout_s:.0f}s"
+    if result.exit_code != 0 or not result.stdout:
+        code = result.exit_code
+        reason = f"signal {-code}" if code < 0 else f"exit code {code}"
+        tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         return None, f"worker died ({reason}) {tail[0]}".strip()
-    return json.loads(out), ""
+    return json.loads(result.stdout), ""
 
 
 def run_trace(source: str, entry: str | None, call_args: str = "", stdin: str | None = None,
@@ -73,13 +76,7 @@ def _worker_env() -> dict[str, str]:
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _kill_group(proc: subprocess.Popen):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-    group = worker_cgroup(proc.pid)
+def _remove_cgroup(group: str):
     if os.path.isdir(group):
         try:
             os.rmdir(group)  # empty now: its only process is gone

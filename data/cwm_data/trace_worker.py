@@ -17,7 +17,7 @@ PIDS_CGROUP = "/sys/fs/cgroup/pids"
 PARTIAL_FRAMES = 2000  # an incomplete trace is kept for diagnosis only: send back its start, quickly
 
 
-def _limit_self(limits: TraceLimits, cpu_seconds: float):
+def _limit_self(limits: TraceLimits, cpu_seconds: float, group: str):
     memory = limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(cpu_seconds) + 2
@@ -30,7 +30,6 @@ def _limit_self(limits: TraceLimits, cpu_seconds: float):
     # threads; the runner removes it afterwards. (Dropping to nobody instead would also cut this process
     # off from a Python installed under /root.) Where no cgroup can be made, forks are possible, and the
     # runner's kill of the whole process session is what ends them.
-    group = worker_cgroup(os.getpid())
     try:
         os.makedirs(group, exist_ok=True)
         with open(os.path.join(group, "pids.max"), "w") as f:
@@ -41,8 +40,8 @@ def _limit_self(limits: TraceLimits, cpu_seconds: float):
         pass
 
 
-def worker_cgroup(pid: int) -> str:
-    return os.path.join(PIDS_CGROUP, f"cwm-trace-{pid}")
+def worker_cgroup(name: str) -> str:
+    return os.path.join(PIDS_CGROUP, f"cwm-trace-{name}")
 
 
 def main():
@@ -66,7 +65,7 @@ def main():
 
     repo = request["mode"] == "repo"
     try:
-        _limit_self(limits, request["suite_timeout_s"] if repo else limits.timeout_s)
+        _limit_self(limits, request["suite_timeout_s"] if repo else limits.timeout_s, request["cgroup"])
     except OSError as e:
         if repo:
             send({"episodes": [], "dropped": {}, "exit_code": None, "error": f"could not apply limits: {e}"})

@@ -1,5 +1,8 @@
-"""Runs a host process (a sandbox launcher) with stdin, a deadline and a cap on what it may print."""
+"""Host processes with deadlines, the one mechanism for them: `run_bounded` runs a command with stdin, a
+deadline and a cap on what it may print (a sandbox launcher, the tracer's worker); `LineWorker` keeps a helper
+process that answers JSON lines, each by a deadline (Math-Verify comparisons)."""
 
+import json
 import os
 import selectors
 import signal
@@ -68,3 +71,41 @@ def _kill_group(proc: subprocess.Popen):
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class LineWorker:
+    """A long-lived helper process that answers each JSON request line with one JSON line; an answer not back
+    by its deadline kills the process (the caller starts another)."""
+
+    def __init__(self, argv: list[str], **popen):
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, start_new_session=True, **popen)
+        self._buffer = b""
+
+    def ask(self, request: dict, deadline_s: float) -> dict | None:
+        """The reply, or None if none came in time or the process died (it is then gone). A process that had
+        died before the request came raises BrokenPipeError."""
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        self.process.stdin.flush()
+        end = time.monotonic() + deadline_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = end - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    self.kill()
+                    return None
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                if not chunk:
+                    self.kill()
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self):
+        _kill_group(self.process)
+        self.process.wait()

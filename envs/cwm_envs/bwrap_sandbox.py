@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 
+from cwm_common.errors import CwmError
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.sandbox import WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
@@ -40,7 +41,8 @@ class BwrapSandbox:
 
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         if shutil.which("bwrap") is None:
-            raise RuntimeError("bubblewrap (bwrap) is not installed")
+            raise CwmError("the bwrap sandbox backend needs bubblewrap: install it (apt-get install bubblewrap) "
+                           "or choose the docker backend")
         self.limits = limits
         self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
         self.work_dir = os.path.join(self._root, "work")

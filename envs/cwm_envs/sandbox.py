@@ -2,14 +2,15 @@
 
 A sandbox is a work directory (`/work` inside) plus a way to run commands there with no network, limited
 memory / processes / CPU, a read-only system, and no access to the host's other files. Backends:
-`bwrap.BwrapSandbox` (bubblewrap, ~20 ms a command, the embedded default) and
-`docker_sandbox.DockerSandbox` (a container per sandbox; optionally gVisor).
+`bwrap_sandbox.BwrapSandbox` (bubblewrap, ~20 ms a command, the embedded default) and
+`docker_sandbox.DockerSandbox` (a container per sandbox; optionally gVisor); `sandbox_factory` makes one by name.
 """
 
 import dataclasses
 from typing import Protocol
 
 WORKDIR = "/work"
+BACKENDS = ("bwrap", "docker")  # sandbox_factory.make_sandbox makes them
 TIMEOUT_EXIT = 124  # exit status reported when a command ran out of time (as coreutils `timeout`)
 
 
@@ -72,20 +73,3 @@ def as_bytes(data: bytes | str | None) -> bytes:
         return b""
     return data.encode() if isinstance(data, str) else data
 
-
-BACKENDS = ("bwrap", "docker")
-
-
-def make_sandbox(backend: str, limits: SandboxLimits = SandboxLimits(), **options) -> Sandbox:
-    """A sandbox of the named backend (options go to the backend, e.g. runtime="runsc" for Docker)."""
-    if backend == "bwrap":
-        from cwm_envs.bwrap_sandbox import BwrapSandbox
-
-        return BwrapSandbox(limits)
-    if backend == "docker":
-        from cwm_envs.docker_sandbox import DockerSandbox
-
-        return DockerSandbox(limits, **options)
-    from cwm_common.errors import CwmError
-
-    raise CwmError(f"unknown sandbox backend '{backend}'; backends: {', '.join(BACKENDS)}")

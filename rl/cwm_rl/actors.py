@@ -19,7 +19,11 @@ import sys
 import threading
 import time
 
+import ml_collections
+from flax import nnx
+
 from cwm_common.errors import CwmError
+from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.weight_channels import DirectoryWeights, InProcessWeights
 
@@ -144,11 +148,6 @@ class ProcessActors:
 def run_actor_process(exchange: str, actor: int, learner_pid: int | None = None, learner_timeout_s: float = 60.0):
     """An actor process's loop (`cwm rl-actor`): until the learner stops (its stop file, its heartbeat older
     than learner_timeout_s, or, on its host, its pid gone), make its share of the batches."""
-    import ml_collections
-    from flax import nnx
-
-    from cwm_rl.loop import initial_policy, make_collector
-
     run_file = os.path.join(exchange, RUN)
     if not os.path.exists(run_file):
         raise CwmError(f"{run_file} is missing: start the learner (cwm rl) first")

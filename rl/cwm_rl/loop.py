@@ -21,22 +21,16 @@ from flax import nnx
 
 from cwm_common.errors import CwmError
 from cwm_common.workdir import check_workdir
-from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import SandboxLimits, make_sandbox
-from cwm_jax.config import from_mapping
-from cwm_jax.inference_io import check_vocab, find_tokenizer, load_inference_model
-from cwm_jax.model import CwmModel
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.sharding import make_mesh
 from cwm_rl.actors import ProcessActors, ThreadActor
+from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.learner import make_batch, make_rl_step
 from cwm_rl.plot import plot_rewards
-from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.samples import FAILED, INFRA_FAILED
-from cwm_rl.tasks import TaskMixture
 
 RL_CONSOLE = (("reward_mean", "reward {:+.3f}"), ("pass_rate", "pass {:.0%}"), ("clip_fraction", "clip {:.3f}"),
               ("staleness_mean", "stale {:.2f}"), ("gen_tokens_per_s", "gen {:,.0f} tok/s"),
@@ -61,21 +55,6 @@ def check_rl_config(cfg):
         raise CwmError(f"config field 'rl.max_staleness' must be >= 0, got {rl.max_staleness}")
     if not isinstance(cfg.steps, int) or cfg.steps < 1:
         raise CwmError(f"config field 'steps' must be an integer >= 1, got {cfg.steps!r}")
-
-
-def initial_policy(cfg):
-    """The policy to start from (a checkpoint, an HF directory, or a fresh preset) and its tokenizer."""
-    policy = cfg.policy
-    if policy.checkpoint or policy.hf:
-        model = load_inference_model(policy.checkpoint or None, policy.hf or None)
-    else:
-        model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
-    tokenizer = find_tokenizer(policy.tokenizer or None, policy.checkpoint or policy.hf or None)
-    check_vocab(model.cfg, tokenizer)
-    if cfg.rl.max_episode_tokens > model.cfg.max_seq_len - 64:
-        raise CwmError(f"config field 'rl.max_episode_tokens' ({cfg.rl.max_episode_tokens}) must leave 64 tokens "
-                       f"below the model's max_seq_len ({model.cfg.max_seq_len})")
-    return model, tokenizer
 
 
 def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
@@ -142,25 +121,6 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             logger.close()
     plot_rewards(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "reward_curve.png"))
     return {"step": cfg.steps, "reward_mean": last_reward, "state": state}
-
-
-@contextlib.contextmanager
-def make_collector(cfg, tokenizer, graphdef):
-    """collect(batch_index, version, params) -> (samples, gen stats): batch b's prompts and sampling seed
-    depend only on b, rewards come from a pool of sandboxes open for the duration."""
-    rl = cfg.rl
-    mixture = TaskMixture(dict(rl.tasks), cfg.seed)
-    settings = RolloutSettings(rl.group_size, rl.max_new_tokens, rl.temperature, rl.top_p, rl.max_turns,
-                               rl.max_episode_tokens, rl.tool_timeout_s)
-    limits = SandboxLimits(timeout_s=rl.tool_timeout_s, memory_mb=rl.sandbox_memory_mb)
-    with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits), rl.pool_size) as pool:
-        worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)
-
-        def collect(batch_index: int, version: int, params):
-            return worker.collect(nnx.merge(graphdef, params), version,
-                                  mixture.batch(batch_index, rl.prompts_per_step), cfg.seed * 100_003 + batch_index)
-
-        yield collect
 
 
 def _rollout_metrics(samples, version: int) -> dict:

@@ -12,15 +12,15 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cwm_data import special_tokens as st
-from cwm_data.special_tokens import special
+from cwm_common.errors import CwmError
+from cwm_data.chat_format import STOP_TOKENS, observation, tool_role
 from cwm_data.tokenizer import CwmTokenizer
-from cwm_envs.agent_tools import run_turn
 from cwm_envs.pool import SandboxPool
-from cwm_envs.tasks.reward_result import FAIL
 from cwm_jax.sampling import generate
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
-from cwm_rl.tasks import Prompt
+from cwm_tasks.agent_tools import run_turn
+from cwm_tasks.reward_result import FAIL
+from cwm_tasks.task import Prompt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ class RolloutWorker:
                  generate_fn=generate):
         self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
         self.generate = generate_fn
-        self.stops = (tokenizer.special_id(st.EOT), tokenizer.special_id(st.END_OF_TEXT))
+        self.stops = tuple(tokenizer.special_id(name) for name in STOP_TOKENS)
 
     def collect(self, model, version: int, prompts: list[Prompt], seed: int) -> tuple[list[Sample], dict]:
         """G samples per prompt (groups consecutive, in prompt order) and generation statistics."""
@@ -70,7 +70,7 @@ class RolloutWorker:
             text = self.tokenizer.decode([t for t in completion if t not in self.stops])
             try:
                 with self.pool.sandbox(timeout=self.settings.score_timeout_s) as sandbox:
-                    result = self.tasks[prompt.task].score(sandbox, text, prompt.meta)
+                    result = self.tasks[prompt.task].grade(sandbox, text, prompt.meta)
                 status, reward, why = OK, result.reward, result.status
             except Exception as e:  # a dead sandbox or no free sandbox in time: not the policy's failure
                 status, reward, why = INFRA_FAILED, FAIL, f"{type(e).__name__}: {e}"[:300]
@@ -86,7 +86,8 @@ class RolloutWorker:
         episodes = [_Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
                     for group, prompt in groups for _ in range(settings.group_size)]
         if len(episodes) > self.pool.size:
-            raise ValueError(f"{len(episodes)} agent episodes need as many sandboxes; the pool has {self.pool.size}")
+            raise CwmError(f"config field 'rl.pool_size' ({self.pool.size}) must be at least the agent episodes of "
+                           f"a batch ({len(episodes)}: agent prompts x rl.group_size), one sandbox each")
         deadline = time.perf_counter() + settings.episode_timeout_s
         with contextlib.ExitStack() as stack:
             for episode in episodes:
@@ -130,11 +131,9 @@ class RolloutWorker:
             return
         if outcome.submission is not None:
             episode.submission = outcome.submission
-        role = f"tool: {outcome.tool}" if outcome.tool else "user"
-        observation = self.tokenizer.encode_pieces([
-            special(st.START_HEADER), role, special(st.END_HEADER), "\n\n", outcome.observation, special(st.EOT),
-            special(st.START_HEADER), "assistant", special(st.END_HEADER), "\n\n"])
-        episode.add(observation, [0] * len(observation), [0.0] * len(observation))
+        role = tool_role(outcome.tool) if outcome.tool else "user"
+        tokens = self.tokenizer.encode_pieces(observation(role, outcome.observation))
+        episode.add(tokens, [0] * len(tokens), [0.0] * len(tokens))
 
     @staticmethod
     def _guard(episode: "_Episode", action):

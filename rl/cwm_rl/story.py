@@ -9,15 +9,13 @@ import os
 
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 
-import configs
 from cwm_common.experiment_config import load_config
+from cwm_common.repo_paths import CONFIGS
 from cwm_data import trace_format
 from cwm_data.shipped_corpus import build_shipped_corpus
 from cwm_data.trace_frames import Frame
 from cwm_jax.train.loop import train
 from cwm_rl.loop import run_rl
-
-CONFIGS = os.path.dirname(os.path.abspath(configs.__file__))
 
 
 def _metrics(path: str) -> list[dict]:
@@ -45,7 +43,7 @@ def run_story(workdir: str, train_steps: int = 150, rl_steps: int = 30, rl_mode:
 
     log(f"== 3/3  GRPO ({rl_steps} steps, {rl_mode}) on a task rewarded by running the answer in a sandbox")
     rl_cfg = load_config(os.path.join(CONFIGS, "rl_tiny.py"), [
-        f"--config.policy.checkpoint={lm_dir}", f"--config.steps={rl_steps}", f"--config.rl.mode={rl_mode}",
+        f"--config.policy.model={lm_dir}", f"--config.steps={rl_steps}", f"--config.rl.mode={rl_mode}",
         f"--config.log_every={max(1, rl_steps // 6)}"])
     run_rl(rl_cfg, rl_dir, log=log)
     rewards = [r["reward_mean"] for r in _metrics(os.path.join(rl_dir, "metrics.jsonl"))]

@@ -6,10 +6,10 @@ the 3:1 local:global interleave (layer i global iff i % 4 == 0), window 8192, ll
 `cwm-tiny` is a CPU-sized model with a small vocabulary for demos and tests.
 """
 
-import ml_collections
+from typing import Any
 
 from cwm_common.errors import CwmError
-from cwm_jax.config import ModelConfig, interleaved_layer_types
+from cwm_jax.config import ModelConfig, from_mapping, interleaved_layer_types
 
 # name: (d_model, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim)
 _SHAPES = {
@@ -26,10 +26,14 @@ _SHAPES = {
 NAMES = ("cwm-tiny", *_SHAPES)
 
 
-def get(name: str) -> ml_collections.ConfigDict:
-    """Every field of a ModelConfig for preset `name` (execution fields at their defaults), so that any of
-    them can be overridden from the command line."""
-    return ml_collections.ConfigDict(ModelConfig(**_architecture(name)).to_dict())
+def preset_fields(name: str) -> dict[str, Any]:
+    """Every field of the preset's ModelConfig (execution fields at their defaults)."""
+    return ModelConfig(**_architecture(name)).to_dict()
+
+
+def from_preset(name: str, **overrides: Any) -> ModelConfig:
+    """A preset with fields overridden."""
+    return from_mapping({**preset_fields(name), **overrides})
 
 
 def _architecture(name: str) -> dict:

@@ -7,8 +7,8 @@ at `max_observation_chars` with a "[...]" marker, as CWM cuts tool feedback.
 
 import dataclasses
 
+from cwm_data.chat_format import AGENT_TOOLS, ToolCall, parse_single_call
 from cwm_envs.sandbox import Sandbox
-from cwm_envs.tool_calls import AGENT_TOOLS, ToolCall, parse_single_call
 
 TRUNCATION_MARK = "\n[...]"
 

@@ -1,6 +1,7 @@
 """SWE-style repository tasks: apply a submitted patch to a repo snapshot in a sandbox, add the hidden
 tests, run them, and grade by FAIL_TO_PASS and PASS_TO_PASS (every listed test must pass), never by an
-exit code. Optionally CWM's patch-similarity reward.
+exit code. Optionally CWM's patch-similarity reward. The agent task: CWM's tools in a sandbox holding the
+repository, the issue as the prompt, the last submission graded.
 
 A task folder holds `task.json` (instance_id, problem_statement, FAIL_TO_PASS, PASS_TO_PASS, test_patch,
 gold_patch) and `repo/` (the snapshot the agent starts from).
@@ -10,12 +11,16 @@ import dataclasses
 import difflib
 import json
 import os
+import random
 import re
 import time
 
 from cwm_common.errors import CwmError
+from cwm_data.chat_format import REASONING_SYSTEM_PROMPT, generation_prompt
 from cwm_envs.sandbox import Sandbox
-from cwm_envs.tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
+from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
+from cwm_common.repo_paths import SWE_TASKS
+from cwm_tasks.task import Prompt
 
 REPO_DIR = "repo"
 _RESULT_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
@@ -55,8 +60,7 @@ class SweTask:
 
 
 def shipped_swe_tasks() -> list[SweTask]:
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "swe_tasks")
-    return [SweTask.load(os.path.join(root, name)) for name in sorted(os.listdir(root))]
+    return [SweTask.load(os.path.join(SWE_TASKS, name)) for name in sorted(os.listdir(SWE_TASKS))]
 
 
 def _apply(sandbox: Sandbox, patch: str, name: str) -> tuple[bool, str]:
@@ -123,3 +127,39 @@ def similarity_reward(result: RewardResult, predicted: str, oracle: str, thresho
     if result.passed:
         return -1.0 + scale
     return -1.0 + threshold * scale if patch_similarity(predicted, oracle) >= threshold else -1.0
+
+
+SWE_SYSTEM = (REASONING_SYSTEM_PROMPT + "\n\n# Environment\nYou are in a Linux sandbox; the repository is at "
+              "/work/repo. Call exactly one tool per turn as <tool: NAME>, a newline, its input, a newline, "
+              "</tool>. Tools: bash (a command), edit (a path, then <<<<<<< SEARCH / ======= / >>>>>>> REPLACE), "
+              "create (a path, then the content), submit (the path of a patch file starting with 'diff'). Submit "
+              "before your final answer.")
+
+
+def swe_prompt(task: SweTask) -> list[str]:
+    user = (f"<issue_description>\n{task.problem_statement}\n</issue_description>\n"
+            f"Fix the issue in /work/repo, submit a git diff patch, then write a short report.")
+    return generation_prompt([("system", SWE_SYSTEM), ("user", user)], reasoning=True)
+
+
+class SweAgentTask:
+    """Multi-turn: the agent fixes an issue in a repo with CWM's tools; its last submission is graded by
+    FAIL_TO_PASS / PASS_TO_PASS tests."""
+
+    name, multi_turn = "swe", True
+
+    def __init__(self, tasks: list[SweTask] | None = None):
+        self.tasks = {t.instance_id: t for t in (tasks or shipped_swe_tasks())}
+
+    def draw(self, rng: random.Random) -> Prompt:
+        task = self.tasks[rng.choice(sorted(self.tasks))]
+        return Prompt(self.name, swe_prompt(task), {"id": task.instance_id})
+
+    def setup(self, sandbox: Sandbox, meta: dict):
+        self.tasks[meta["id"]].setup(sandbox)
+
+    def grade(self, sandbox: Sandbox, submission: str | None, meta: dict) -> RewardResult:
+        if not submission:
+            return RewardResult(FAIL, "no_submission")
+        sandbox.reset()
+        return grade_swe(sandbox, self.tasks[meta["id"]], submission)

@@ -1,6 +1,7 @@
-"""A Math-Verify worker process: one JSON request per stdin line ({"answer", "reference"}), one JSON line
-back ({"equal": bool} or {"error": why}). Running here, on this process's main thread, Math-Verify's own
-SIGALRM timeouts work; the parent kills the process if even they do not end a comparison."""
+"""A Math-Verify worker process (math_verify_pool.py starts it): one JSON request per stdin line
+({"answer", "reference"}), one JSON line back ({"equal": bool} or {"error": why}). Running here, on this
+process's main thread, Math-Verify's own SIGALRM timeouts work; the parent kills the process if even they
+do not end a comparison."""
 
 import json
 import sys

@@ -1,1 +1,0 @@
-"""Verifiable tasks and their rewards: unit-tested functions, stdin/stdout programs, math answers, SWE repos."""

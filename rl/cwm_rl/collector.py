@@ -1,0 +1,50 @@
+"""What every RL actor runs, in the learner's process or its own: the starting policy, and the collector
+that turns a batch index and weights into rollouts (batch b's prompts and sampling seed depend only on b)."""
+
+import contextlib
+
+from flax import nnx
+
+from cwm_common.errors import CwmError
+from cwm_envs.pool import SandboxPool
+from cwm_envs.sandbox import SandboxLimits
+from cwm_envs.sandbox_factory import make_sandbox
+from cwm_jax.config import from_mapping
+from cwm_jax.inference_io import check_vocab, find_tokenizer, load_model
+from cwm_jax.model import CwmModel
+from cwm_rl.rollouts import RolloutSettings, RolloutWorker
+from cwm_rl.task_mixture import TaskMixture
+
+
+def initial_policy(cfg):
+    """The policy to start from (policy.model: any saved model, or a fresh model.*) and its tokenizer."""
+    policy = cfg.policy
+    if policy.model:
+        model = load_model(policy.model)
+    else:
+        model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
+    tokenizer = find_tokenizer(policy.tokenizer or None, policy.model or None)
+    check_vocab(model.cfg, tokenizer)
+    if cfg.rl.max_episode_tokens > model.cfg.max_seq_len - 64:
+        raise CwmError(f"config field 'rl.max_episode_tokens' ({cfg.rl.max_episode_tokens}) must leave 64 tokens "
+                       f"below the model's max_seq_len ({model.cfg.max_seq_len})")
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def make_collector(cfg, tokenizer, graphdef):
+    """collect(batch_index, version, params) -> (samples, gen stats), with a pool of sandboxes for rewards
+    open for the duration."""
+    rl = cfg.rl
+    mixture = TaskMixture(dict(rl.tasks), cfg.seed)
+    settings = RolloutSettings(rl.group_size, rl.max_new_tokens, rl.temperature, rl.top_p, rl.max_turns,
+                               rl.max_episode_tokens, rl.tool_timeout_s)
+    limits = SandboxLimits(timeout_s=rl.tool_timeout_s, memory_mb=rl.sandbox_memory_mb)
+    with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits), rl.pool_size) as pool:
+        worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)
+
+        def collect(batch_index: int, version: int, params):
+            return worker.collect(nnx.merge(graphdef, params), version,
+                                  mixture.batch(batch_index, rl.prompts_per_step), cfg.seed * 100_003 + batch_index)
+
+        yield collect

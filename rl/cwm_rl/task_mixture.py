@@ -1,0 +1,28 @@
+"""The RL prompt stream: task families (cwm_tasks.registry) drawn by weight."""
+
+import random
+
+from cwm_common.errors import CwmError
+from cwm_tasks.registry import make_task, require_known
+from cwm_tasks.task import Prompt
+
+
+class TaskMixture:
+    """Draws (task, prompt) by weight; batch b's prompts depend only on (seed, b), so a resumed or an
+    asynchronous run sees the same prompts at the same step as a synchronous one."""
+
+    def __init__(self, weights: dict[str, float], seed: int):
+        require_known(weights)
+        if not any(w > 0 for w in weights.values()):
+            raise CwmError("config field 'rl.tasks': every task weight is 0")
+        self.tasks = {name: make_task(name) for name, w in weights.items() if w > 0}
+        self.names = sorted(self.tasks)
+        self.weights = [weights[n] for n in self.names]
+        self.seed = seed
+
+    def batch(self, index: int, count: int) -> list[Prompt]:
+        prompts = []
+        for position in range(index * count, (index + 1) * count):
+            rng = random.Random(f"{self.seed}:{position}")
+            prompts.append(self.tasks[rng.choices(self.names, self.weights)[0]].draw(rng))
+        return prompts

@@ -1,0 +1,27 @@
+"""Every task family by name: what `rl.tasks` weights and `cwm eval` name."""
+
+from collections.abc import Callable
+
+from cwm_common.errors import CwmError
+from cwm_tasks.cruxeval import CruxevalTask
+from cwm_tasks.humaneval import HumanEvalTask
+from cwm_tasks.math_problems import MathTask
+from cwm_tasks.stdio_programs import StdioTask
+from cwm_tasks.swe import SweAgentTask
+from cwm_tasks.task import Task
+from cwm_tasks.toy_tasks import ArithmeticTask, EchoTask
+
+TASKS: dict[str, Callable[[], Task]] = {
+    "echo": EchoTask, "echo_bit": lambda: EchoTask("echo_bit", 1), "arithmetic": ArithmeticTask, "math": MathTask,
+    "humaneval": HumanEvalTask, "cruxeval": CruxevalTask, "stdio": StdioTask, "swe": SweAgentTask}
+
+
+def require_known(names, field: str = "rl.tasks"):
+    unknown = sorted(set(names) - set(TASKS))
+    if unknown:
+        raise CwmError(f"config field '{field}': unknown task '{unknown[0]}'; tasks: {', '.join(TASKS)}")
+
+
+def make_task(name: str) -> Task:
+    require_known([name])
+    return TASKS[name]()
