@@ -4,6 +4,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from cwm_common.config_rules import config_error
 from cwm_common.errors import CwmError
 
 FULL = "full_attention"
@@ -126,7 +127,7 @@ class ModelConfig:
 
 
 def _fail(field: str, rule: str):
-    raise CwmError(f"model config field '{field}' {rule}")
+    raise config_error(field, rule, kind="model config")
 
 
 def from_mapping(values: Mapping[str, Any]) -> ModelConfig:

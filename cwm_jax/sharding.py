@@ -17,6 +17,7 @@ import jax
 from flax import nnx
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from cwm_common.config_rules import config_error
 from cwm_common.errors import CwmError
 
 MESH_AXES = ("data", "fsdp", "tensor", "sequence")
@@ -46,10 +47,10 @@ class ShardingRules:
                                                                                "activation_rules")):
             for axis, target in (overrides or {}).items():
                 if axis not in table:
-                    raise CwmError(f"config field '{name}': unknown logical axis '{axis}'")
+                    raise config_error(name, f"names an unknown logical axis '{axis}'")
                 for mesh_axis in _as_tuple(target):
                     if mesh_axis not in MESH_AXES:
-                        raise CwmError(f"config field '{name}.{axis}': unknown mesh axis '{mesh_axis}'")
+                        raise config_error(f"{name}.{axis}", f"names an unknown mesh axis '{mesh_axis}'")
                 table[axis] = tuple(target) if isinstance(target, (list, tuple)) else target
         return rules
 
@@ -64,23 +65,22 @@ def resolve_mesh_shape(spec: Mapping[str, int], device_count: int) -> dict[str, 
     """Axis sizes with at most one -1 ("the rest") filled in, checked against the device count."""
     unknown = sorted(set(spec) - set(MESH_AXES))
     if unknown:
-        raise CwmError(f"config field 'mesh': unknown axis '{unknown[0]}'; axes: {', '.join(MESH_AXES)}")
+        raise config_error("mesh", f"has an unknown axis '{unknown[0]}'; axes: {', '.join(MESH_AXES)}")
     sizes = {axis: int(spec.get(axis, 1)) for axis in MESH_AXES}
     bad = [a for a, s in sizes.items() if s == 0 or s < -1]
     if bad:
-        raise CwmError(f"config field 'mesh.{bad[0]}' must be a positive size or -1, got {sizes[bad[0]]}")
+        raise config_error(f"mesh.{bad[0]}", f"must be a positive size or -1, got {sizes[bad[0]]}")
     rest = [a for a, s in sizes.items() if s == -1]
     if len(rest) > 1:
-        raise CwmError(f"config field 'mesh': only one axis may be -1, got {', '.join(rest)}")
+        raise config_error("mesh", f"may have only one axis of -1, got {', '.join(rest)}")
     known = math.prod(s for s in sizes.values() if s != -1)
     if rest:
         if device_count % known:
-            raise CwmError(f"config field 'mesh': {device_count} devices do not divide by the fixed axes ({known})")
+            raise config_error("mesh", f"has fixed axes ({known}) that do not divide the {device_count} devices")
         sizes[rest[0]] = device_count // known
     if math.prod(sizes.values()) != device_count:
         shape = " x ".join(f"{a}={s}" for a, s in sizes.items())
-        raise CwmError(f"config field 'mesh': {shape} = {math.prod(sizes.values())} devices, "
-                       f"but there are {device_count}")
+        raise config_error("mesh", f"is {shape} = {math.prod(sizes.values())} devices, but there are {device_count}")
     return sizes
 
 
@@ -162,7 +162,6 @@ def local_batch_size(global_batch: int, mesh: jax.sharding.Mesh, rules: Sharding
     """Rows this process feeds: the global batch over processes (rows are split across data axes)."""
     ways = math.prod(dict(mesh.shape)[a] for a in _as_tuple(rules.activations["batch"]))
     if global_batch % ways:
-        raise CwmError(f"config field 'batch_size' ({global_batch}) must divide over the batch's mesh axes "
-                       f"({ways} ways)")
+        raise config_error("batch_size", f"({global_batch}) must divide over the batch's mesh axes ({ways} ways)")
     return global_batch // jax.process_count()
 

@@ -181,3 +181,18 @@ def test_external_actor_mistakes_are_named(tmp_path, capsys):
     cfg = load_config(f"{CONFIGS}/rl_tiny.py", ["--config.rl.launch_actors=False"])
     with pytest.raises(CwmError, match="'rl.launch_actors' is False: set rl.actor_processes"):
         check_rl_config(cfg)
+
+
+def test_task_mixture_mistakes_are_named():
+    with pytest.raises(CwmError, match="config field 'rl.tasks' names an unknown task 'chess'"):
+        TaskMixture({"chess": 0.0, "echo": 1.0}, seed=0)
+    with pytest.raises(CwmError, match="config field 'rl.tasks' has every task weight at 0"):
+        TaskMixture({"echo": 0.0}, seed=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_a_pool_smaller_than_the_agent_episodes_is_a_named_config_error(tokenizer, backend):
+    task = SweAgentTask()
+    pool, worker = _worker(tokenizer, {"swe": task}, ["Done."], backend, pool_size=1)
+    with pool, pytest.raises(CwmError, match=r"config field 'rl.pool_size' \(1\) must be at least the agent episodes"):
+        worker.collect(None, 0, [task.draw(random.Random(0))], seed=0)

@@ -56,7 +56,7 @@ def test_plans_count_compute_as_cwm_does():
     for r in runs:
         assert len(r.config.model.layer_types) == r.config.model.n_layers and r.config.model.layer_types[0] == "full_attention"
     toy = load_config("configs/sweeps/toy.py", ["--config.sweep.data_to_model_ratio=40.0"])
-    with pytest.raises(CwmError, match="exactly one of config fields 'sweep.tokens' and 'sweep.data_to_model_ratio'"):
+    with pytest.raises(CwmError, match="config field 'sweep.tokens' or 'sweep.data_to_model_ratio': give exactly one"):
         plan_runs(toy)
 
 

@@ -61,11 +61,11 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
 
 def test_mesh_sizes_and_errors():
     assert resolve_mesh_shape({"data": -1, "tensor": 2}, 8) == {"data": 4, "fsdp": 1, "tensor": 2, "sequence": 1}
-    with pytest.raises(CwmError, match=r"'mesh': data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices, but there are 8"):
+    with pytest.raises(CwmError, match=r"'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices, but there are 8"):
         resolve_mesh_shape({"data": 3}, 8)
-    with pytest.raises(CwmError, match="only one axis may be -1"):
+    with pytest.raises(CwmError, match="'mesh' may have only one axis of -1"):
         resolve_mesh_shape({"data": -1, "fsdp": -1}, 8)
-    with pytest.raises(CwmError, match="unknown axis 'pipeline'"):
+    with pytest.raises(CwmError, match="'mesh' has an unknown axis 'pipeline'"):
         resolve_mesh_shape({"pipeline": 2}, 8)
     with pytest.raises(CwmError, match="do not divide"):
         resolve_mesh_shape({"data": -1, "tensor": 3}, 8)
@@ -76,7 +76,7 @@ def test_a_rule_that_cannot_divide_names_tensor_dimension_and_axis():
     with pytest.raises(CwmError, match=r"cannot shard parameter 'layers/attn/k': dimension 2 \('kv_heads', size 1\) "
                                        r"does not divide over mesh axis tensor \(2 ways\)"):
         param_shardings(state, make_mesh(dict(data=4, tensor=2)), ShardingRules())
-    with pytest.raises(CwmError, match="'param_rules': unknown logical axis 'hidden'"):
+    with pytest.raises(CwmError, match="'param_rules' names an unknown logical axis 'hidden'"):
         ShardingRules.with_overrides(params={"hidden": "fsdp"})
     rules = ShardingRules.with_overrides(params={"kv_heads": None})
     shardings = param_shardings(state, make_mesh(dict(data=4, tensor=2)), rules)

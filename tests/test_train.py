@@ -99,7 +99,7 @@ def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
     base = ["train", "--config", TINY, "--workdir", str(tmp_path)]
     for override, message in (("--config.stepz=3", "config has no field 'stepz'"),
                               ("--config.steps=-3", "config field 'steps' must be an integer >= 1"),
-                              ("--config.mesh.data=3", "'mesh': data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices"),
+                              ("--config.mesh.data=3", "'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices"),
                               ("--config.optimizer.schedule=linear", "'optimizer.schedule' is 'linear'"),
                               ("--config.steps=many", "config field 'steps': expected int, got 'many'"),
                               ("--config.profile_steps=0", "config field 'profile_steps' must be an integer >= 1")):

@@ -7,7 +7,7 @@ import collections
 
 import numpy as np
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import require
 from cwm_jax.scaling.hyperparameter_optimum import quadratic_optimum
 from cwm_jax.scaling.power_law import fit_power_law
 
@@ -32,8 +32,7 @@ def fit_sweep(rows: list[dict], optimum: str = "best") -> dict:
     """fit.json's content; {"error": why} while fewer than two compute levels have finished runs. The LR and
     batch-size laws go through each level's best run (`optimum` "best") or its fitted quadratic minimum
     ("quadratic", hyperparameter_optimum.py); the loss law through each level's best smoothed loss."""
-    if optimum not in OPTIMA:
-        raise CwmError(f"config field 'sweep.optimum' is {optimum!r}; allowed: {', '.join(OPTIMA)}")
+    require(optimum in OPTIMA, "sweep.optimum", f"is {optimum!r}; allowed: {', '.join(OPTIMA)}")
     finished = [r for r in rows if r["smoothed_loss"] is not None]
     levels = collections.defaultdict(list)  # one compute level per (model, token budget)
     for r in finished:

@@ -10,6 +10,7 @@ import re
 
 import ml_collections
 
+from cwm_common.config_rules import config_error, require, require_choice
 from cwm_common.errors import CwmError
 from cwm_jax.config import from_mapping, interleaved_layer_types
 from cwm_jax.presets import preset_fields
@@ -36,12 +37,10 @@ class SweepRun:
 
 def plan_runs(cfg: ml_collections.ConfigDict) -> list[SweepRun]:
     sweep, seq_len = cfg.sweep, cfg.train.data.seq_len
-    if sweep.search not in ("grid", "quasi_random"):
-        raise CwmError(f"config field 'sweep.search' is {sweep.search!r}; allowed: grid, quasi_random")
-    if not sweep.models:
-        raise CwmError("config field 'sweep.models' is empty")
-    if bool(sweep.tokens) == (sweep.data_to_model_ratio > 0):
-        raise CwmError("give exactly one of config fields 'sweep.tokens' and 'sweep.data_to_model_ratio'")
+    require_choice(cfg, "sweep.search", ("grid", "quasi_random"))
+    require(bool(sweep.models), "sweep.models", "is empty")
+    require(bool(sweep.tokens) != (sweep.data_to_model_ratio > 0), "sweep.tokens",
+            "or 'sweep.data_to_model_ratio': give exactly one")
     runs = []
     for model_name, overrides in sweep.models.items():
         model = _model_config(cfg.train.model, model_name, overrides)
@@ -66,7 +65,7 @@ def _model_config(base_model, name: str, overrides) -> ml_collections.ConfigDict
     model = ml_collections.ConfigDict(preset_fields(overrides.pop("preset"))) if "preset" in overrides else copy.deepcopy(base_model)
     unknown = sorted(set(overrides) - set(model))
     if unknown:
-        raise CwmError(f"config field 'sweep.models.{name}': unknown model field '{unknown[0]}'")
+        raise config_error(f"sweep.models.{name}", f"names an unknown model field '{unknown[0]}'")
     model.update(overrides)
     if "n_layers" in overrides and "layer_types" not in overrides:  # CWM's interleave at the new depth
         model.layer_types = interleaved_layer_types(model.n_layers)
@@ -76,8 +75,7 @@ def _model_config(base_model, name: str, overrides) -> ml_collections.ConfigDict
 def _hyperparameters(sweep) -> list[tuple[int, float]]:
     if sweep.search == "grid":
         return list(itertools.product(sweep.batch_sizes, sweep.lrs))
-    if sweep.samples < 1:
-        raise CwmError("config field 'sweep.samples' must be >= 1 for a quasi_random search")
+    require(sweep.samples >= 1, "sweep.samples", f"must be >= 1 for a quasi_random search, got {sweep.samples}")
     (lr_lo, lr_hi), (bs_lo, bs_hi) = sweep.lr_range, sweep.batch_range
     points = []
     for i in range(1, sweep.samples + 1):  # Halton points in base 2 (lr) and 3 (batch), log-uniform

@@ -5,7 +5,7 @@ import contextlib
 
 from flax import nnx
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import require
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
@@ -25,9 +25,8 @@ def initial_policy(cfg):
         model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
     tokenizer = find_tokenizer(policy.tokenizer or None, policy.model or None)
     check_vocab(model.cfg, tokenizer)
-    if cfg.rl.max_episode_tokens > model.cfg.max_seq_len - 64:
-        raise CwmError(f"config field 'rl.max_episode_tokens' ({cfg.rl.max_episode_tokens}) must leave 64 tokens "
-                       f"below the model's max_seq_len ({model.cfg.max_seq_len})")
+    require(cfg.rl.max_episode_tokens <= model.cfg.max_seq_len - 64, "rl.max_episode_tokens",
+            f"({cfg.rl.max_episode_tokens}) must leave 64 tokens below the model's max_seq_len ({model.cfg.max_seq_len})")
     return model, tokenizer
 
 

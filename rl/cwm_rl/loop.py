@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import require, require_choice, require_int
 from cwm_common.workdir import check_workdir
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.manifest import run_manifest, write_manifest
@@ -39,22 +39,16 @@ RL_CONSOLE = (("reward_mean", "reward {:+.3f}"), ("pass_rate", "pass {:.0%}"), (
 
 def check_rl_config(cfg):
     rl = cfg.rl
-    for field in ("prompts_per_step", "group_size", "max_new_tokens", "max_turns", "pool_size"):
-        if not isinstance(rl[field], int) or rl[field] < 1:
-            raise CwmError(f"config field 'rl.{field}' must be an integer >= 1, got {rl[field]!r}")
-    if rl.mode not in ("async", "sync"):
-        raise CwmError(f"config field 'rl.mode' is {rl.mode!r}; allowed: async, sync")
-    if not 0 <= rl.eps_low < 1 or rl.eps_high < 0:
-        raise CwmError("config fields 'rl.eps_low' must be in [0, 1) and 'rl.eps_high' >= 0")
-    if not isinstance(rl.actor_processes, int) or rl.actor_processes < 0:
-        raise CwmError(f"config field 'rl.actor_processes' must be an integer >= 0, got {rl.actor_processes!r}")
-    if not rl.launch_actors and not (rl.mode == "async" and rl.actor_processes):
-        raise CwmError("config field 'rl.launch_actors' is False: set rl.actor_processes to the number of actors "
-                       "you will start (and rl.mode to async)")
-    if rl.max_staleness < 0:
-        raise CwmError(f"config field 'rl.max_staleness' must be >= 0, got {rl.max_staleness}")
-    if not isinstance(cfg.steps, int) or cfg.steps < 1:
-        raise CwmError(f"config field 'steps' must be an integer >= 1, got {cfg.steps!r}")
+    for field in ("rl.prompts_per_step", "rl.group_size", "rl.max_new_tokens", "rl.max_turns", "rl.pool_size",
+                  "steps"):
+        require_int(cfg, field)
+    require_int(cfg, "rl.actor_processes", minimum=0)
+    require_int(cfg, "rl.max_staleness", minimum=0)
+    require_choice(cfg, "rl.mode", ("async", "sync"))
+    require(0 <= rl.eps_low < 1, "rl.eps_low", f"must be in [0, 1), got {rl.eps_low!r}")
+    require(rl.eps_high >= 0, "rl.eps_high", f"must be >= 0, got {rl.eps_high!r}")
+    require(rl.launch_actors or (rl.mode == "async" and rl.actor_processes > 0), "rl.launch_actors",
+            "is False: set rl.actor_processes to the number of actors you will start (and rl.mode to async)")
 
 
 def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:

@@ -12,7 +12,7 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import config_error
 from cwm_data.chat_format import STOP_TOKENS, observation, tool_role
 from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.pool import SandboxPool
@@ -86,8 +86,8 @@ class RolloutWorker:
         episodes = [_Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
                     for group, prompt in groups for _ in range(settings.group_size)]
         if len(episodes) > self.pool.size:
-            raise CwmError(f"config field 'rl.pool_size' ({self.pool.size}) must be at least the agent episodes of "
-                           f"a batch ({len(episodes)}: agent prompts x rl.group_size), one sandbox each")
+            raise config_error("rl.pool_size", f"({self.pool.size}) must be at least the agent episodes of a batch "
+                                               f"({len(episodes)}: agent prompts x rl.group_size), one sandbox each")
         deadline = time.perf_counter() + settings.episode_timeout_s
         with contextlib.ExitStack() as stack:
             for episode in episodes:

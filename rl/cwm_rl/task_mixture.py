@@ -2,7 +2,7 @@
 
 import random
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import require
 from cwm_tasks.registry import make_task, require_known
 from cwm_tasks.task import Prompt
 
@@ -13,8 +13,7 @@ class TaskMixture:
 
     def __init__(self, weights: dict[str, float], seed: int):
         require_known(weights)
-        if not any(w > 0 for w in weights.values()):
-            raise CwmError("config field 'rl.tasks': every task weight is 0")
+        require(any(w > 0 for w in weights.values()), "rl.tasks", "has every task weight at 0")
         self.tasks = {name: make_task(name) for name, w in weights.items() if w > 0}
         self.names = sorted(self.tasks)
         self.weights = [weights[n] for n in self.names]

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from cwm_common.errors import CwmError
+from cwm_common.config_rules import config_error
 from cwm_tasks.cruxeval import CruxevalTask
 from cwm_tasks.humaneval import HumanEvalTask
 from cwm_tasks.math_problems import MathTask
@@ -19,7 +19,7 @@ TASKS: dict[str, Callable[[], Task]] = {
 def require_known(names, field: str = "rl.tasks"):
     unknown = sorted(set(names) - set(TASKS))
     if unknown:
-        raise CwmError(f"config field '{field}': unknown task '{unknown[0]}'; tasks: {', '.join(TASKS)}")
+        raise config_error(field, f"names an unknown task '{unknown[0]}'; tasks: {', '.join(TASKS)}")
 
 
 def make_task(name: str) -> Task:

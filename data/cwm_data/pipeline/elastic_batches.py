@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 
+from cwm_common.config_rules import config_error
 from cwm_common.errors import CwmError
 from cwm_data.pipeline.input_pipeline import PipelineConfig, build_dataset
 
@@ -31,12 +32,11 @@ class ElasticBatches:
     def __init__(self, cfg: PipelineConfig, virtual_shards: int):
         shards, processes = virtual_shards, cfg.process_count
         if shards % processes:
-            raise CwmError(f"config field 'data.virtual_shards' ({shards}) must be a multiple of the process "
-                           f"count ({processes})")
+            raise config_error("data.virtual_shards", f"({shards}) must be a multiple of the process count ({processes})")
         rows, remainder = divmod(cfg.batch_size * processes, shards)
         if remainder or rows == 0:
-            raise CwmError(f"config field 'data.virtual_shards' ({shards}) must divide the global batch "
-                           f"({cfg.batch_size * processes} rows)")
+            raise config_error("data.virtual_shards",
+                               f"({shards}) must divide the global batch ({cfg.batch_size * processes} rows)")
         self.virtual_shards = shards
         # This process's shards: i, i + P, ...
         self.iterators = {v: iter(build_dataset(dataclasses.replace(cfg, process_index=v, process_count=shards,
