@@ -29,29 +29,51 @@ def main():
     cfg = from_preset(args.preset)
     mesh = make_mesh({"sequence": args.sequence, "data": 1, "fsdp": 1, "tensor": 1})
     rules = ShardingRules()
-    shape = lambda heads: (1, args.seq_len, heads, cfg.head_dim)  # noqa: E731
+
+    def shape(heads):
+        return (1, args.seq_len, heads, cfg.head_dim)
+
     with jax.set_mesh(mesh), activation_rules(rules):
-        sharding = lambda axes: jax.sharding.NamedSharding(mesh, spec_for(axes, rules.activations))  # noqa: E731
-        q = jax.ShapeDtypeStruct(shape(cfg.n_heads), jnp.bfloat16, sharding=sharding(("batch", "length", "heads", None)))
-        kv = jax.ShapeDtypeStruct(shape(cfg.n_kv_heads), jnp.bfloat16,
-                                  sharding=sharding(("batch", "length", "kv_heads", None)))
+
+        def sharding(axes):
+            return jax.sharding.NamedSharding(mesh, spec_for(axes, rules.activations))
+
+        q = jax.ShapeDtypeStruct(
+            shape(cfg.n_heads), jnp.bfloat16, sharding=sharding(("batch", "length", "heads", None))
+        )
+        kv = jax.ShapeDtypeStruct(
+            shape(cfg.n_kv_heads), jnp.bfloat16, sharding=sharding(("batch", "length", "kv_heads", None))
+        )
         tokens = jax.ShapeDtypeStruct((1, args.seq_len), jnp.int32, sharding=sharding(("batch", "length")))
         results = {}
         for impl in ("blockwise", "ring"):
+
             def loss(q, k, v, positions, segments, impl=impl):
-                out = ATTENTION_IMPLS[impl](q, k, v, q_positions=positions, kv_positions=positions,
-                                            q_segments=segments, kv_segments=segments, window=None,
-                                            block_size=args.block)
+                out = ATTENTION_IMPLS[impl](
+                    q,
+                    k,
+                    v,
+                    q_positions=positions,
+                    kv_positions=positions,
+                    q_segments=segments,
+                    kv_segments=segments,
+                    window=None,
+                    block_size=args.block,
+                )
                 return out.astype(jnp.float32).sum()
 
             compiled = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(q, kv, kv, tokens, tokens).compile()
             hlo = compiled.as_text()
             ops = {op: len(re.findall(rf"= \S+ {op}(-start)?\(", hlo)) for op in ("all-gather", "collective-permute")}
             results[impl] = compiled.memory_analysis().temp_size_in_bytes / 2**30
-            print(f"{impl:9s}: {results[impl]:7.2f} GiB temporaries per device; "
-                  + ", ".join(f"{n} {op}" for op, n in ops.items()))
-    print(f"{args.preset} attention layer (global), 1 x {args.seq_len} over sequence={args.sequence}: "
-          f"ring / blockwise temporaries {results['ring'] / results['blockwise']:.2f}x")
+            print(
+                f"{impl:9s}: {results[impl]:7.2f} GiB temporaries per device; "
+                + ", ".join(f"{n} {op}" for op, n in ops.items())
+            )
+    print(
+        f"{args.preset} attention layer (global), 1 x {args.seq_len} over sequence={args.sequence}: "
+        f"ring / blockwise temporaries {results['ring'] / results['blockwise']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

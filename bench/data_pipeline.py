@@ -60,11 +60,15 @@ def main():
         n_raw += sum(len(render_episode({**episodes[k % 3], "id": str(k)}, tok)[0]) for k in range(300))
         raw = n_raw / (time.perf_counter() - start)
         print(f"raw tokenization: {raw:,.0f} tokens/s (1 core)")
-        sources = (Source("trace", "trace", tuple(trace_paths), 0.3), Source("agent", "agent", (f"{d}/agent.jsonl",), 0.2),
-                   Source("text", "text", (f"{d}/text.jsonl",), 0.5))
+        sources = (
+            Source("trace", "trace", tuple(trace_paths), 0.3),
+            Source("agent", "agent", (f"{d}/agent.jsonl",), 0.2),
+            Source("text", "text", (f"{d}/text.jsonl",), 0.5),
+        )
         for workers in (0, 2):
-            cfg = PipelineConfig(sources=sources, tokenizer=f"{d}/sp.model", seq_len=1024, batch_size=8,
-                                 num_workers=workers)
+            cfg = PipelineConfig(
+                sources=sources, tokenizer=f"{d}/sp.model", seq_len=1024, batch_size=8, num_workers=workers
+            )
             it = iter(build_dataset(cfg))
             next(it)  # start-up (worker processes) is not throughput
             start, real, total = time.perf_counter(), 0, 0
@@ -74,8 +78,10 @@ def main():
                 total += batch["segment_ids"].size
             rate = total / (time.perf_counter() - start)
             used = max(1, min(CORES, workers or 1))
-            print(f"pipeline, {workers} workers: {rate:,.0f} tokens/s = {rate / used:,.0f} per core; "
-                  f"{rate / used / raw:.2f}x raw tokenization per core; packing {real / total:.1%} non-pad")
+            print(
+                f"pipeline, {workers} workers: {rate:,.0f} tokens/s = {rate / used:,.0f} per core; "
+                f"{rate / used / raw:.2f}x raw tokenization per core; packing {real / total:.1%} non-pad"
+            )
         epoch = PipelineConfig(sources=sources[:1], tokenizer=f"{d}/sp.model", seq_len=1024, batch_size=1, num_epochs=1)
         rows = list(build_dataset(epoch))
         real = sum(int((r["segment_ids"] > 0).sum()) for r in rows)
@@ -86,11 +92,14 @@ def main():
         for job in jobs:
             trace(job.source, job.entry, job.call_args)
         in_process = len(jobs) / (time.perf_counter() - start)
-        report = run_jobs(jobs, f"{d}/gen", "functions", TraceLimits(max_steps=5000, timeout_s=2), workers=CORES,
-                          log=lambda m: None)
+        report = run_jobs(
+            jobs, f"{d}/gen", "functions", TraceLimits(max_steps=5000, timeout_s=2), workers=CORES, log=lambda m: None
+        )
         sandboxed = report.jobs / report.seconds / CORES
-        print(f"trace generation: {sandboxed:.1f} traces/s per core sandboxed ({report.kept} kept of {report.jobs}) "
-              f"vs {in_process:.0f} traces/s in-process: {in_process / sandboxed:.0f}x cost of the process per trace")
+        print(
+            f"trace generation: {sandboxed:.1f} traces/s per core sandboxed ({report.kept} kept of {report.jobs}) "
+            f"vs {in_process:.0f} traces/s in-process: {in_process / sandboxed:.0f}x cost of the process per trace"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main():
     references = []
     for path in sorted(MATH.glob("*.jsonl")):
         references += [str(json.loads(line)["answer"]) for line in path.read_text().splitlines() if line.strip()]
-    references = (references * (args.n // len(references) + 1))[:args.n]
+    references = (references * (args.n // len(references) + 1))[: args.n]
     grade_math("\\boxed{1}", "1")  # start a worker: its imports are not what is measured
 
     start = time.perf_counter()
@@ -43,8 +43,10 @@ def main():
         start = time.perf_counter()
         assert all(r.passed for r in threads.map(lambda r: grade_math(f"\\boxed{{{r}}}", r), references))
         threaded = args.n / (time.perf_counter() - start)
-    print(f"{args.n} answers: in-process {in_process:.0f}/s; worker process {workers:.0f}/s "
-          f"({workers / in_process:.2f}x); 4 threads over 4 workers {threaded:.0f}/s ({threaded / in_process:.2f}x)")
+    print(
+        f"{args.n} answers: in-process {in_process:.0f}/s; worker process {workers:.0f}/s "
+        f"({workers / in_process:.2f}x); 4 threads over 4 workers {threaded:.0f}/s ({threaded / in_process:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,17 +13,18 @@ import statistics
 import tempfile
 import time
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from flax import nnx
+from transformers import CwmForCausalLM
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from flax import nnx  # noqa: E402
-from transformers import CwmForCausalLM  # noqa: E402
+import cwm_jax
+from cwm_jax.loss import next_token_loss
 
-import cwm_jax  # noqa: E402
-from cwm_jax.loss import next_token_loss  # noqa: E402
+if "JAX_PLATFORMS" not in os.environ:  # a CPU comparison unless you choose otherwise
+    jax.config.update("jax_platforms", "cpu")
 
 jax.config.update("jax_enable_compilation_cache", False)  # compile times below are real compiles
 
@@ -91,20 +92,26 @@ def main():
     with tempfile.TemporaryDirectory() as path:
         cwm_jax.to_hf(source, path)
         torch_model = CwmForCausalLM.from_pretrained(path).train()
-        models = {impl: cwm_jax.from_hf(path, attention_impl=impl, attention_block_size=64)
-                  for impl in ("reference", "blockwise")}
+        models = {
+            impl: cwm_jax.from_hf(path, attention_impl=impl, attention_block_size=64)
+            for impl in ("reference", "blockwise")
+        }
     tokens = jnp.asarray(np.random.default_rng(0).integers(0, cfg.vocab_size, (args.batch, args.seq_len)), jnp.int32)
     n_tokens = args.batch * args.seq_len
-    print(f"model: {cfg.param_count() / 1e6:.1f}M parameters, batch {args.batch} x {args.seq_len}, "
-          f"{jax.default_backend()} x{jax.device_count()}, torch threads {torch.get_num_threads()}, "
-          f"HF attention '{torch_model.config._attn_implementation}'")
+    print(
+        f"model: {cfg.param_count() / 1e6:.1f}M parameters, batch {args.batch} x {args.seq_len}, "
+        f"{jax.default_backend()} x{jax.device_count()}, torch threads {torch.get_num_threads()}, "
+        f"HF attention '{torch_model.config._attn_implementation}'"
+    )
 
     torch_s = time_torch(torch_model, tokens, args.iters)
     print(f"transformers      fwd+bwd {n_tokens / torch_s:10,.0f} tokens/s")
     for impl, model in models.items():
         jax_s, compile_s = time_jax(model, tokens, args.iters)
-        print(f"cwm_jax {impl:<9} fwd+bwd {n_tokens / jax_s:10,.0f} tokens/s  ratio vs transformers "
-              f"{torch_s / jax_s:5.2f}x  (compile {compile_s:.1f}s)")
+        print(
+            f"cwm_jax {impl:<9} fwd+bwd {n_tokens / jax_s:10,.0f} tokens/s  ratio vs transformers "
+            f"{torch_s / jax_s:5.2f}x  (compile {compile_s:.1f}s)"
+        )
 
     if not args.skip_32b:
         big = cwm_jax.from_preset("cwm-32b", dtype="bfloat16", remat="full")

@@ -10,19 +10,19 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from flax import nnx
+from transformers import CwmForCausalLM
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from flax import nnx  # noqa: E402
-from transformers import CwmForCausalLM  # noqa: E402
+import cwm_jax
+from cwm_jax.attention import blockwise, reference
+from cwm_jax.kv_cache import cache_bytes_per_token
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-import cwm_jax  # noqa: E402
-from cwm_jax.attention import blockwise, reference  # noqa: E402
-from cwm_jax.kv_cache import cache_bytes_per_token  # noqa: E402
+if "JAX_PLATFORMS" not in os.environ:  # a CPU comparison unless you choose otherwise
+    jax.config.update("jax_platforms", "cpu")
 
 
 def timed(fn, repeats=2):
@@ -47,12 +47,15 @@ def main():
         cwm_jax.to_hf(model, path)
         hf = CwmForCausalLM.from_pretrained(path).eval()
     prompts = np.random.default_rng(0).integers(3, cfg.vocab_size, (args.batch, args.prompt))
-    ours = {n: timed(lambda n=n: cwm_jax.generate(model, prompts.tolist(), n, prefill_chunk=256)) for n in (1, args.new)}
+    ours = {
+        n: timed(lambda n=n: cwm_jax.generate(model, prompts.tolist(), n, prefill_chunk=256)) for n in (1, args.new)
+    }
     graphdef, state = nnx.split(model)
     blocked_cfg = cfg.replace(attention_impl="blockwise", attention_block_size=128)
     blocked = nnx.merge(nnx.split(nnx.eval_shape(lambda: cwm_jax.CwmModel(blocked_cfg, nnx.Rngs(0))))[0], state)
-    ours_blocked = {n: timed(lambda n=n: cwm_jax.generate(blocked, prompts.tolist(), n, prefill_chunk=256))
-                    for n in (1, args.new)}
+    ours_blocked = {
+        n: timed(lambda n=n: cwm_jax.generate(blocked, prompts.tolist(), n, prefill_chunk=256)) for n in (1, args.new)
+    }
     ids = torch.as_tensor(prompts)
 
     def hf_generate(n):
@@ -66,30 +69,49 @@ def main():
         decode = args.batch * (args.new - 1) / (t[args.new] - t[1])
         report[name] = (prefill, decode)
         print(f"{name:<13} prefill {prefill:10,.0f} tokens/s   decode {decode:8,.0f} tokens/s")
-    print(f"ratio cwm_jax / transformers: prefill {report['cwm_jax'][0] / report['transformers'][0]:.2f}x, "
-          f"decode {report['cwm_jax'][1] / report['transformers'][1]:.2f}x "
-          f"({cfg.param_count() / 1e6:.1f}M params, batch {args.batch}, prompt {args.prompt}, {args.new} new tokens); "
-          f"blockwise cache: prefill {report['  blockwise'][0] / report['transformers'][0]:.2f}x, "
-          f"decode {report['  blockwise'][1] / report['transformers'][1]:.2f}x")
+    print(
+        f"ratio cwm_jax / transformers: prefill {report['cwm_jax'][0] / report['transformers'][0]:.2f}x, "
+        f"decode {report['cwm_jax'][1] / report['transformers'][1]:.2f}x "
+        f"({cfg.param_count() / 1e6:.1f}M params, batch {args.batch}, prompt {args.prompt}, {args.new} new tokens); "
+        f"blockwise cache: prefill {report['  blockwise'][0] / report['transformers'][0]:.2f}x, "
+        f"decode {report['  blockwise'][1] / report['transformers'][1]:.2f}x"
+    )
     big = cwm_jax.from_preset("cwm-32b")
     ring, full = cache_bytes_per_token(big, 131072), cache_bytes_per_token(big, 131072, ring=False)
-    print(f"cwm-32b KV cache at 131,072 tokens (bf16): {ring / 1024:.1f} KiB/token with local ring buffers vs "
-          f"{full / 1024:.1f} KiB/token if every layer kept the full context ({ring * 131072 / 2**30:.1f} GiB vs "
-          f"{full * 131072 / 2**30:.1f} GiB per sequence)")
+    print(
+        f"cwm-32b KV cache at 131,072 tokens (bf16): {ring / 1024:.1f} KiB/token with local ring buffers vs "
+        f"{full / 1024:.1f} KiB/token if every layer kept the full context ({ring * 131072 / 2**30:.1f} GiB vs "
+        f"{full * 131072 / 2**30:.1f} GiB per sequence)"
+    )
     q = jax.ShapeDtypeStruct((1, 512, big.n_heads, big.head_dim), jnp.bfloat16)
     cache = jax.ShapeDtypeStruct((1, 131072, big.n_kv_heads, big.head_dim), jnp.bfloat16)
     positions, cache_positions = (jax.ShapeDtypeStruct(s, jnp.int32) for s in ((1, 512), (1, 131072)))
-    ones = lambda p: jnp.ones(p.shape, jnp.int32)  # noqa: E731
-    impls = {"reference": lambda q, k, v, p, kp: reference.attend(q, k, v, q_positions=p, kv_positions=kp,
-                                                                  q_segments=ones(p), kv_segments=ones(kp),
-                                                                  window=None, block_size=0),
-             "blockwise": lambda q, k, v, p, kp: blockwise.attend_cache(q, k, v, q_positions=p, kv_positions=kp,
-                                                                        window=None, block_size=512)}
-    temps = {name: jax.jit(fn).lower(q, cache, cache, positions, cache_positions).compile().memory_analysis()
-             .temp_size_in_bytes / 2**30 for name, fn in impls.items()}
-    print(f"cwm-32b global layer, a 512-token prefill chunk over a 131,072-token cache: temporaries "
-          f"reference {temps['reference']:.2f} GiB, blockwise {temps['blockwise']:.3f} GiB "
-          f"({temps['blockwise'] / temps['reference']:.3f}x)")
+
+    def ones(p):
+        return jnp.ones(p.shape, jnp.int32)
+
+    impls = {
+        "reference": lambda q, k, v, p, kp: reference.attend(
+            q, k, v, q_positions=p, kv_positions=kp, q_segments=ones(p), kv_segments=ones(kp), window=None, block_size=0
+        ),
+        "blockwise": lambda q, k, v, p, kp: blockwise.attend_cache(
+            q, k, v, q_positions=p, kv_positions=kp, window=None, block_size=512
+        ),
+    }
+    temps = {
+        name: jax.jit(fn)
+        .lower(q, cache, cache, positions, cache_positions)
+        .compile()
+        .memory_analysis()
+        .temp_size_in_bytes
+        / 2**30
+        for name, fn in impls.items()
+    }
+    print(
+        f"cwm-32b global layer, a 512-token prefill chunk over a 131,072-token cache: temporaries "
+        f"reference {temps['reference']:.2f} GiB, blockwise {temps['blockwise']:.3f} GiB "
+        f"({temps['blockwise'] / temps['reference']:.3f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,8 +19,7 @@ from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import ExecResult, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_factory import make_sandbox
 from cwm_envs.sandbox_files import read_file, write_file
-from cwm_tasks.humaneval import humaneval_tasks
-from cwm_tasks.humaneval import grade_function
+from cwm_tasks.humaneval import grade_function, humaneval_tasks
 
 
 class BareProcess:
@@ -55,6 +53,7 @@ class BareProcess:
 
 def rewards_per_second(factory, tasks, concurrency: int) -> float:
     with SandboxPool(factory, concurrency) as pool:
+
         def grade(task):
             with pool.sandbox() as sandbox:
                 return grade_function(sandbox, task.program(task.canonical_solution), task.tests, task.entry_point)

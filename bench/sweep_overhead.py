@@ -35,18 +35,27 @@ def main():
         wall = time.perf_counter() - start
         trained = sum(first["train_seconds"].values())
         n = len(first["runs"])
-        print(f"sweep of {n} runs from nothing: {wall:.1f} s wall, {trained:.1f} s in train(); runner overhead "
-              f"{(wall - trained) / n:.2f} s per run ({(wall - trained) / wall:.1%} of the wall time)")
+        print(
+            f"sweep of {n} runs from nothing: {wall:.1f} s wall, {trained:.1f} s in train(); runner overhead "
+            f"{(wall - trained) / n:.2f} s per run ({(wall - trained) / wall:.1%} of the wall time)"
+        )
         fit = first["fit"]
         if "error" not in fit:
-            print("fit: " + "; ".join(f"{name} {fit[name]['coefficient']:.3g} C^{fit[name]['exponent']:+.3f} "
-                                      f"(+- {fit[name]['exponent_stderr']:.3f})"
-                                      for name in ("loss_vs_compute", "lr_vs_compute", "batch_size_vs_compute")))
+            print(
+                "fit: "
+                + "; ".join(
+                    f"{name} {fit[name]['coefficient']:.3g} C^{fit[name]['exponent']:+.3f} "
+                    f"(+- {fit[name]['exponent_stderr']:.3f})"
+                    for name in ("loss_vs_compute", "lr_vs_compute", "batch_size_vs_compute")
+                )
+            )
 
         start = time.perf_counter()
         again = run_sweep(cfg, workdir, log=lambda m: None)
-        print(f"the same sweep again ({len(again['skipped'])} of {n} skipped as finished): "
-              f"{time.perf_counter() - start:.1f} s (collect, fit, plot)")
+        print(
+            f"the same sweep again ({len(again['skipped'])} of {n} skipped as finished): "
+            f"{time.perf_counter() - start:.1f} s (collect, fit, plot)"
+        )
 
         run = first["runs"][-1]
         shutil.rmtree(os.path.join(run_dir(workdir, run), "checkpoints"))
@@ -56,8 +65,10 @@ def main():
         subprocess.run([sys.executable, "-m", "cwm_cli.main", *argv[1:]], check=True, capture_output=True)
         process = time.perf_counter() - start
         inside = first["train_seconds"][run.name]
-        print(f"{run.name} through its emitted command: {process:.1f} s in a fresh process vs {inside:.1f} s "
-              f"in-process ({process / inside:.2f}x; process start and compilation-cache load per run)")
+        print(
+            f"{run.name} through its emitted command: {process:.1f} s in a fresh process vs {inside:.1f} s "
+            f"in-process ({process / inside:.2f}x; process start and compilation-cache load per run)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from cwm_data.tracer import FILENAME, trace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIMITS = TraceLimits(max_steps=10**8, timeout_s=600)
-KERNELS = '''
+KERNELS = """
 def sum_squares(n):
     total = 0
     for i in range(n):
@@ -58,9 +58,13 @@ def bubble(xs):
             if xs[j] > xs[j + 1]:
                 xs[j], xs[j + 1] = xs[j + 1], xs[j]
     return xs[:3]
-'''
-KERNEL_CALLS = [("sum_squares", "3000"), ("primes", "600"), ("word_counts", "['a', 'b', 'c', 'a'] * 300"),
-                ("bubble", "list(range(60, 0, -1))")]
+"""
+KERNEL_CALLS = [
+    ("sum_squares", "3000"),
+    ("primes", "600"),
+    ("word_counts", "['a', 'b', 'c', 'a'] * 300"),
+    ("bubble", "list(range(60, 0, -1))"),
+]
 
 
 def _noop(frame, event, arg):
@@ -111,8 +115,11 @@ def corpus_calls():
     for path in sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))):
         source = open(path).read()
         tree = ast.parse(source)
-        table = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                     and any(getattr(t, "id", "") == "EXAMPLES" for t in n.targets))
+        table = next(
+            ast.literal_eval(n.value)
+            for n in tree.body
+            if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "EXAMPLES" for t in n.targets)
+        )
         for entry, examples in table.items():
             for args in examples:
                 parse_args(args)
@@ -131,17 +138,21 @@ def main():
     for name, noop, traced, frames in rows:
         print(f"{name:<42} {frames:6d} frames  no-op settrace {noop:5.1f}x  tracer {traced:7.1f}x")
     corpus = [r for r in rows if not r[0].startswith("kernel")]
-    print(f"shipped corpus, loop-heavy calls ({len(corpus)}): geometric mean tracer "
-          f"{statistics.geometric_mean([r[2] for r in corpus]):.1f}x, no-op settrace "
-          f"{statistics.geometric_mean([r[1] for r in corpus]):.1f}x")
+    print(
+        f"shipped corpus, loop-heavy calls ({len(corpus)}): geometric mean tracer "
+        f"{statistics.geometric_mean([r[2] for r in corpus]):.1f}x, no-op settrace "
+        f"{statistics.geometric_mean([r[1] for r in corpus]):.1f}x"
+    )
     kernels = [r for r in rows if r[0].startswith("kernel")]
     print(f"kernels: geometric mean tracer {statistics.geometric_mean([r[2] for r in kernels]):.1f}x")
     crux = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
     start = time.perf_counter()
     for s in crux:
         assert trace(s["code"], "f", s["input"], limits=LIMITS).complete
-    print(f"CRUXEval end to end (parse, compile, run, trace; 800 functions): "
-          f"{len(crux) / (time.perf_counter() - start):,.0f} traces/s per core")
+    print(
+        f"CRUXEval end to end (parse, compile, run, trace; 800 functions): "
+        f"{len(crux) / (time.perf_counter() - start):,.0f} traces/s per core"
+    )
 
 
 if __name__ == "__main__":

@@ -47,13 +47,24 @@ def main():
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     peak = peak_flops_per_device() or measured_matmul_peak()
-    print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak {peak / 1e12:.3f} TFLOP/s per device "
-          f"({'vendor' if peak_flops_per_device() else 'measured fp32 GEMM'})")
+    print(
+        f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak {peak / 1e12:.3f} TFLOP/s per device "
+        f"({'vendor' if peak_flops_per_device() else 'measured fp32 GEMM'})"
+    )
     for name in args.models.split(","):
-        config = load_config("configs/tiny.py", [
-            "--config.data.kind=synthetic", f"--config.steps={args.steps}", f"--config.batch_size={args.batch}",
-            f"--config.data.seq_len={args.seq_len}", "--config.checkpoint_every=100000", "--config.log_every=100000",
-            f"--config.peak_flops_per_device={peak}", "--config.optimizer.warmup_steps=1"])
+        config = load_config(
+            "configs/tiny.py",
+            [
+                "--config.data.kind=synthetic",
+                f"--config.steps={args.steps}",
+                f"--config.batch_size={args.batch}",
+                f"--config.data.seq_len={args.seq_len}",
+                "--config.checkpoint_every=100000",
+                "--config.log_every=100000",
+                f"--config.peak_flops_per_device={peak}",
+                "--config.optimizer.warmup_steps=1",
+            ],
+        )
         config.model = ml_collections.ConfigDict(preset_fields(name))
         config.model.vocab_size, config.model.dtype = args.vocab, args.dtype
         with tempfile.TemporaryDirectory() as workdir:
@@ -62,7 +73,9 @@ def main():
                 records = [json.loads(line) for line in f][2:]  # steps 1-2 include compilation
         tokens = statistics.median(r["tokens_per_s"] for r in records)
         mfu = statistics.median(r["mfu"] for r in records)
-        print(f"{name} (vocab {args.vocab}, batch {args.batch} x {args.seq_len}): {tokens:,.0f} tokens/s, MFU {mfu:.1%}")
+        print(
+            f"{name} (vocab {args.vocab}, batch {args.batch} x {args.seq_len}): {tokens:,.0f} tokens/s, MFU {mfu:.1%}"
+        )
 
 
 if __name__ == "__main__":

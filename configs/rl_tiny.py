@@ -14,18 +14,39 @@ def get_config():
     c = ml_collections.ConfigDict()
     c.model = base("cwm-tiny").model  # used only when no policy.model is given
     c.policy = ml_collections.ConfigDict(dict(model="", tokenizer=""))
-    c.rl = ml_collections.ConfigDict(dict(
-        # Task mixture weights; every task is listed so any can be turned on from the command line.
-        tasks=ml_collections.ConfigDict(dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, humaneval=0.0,
-                                             cruxeval=0.0, stdio=0.0, swe=0.0)),
-        # async: actors generate while the learner trains; actor_processes 0 runs one actor thread in this
-        # process, N > 0 launches N `cwm rl-actor` processes exchanging weights and rollouts via WORKDIR/exchange;
-        # with launch_actors False the learner launches none and prints the N commands to run on other hosts
-        # that share WORKDIR (it fails if an actor's batch is actor_timeout_s late).
-        mode="async", actor_processes=0, launch_actors=True, actor_timeout_s=600.0, prompts_per_step=8, group_size=8,
-        max_new_tokens=6, temperature=1.0, top_p=1.0, eps_low=0.2, eps_high=0.28, normalize_std=False,
-        kl_coef=0.0, max_staleness=1, budget_tokens=0, max_turns=6, max_episode_tokens=448,
-        tool_timeout_s=10.0, sandbox_backend="bwrap", sandbox_memory_mb=512, pool_size=4))
+    c.rl = ml_collections.ConfigDict(
+        dict(
+            # Task mixture weights; every task is listed so any can be turned on from the command line.
+            tasks=ml_collections.ConfigDict(
+                dict(echo_bit=1.0, echo=0.0, arithmetic=0.0, math=0.0, humaneval=0.0, cruxeval=0.0, stdio=0.0, swe=0.0)
+            ),
+            # async: actors generate while the learner trains; actor_processes 0 runs one actor thread in this
+            # process, N > 0 launches N `cwm rl-actor` processes exchanging weights and rollouts via WORKDIR/exchange;
+            # with launch_actors False the learner launches none and prints the N commands to run on other hosts
+            # that share WORKDIR (it fails if an actor's batch is actor_timeout_s late).
+            mode="async",
+            actor_processes=0,
+            launch_actors=True,
+            actor_timeout_s=600.0,
+            prompts_per_step=8,
+            group_size=8,
+            max_new_tokens=6,
+            temperature=1.0,
+            top_p=1.0,
+            eps_low=0.2,
+            eps_high=0.28,
+            normalize_std=False,
+            kl_coef=0.0,
+            max_staleness=1,
+            budget_tokens=0,
+            max_turns=6,
+            max_episode_tokens=448,
+            tool_timeout_s=10.0,
+            sandbox_backend="bwrap",
+            sandbox_memory_mb=512,
+            pool_size=4,
+        )
+    )
     c.optimizer = base().optimizer
     c.optimizer.peak_lr = 5e-4
     c.optimizer.warmup_steps = 0

@@ -10,20 +10,40 @@ def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(preset_fields(model))
     # data.kind: synthetic (random tokens), shipped (the corpus a fresh clone builds, into shipped_dir or
     # WORKDIR/data), pipeline (your sources).
-    c.data = ml_collections.ConfigDict(dict(
-        kind="synthetic", seq_len=128, tokenizer_vocab=768, tokenizer="", shipped_dir="", sources=[],
-        weights=ml_collections.ConfigDict(dict(trace=0.6, agent=0.1, text=0.3)),
-        keep_observation_prob=0.5, num_workers=0,
-        # > 0: records in this many fixed shards, so a run can resume on another process count with the same
-        # batches (a multiple of every process count you will use; it must divide batch_size)
-        virtual_shards=0))
+    c.data = ml_collections.ConfigDict(
+        dict(
+            kind="synthetic",
+            seq_len=128,
+            tokenizer_vocab=768,
+            tokenizer="",
+            shipped_dir="",
+            sources=[],
+            weights=ml_collections.ConfigDict(dict(trace=0.6, agent=0.1, text=0.3)),
+            keep_observation_prob=0.5,
+            num_workers=0,
+            # > 0: records in this many fixed shards, so a run can resume on another process count with the same
+            # batches (a multiple of every process count you will use; it must divide batch_size)
+            virtual_shards=0,
+        )
+    )
     c.mode = "pretrain"  # or "sft": chat data only, loss on assistant tokens only
     c.steps = 100
     c.batch_size = 8  # global, in sequences
     c.grad_accum = 1
-    c.optimizer = ml_collections.ConfigDict(dict(
-        peak_lr=8e-4, warmup_steps=2000, schedule="cosine", decay_factor=100.0, wsd_decay_fraction=0.2,
-        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0))
+    c.optimizer = ml_collections.ConfigDict(
+        dict(
+            peak_lr=8e-4,
+            warmup_steps=2000,
+            schedule="cosine",
+            decay_factor=100.0,
+            wsd_decay_fraction=0.2,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.1,
+            clip_norm=1.0,
+        )
+    )
     c.z_loss = 0.0
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
     c.param_rules = ml_collections.ConfigDict()  # logical axis -> mesh axis overrides (cwm_jax/sharding.py)

@@ -5,7 +5,9 @@ or SFT run's workdir (its latest checkpoint's params) exports to Hugging Face to
 def add_parser(subparsers):
     p = subparsers.add_parser("convert", help="convert weights between Hugging Face and cwm formats")
     p.add_argument("direction", choices=("hf-to-cwm", "cwm-to-hf"))
-    p.add_argument("source", help="directory to read (for cwm-to-hf: any saved model: a cwm model dir or a training workdir)")
+    p.add_argument(
+        "source", help="directory to read (for cwm-to-hf: any saved model: a cwm model dir or a training workdir)"
+    )
     p.add_argument("dest", help="directory to write")
     p.add_argument("--dtype", default=None, help="parameter dtype of the output (default: the source's)")
     p.set_defaults(run=run)

@@ -2,8 +2,10 @@
 
 import sys
 
-HELP = ("commands: s(tep) into, n(ext) over calls, o(ut) of the function, b(ack) one frame, p(rint) locals, "
-        "r(esample) the last frame, f(ull) rest of the trace, q(uit)")
+HELP = (
+    "commands: s(tep) into, n(ext) over calls, o(ut) of the function, b(ack) one frame, p(rint) locals, "
+    "r(esample) the last frame, f(ull) rest of the trace, q(uit)"
+)
 
 
 def add_parser(subparsers):
@@ -23,10 +25,10 @@ def add_parser(subparsers):
 def run(args):
     import json
 
+    from cwm_cli.model_args import load_model_and_tokenizer
     from cwm_common.errors import CwmError
     from cwm_jax.completion import ModelCompleter
     from cwm_jax.debugger import NeuralDebugger, describe
-    from cwm_cli.model_args import load_model_and_tokenizer
 
     try:
         source = open(args.file).read()
@@ -38,8 +40,9 @@ def run(args):
     except json.JSONDecodeError as e:
         raise CwmError(f"--args/--kwargs: not valid JSON ({e.msg})") from None
     model, tokenizer = load_model_and_tokenizer(args)
-    debugger = NeuralDebugger(ModelCompleter(model), tokenizer, source, args.entry, positional, named,
-                              temperature=args.temperature)
+    debugger = NeuralDebugger(
+        ModelCompleter(model), tokenizer, source, args.entry, positional, named, temperature=args.temperature
+    )
     for frame in debugger.frames:
         print(describe(frame))
     if args.full:

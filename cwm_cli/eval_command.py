@@ -13,8 +13,9 @@ def add_parser(subparsers):
     from cwm_tasks.math_problems import MATH_SETS
     from cwm_tasks.stdio_programs import LANGUAGES
 
-    p = subparsers.add_parser("eval", help="evaluate a model (trace prediction, CRUXEval, math, HumanEval, "
-                                           "stdin/stdout programs)")
+    p = subparsers.add_parser(
+        "eval", help="evaluate a model (trace prediction, CRUXEval, math, HumanEval, stdin/stdout programs)"
+    )
     p.add_argument("task", choices=("trace", "cruxeval", *GRADED))
     add_model_args(p)
     p.add_argument("--limit", type=int, default=None, help="first N items only")
@@ -22,8 +23,12 @@ def add_parser(subparsers):
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--math-set", choices=MATH_SETS, default="gsm8k_test")
-    p.add_argument("--language", choices=LANGUAGES, action="append",
-                   help="stdio: the solution language (repeat for several; default: all)")
+    p.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        action="append",
+        help="stdio: the solution language (repeat for several; default: all)",
+    )
     p.add_argument("--backend", default="bwrap", choices=BACKENDS, help="sandbox for code execution")
     p.add_argument("--out", help="write the JSON result here")
     p.set_defaults(run=run)
@@ -66,11 +71,13 @@ def evaluate(task: str, completer, tokenizer, args) -> dict:
     family = _family(task, args)
     prompts = family.prompts()[limit]
     if not family.needs_sandbox:
-        return evaluate_pass_at_k(completer, tokenizer, family, prompts, None, args.samples, args.temperature,
-                                  args.max_new_tokens)
+        return evaluate_pass_at_k(
+            completer, tokenizer, family, prompts, None, args.samples, args.temperature, args.max_new_tokens
+        )
     with SandboxPool(lambda: make_sandbox(args.backend), 4) as pool:
-        return evaluate_pass_at_k(completer, tokenizer, family, prompts, pool, args.samples, args.temperature,
-                                  args.max_new_tokens)
+        return evaluate_pass_at_k(
+            completer, tokenizer, family, prompts, pool, args.samples, args.temperature, args.max_new_tokens
+        )
 
 
 def _family(task: str, args):
@@ -88,7 +95,10 @@ def _family(task: str, args):
 
 
 def table(result: dict) -> str:
-    rows = [f"{result['task']} ({result['n']} items" + (f", {result['samples']} samples" if "samples" in result else "")
-            + ")"]
+    rows = [
+        f"{result['task']} ({result['n']} items"
+        + (f", {result['samples']} samples" if "samples" in result else "")
+        + ")"
+    ]
     rows += [f"  {metric:<14} {value:7.1%}" for metric, value in result["summary"].items()]
     return "\n".join(rows)

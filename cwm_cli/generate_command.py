@@ -31,6 +31,13 @@ def run(args):
     else:
         pieces = [special(st.BEGIN_OF_TEXT), args.prompt]
         stops = (st.END_OF_TEXT,)
-    [out] = generate(model, [tokenizer.encode_pieces(pieces)], args.max_new_tokens, temperature=args.temperature,
-                     top_p=args.top_p, stop_tokens=tuple(tokenizer.special_id(s) for s in stops), seed=args.seed)
+    [out] = generate(
+        model,
+        [tokenizer.encode_pieces(pieces)],
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        stop_tokens=tuple(tokenizer.special_id(s) for s in stops),
+        seed=args.seed,
+    )
     sys.stdout.write(tokenizer.decode(out) + "\n")

@@ -3,19 +3,48 @@
 import argparse
 import sys
 
-from cwm_cli import (convert_command, debug_command, demo_command, eval_command, gen_traces_command,
-                     generate_command, plan_command, repro_command, reward_command, rl_actor_command, rl_command,
-                     sandbox_command, sweep_command, trace_command, train_command)
+from cwm_cli import (
+    convert_command,
+    debug_command,
+    demo_command,
+    eval_command,
+    gen_traces_command,
+    generate_command,
+    plan_command,
+    repro_command,
+    reward_command,
+    rl_actor_command,
+    rl_command,
+    sandbox_command,
+    sweep_command,
+    trace_command,
+    train_command,
+)
 from cwm_common.errors import CwmError
 
-SUBCOMMANDS = (demo_command, train_command, sweep_command, repro_command, rl_command, rl_actor_command, plan_command,
-               convert_command, generate_command, debug_command, eval_command, trace_command, gen_traces_command,
-               sandbox_command, reward_command)
+SUBCOMMANDS = (
+    demo_command,
+    train_command,
+    sweep_command,
+    repro_command,
+    rl_command,
+    rl_actor_command,
+    plan_command,
+    convert_command,
+    generate_command,
+    debug_command,
+    eval_command,
+    trace_command,
+    gen_traces_command,
+    sandbox_command,
+    reward_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cwm", description="CWM in JAX: train, convert, sample, evaluate.",
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="cwm", description="CWM in JAX: train, convert, sample, evaluate.", allow_abbrev=False
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)

@@ -2,8 +2,15 @@
 
 
 def add_model_args(parser):
-    parser.add_argument("--model", "--checkpoint", "--hf", dest="model", required=True, metavar="DIR",
-                        help="a Hugging Face CwmForCausalLM directory, a cwm model directory or a training workdir")
+    parser.add_argument(
+        "--model",
+        "--checkpoint",
+        "--hf",
+        dest="model",
+        required=True,
+        metavar="DIR",
+        help="a Hugging Face CwmForCausalLM directory, a cwm model directory or a training workdir",
+    )
     parser.add_argument("--tokenizer", help="tokenizer file (default: tokenizer.model in the model directory)")
 
 

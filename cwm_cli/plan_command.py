@@ -38,9 +38,16 @@ def run(args):
     from cwm_jax.aot_plan import plan_memory
     from cwm_jax.presets import from_preset
 
-    cfg = from_preset(args.preset, dtype=args.dtype, remat=args.remat, attention_impl=args.attention,
-                      attention_block_size=min(512, args.seq_len))
-    plan = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, jax.devices()[:args.devices])
-    print(f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
-          f"grad_accum {args.grad_accum}, {args.attention} attention")
+    cfg = from_preset(
+        args.preset,
+        dtype=args.dtype,
+        remat=args.remat,
+        attention_impl=args.attention,
+        attention_block_size=min(512, args.seq_len),
+    )
+    plan = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, jax.devices()[: args.devices])
+    print(
+        f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
+        f"grad_accum {args.grad_accum}, {args.attention} attention"
+    )
     print(plan.table(args.device_memory_gib))

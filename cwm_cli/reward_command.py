@@ -81,17 +81,28 @@ def run_swe(args):
             sandbox.close()
         failure_class = None if result["status"] == "passed" else "unresolved"
     except Exception as e:  # the sandbox, not the patch: never reported as unresolved
-        result = {"reward": None, "status": "infra_error", "tests": [], "seconds": 0.0,
-                  "log": f"{type(e).__name__}: {e}"}
+        result = {
+            "reward": None,
+            "status": "infra_error",
+            "tests": [],
+            "seconds": 0.0,
+            "log": f"{type(e).__name__}: {e}",
+        }
         failure_class = "infra_error"
-    report = {"instance_id": task.instance_id, "resolved": result["status"] == "passed",
-              "failure_class": failure_class, **result}
+    report = {
+        "instance_id": task.instance_id,
+        "resolved": result["status"] == "passed",
+        "failure_class": failure_class,
+        **result,
+    }
     if args.artifacts:
         os.makedirs(args.artifacts, exist_ok=True)
-        for name, text in (("report.json", json.dumps(report, indent=1)), ("test_output.txt", result["log"]),
-                           ("patch.diff", patch)):
+        for name, text in (
+            ("report.json", json.dumps(report, indent=1)),
+            ("test_output.txt", result["log"]),
+            ("patch.diff", patch),
+        ):
             with open(os.path.join(args.artifacts, name), "w") as f:
                 f.write(text)
     print(json.dumps(report, indent=1))
     return 0 if failure_class != "infra_error" else 1
-

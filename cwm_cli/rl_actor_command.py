@@ -7,8 +7,9 @@ def add_parser(subparsers):
     p.add_argument("--exchange", required=True, help="the learner's WORKDIR/exchange directory")
     p.add_argument("--actor", type=int, required=True, help="this actor's index k: it makes batches b % N == k")
     p.add_argument("--learner-pid", type=int, default=None, help="on the learner's host: exit once it is gone")
-    p.add_argument("--learner-timeout", type=float, default=60.0,
-                   help="exit once the learner's heartbeat is this many seconds old")
+    p.add_argument(
+        "--learner-timeout", type=float, default=60.0, help="exit once the learner's heartbeat is this many seconds old"
+    )
     p.set_defaults(run=run)
 
 

@@ -2,8 +2,11 @@
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("rl", help="GRPO reinforcement learning with sandboxed rewards",
-                              description="Extra --config.FIELD=VALUE arguments override config fields.")
+    p = subparsers.add_parser(
+        "rl",
+        help="GRPO reinforcement learning with sandboxed rewards",
+        description="Extra --config.FIELD=VALUE arguments override config fields.",
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--workdir", required=True)
     p.set_defaults(run=run, accepts_overrides=True)

@@ -4,12 +4,18 @@ is printed for a cluster. Either way the results table, DIR/fit.json and the plo
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("sweep", help="scaling-law sweep: run (or emit), collect, fit",
-                              description="Extra --config.FIELD=VALUE arguments override config fields.")
+    p = subparsers.add_parser(
+        "sweep",
+        help="scaling-law sweep: run (or emit), collect, fit",
+        description="Extra --config.FIELD=VALUE arguments override config fields.",
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--workdir", required=True)
-    p.add_argument("--emit", choices=("local", "slurm", "tpu_pod"),
-                   help="print one launch command per unfinished run instead of training here")
+    p.add_argument(
+        "--emit",
+        choices=("local", "slurm", "tpu_pod"),
+        help="print one launch command per unfinished run instead of training here",
+    )
     p.set_defaults(run=run, accepts_overrides=True)
 
 

@@ -20,15 +20,20 @@ def add_parser(subparsers):
 def run(args):
     from cwm_common.errors import CwmError
     from cwm_data import call_args, trace_format
-    from cwm_data.trace_runner import run_trace
     from cwm_data.trace_frames import TraceLimits
+    from cwm_data.trace_runner import run_trace
 
     source = _read(args.file, "source file")
     stdin = _read(args.stdin, "--stdin file") if args.stdin else None
     if args.entry is None and (args.args or args.kwargs):
         raise CwmError("--args/--kwargs need --entry (a whole program takes input through --stdin)")
-    result = run_trace(source, args.entry, call_args.from_json(args.args, args.kwargs), stdin,
-                       TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout))
+    result = run_trace(
+        source,
+        args.entry,
+        call_args.from_json(args.args, args.kwargs),
+        stdin,
+        TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout),
+    )
     if result.status == "error":
         raise CwmError(f"{args.file}: {result.error}")
     if args.format == "json":

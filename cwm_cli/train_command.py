@@ -2,8 +2,11 @@
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("train", help="train (or resume) a model from an experiment config",
-                              description="Extra --config.FIELD=VALUE arguments override config fields.")
+    p = subparsers.add_parser(
+        "train",
+        help="train (or resume) a model from an experiment config",
+        description="Extra --config.FIELD=VALUE arguments override config fields.",
+    )
     p.add_argument("--config", required=True, help="experiment config file (configs/*.py)")
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and data of this run")
     p.add_argument("--coordinator", help="host:port of process 0, for multi-process runs")
@@ -17,10 +20,10 @@ def run(args):
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
+    import jax
+
     from cwm_common.experiment_config import load_config
     from cwm_jax.train.loop import train
-
-    import jax
 
     config = load_config(args.config, args.overrides)
     result = train(config, args.workdir)

@@ -25,8 +25,11 @@ def require(ok: bool, field: str, rule: str, kind: str = "config"):
 
 def require_int(cfg: Any, field: str, minimum: int = 1) -> int:
     value = field_value(cfg, field)
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, field,
-            f"must be an integer >= {minimum}, got {value!r}")
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        field,
+        f"must be an integer >= {minimum}, got {value!r}",
+    )
     return value
 
 

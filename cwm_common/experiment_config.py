@@ -43,7 +43,7 @@ def _load_python(path: str) -> ml_collections.ConfigDict:
 
 def apply_override(config: ml_collections.ConfigDict, override: str):
     """Applies one `--config.a.b=value` (or `a.b=value`)."""
-    text = override[len("--config."):] if override.startswith("--config.") else override
+    text = override[len("--config.") :] if override.startswith("--config.") else override
     if "=" not in text:
         raise CwmError(f"override '{override}': expected --config.FIELD=VALUE")
     dotted, raw = text.split("=", 1)
@@ -51,7 +51,7 @@ def apply_override(config: ml_collections.ConfigDict, override: str):
     node = config
     for i, key in enumerate(parents):
         if not isinstance(node, ml_collections.ConfigDict) or key not in node:
-            raise CwmError(f"config has no field '{'.'.join(parents[:i + 1])}'")
+            raise CwmError(f"config has no field '{'.'.join(parents[: i + 1])}'")
         node = node[key]
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
         raise CwmError(f"config has no field '{dotted}'")

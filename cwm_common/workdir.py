@@ -6,6 +6,7 @@ from cwm_common.errors import CwmError
 
 def check_workdir(path: str) -> str:
     if "://" in str(path):
-        raise CwmError(f"workdir {path}: URLs are not supported; mount the bucket (e.g. gcsfuse) and pass the "
-                       f"mounted path")
+        raise CwmError(
+            f"workdir {path}: URLs are not supported; mount the bucket (e.g. gcsfuse) and pass the mounted path"
+        )
     return str(path)

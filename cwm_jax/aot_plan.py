@@ -32,8 +32,12 @@ class MemoryPlan:
     compile_s: float
 
     def table(self, device_memory_gib: float | None = None) -> str:
-        rows = [("parameters", self.params_gib), ("optimizer state", self.optimizer_gib),
-                ("activations and temporaries", self.activations_gib), ("total per device", self.total_gib)]
+        rows = [
+            ("parameters", self.params_gib),
+            ("optimizer state", self.optimizer_gib),
+            ("activations and temporaries", self.activations_gib),
+            ("total per device", self.total_gib),
+        ]
         text = "\n".join(f"  {name:<28} {gib:9.2f} GiB" for name, gib in rows)
         if device_memory_gib:
             verdict = "fits" if self.total_gib <= device_memory_gib else "does NOT fit"
@@ -49,26 +53,49 @@ def _per_device_bytes(tree) -> int:
     return total
 
 
-def plan_memory(model_cfg: ModelConfig, mesh_spec: dict, batch_size: int, seq_len: int, grad_accum: int = 1,
-                devices: list | None = None) -> MemoryPlan:
+def plan_memory(
+    model_cfg: ModelConfig,
+    mesh_spec: dict,
+    batch_size: int,
+    seq_len: int,
+    grad_accum: int = 1,
+    devices: list | None = None,
+) -> MemoryPlan:
     import time
 
     devices = devices if devices is not None else jax.devices()
     mesh = make_mesh(mesh_spec, devices)
     rules = ShardingRules()
-    opt_cfg = ml_collections.ConfigDict(dict(peak_lr=1e-4, warmup_steps=10, schedule="cosine", decay_factor=100.0,
-                                             wsd_decay_fraction=0.2, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
-                                             clip_norm=1.0))
+    opt_cfg = ml_collections.ConfigDict(
+        dict(
+            peak_lr=1e-4,
+            warmup_steps=10,
+            schedule="cosine",
+            decay_factor=100.0,
+            wsd_decay_fraction=0.2,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.1,
+            clip_norm=1.0,
+        )
+    )
     optimizer, schedule = make_optimizer(opt_cfg, 1000)
     with jax.set_mesh(mesh), activation_rules(rules):
         shardings = state_shardings(model_cfg, optimizer, mesh, rules)
         state = abstract_state(model_cfg, optimizer, shardings)
         batch_spec = data_sharding(mesh, rules)
-        batch = {k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=batch_spec)
-                 for k in ("tokens", "segment_ids", "positions", "loss_mask")}
+        batch = {
+            k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=batch_spec)
+            for k in ("tokens", "segment_ids", "positions", "loss_mask")
+        }
         graphdef, _ = abstract_model(model_cfg)
-        step = jax.jit(make_train_step(graphdef, optimizer, schedule, grad_accum, 0.0),
-                       in_shardings=(shardings, batch_spec), out_shardings=(shardings, None), donate_argnums=0)
+        step = jax.jit(
+            make_train_step(graphdef, optimizer, schedule, grad_accum, 0.0),
+            in_shardings=(shardings, batch_spec),
+            out_shardings=(shardings, None),
+            donate_argnums=0,
+        )
         start = time.perf_counter()
         compiled = step.lower(state, batch).compile()
         compile_s = time.perf_counter() - start

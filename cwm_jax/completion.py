@@ -10,9 +10,15 @@ from cwm_jax.sampling import generate
 
 
 class Completer(Protocol):
-    def complete(self, prompts: list[list[int]], max_new_tokens: int, stop_tokens: tuple[int, ...] = (),
-                 temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> list[list[int]]:
-        ...
+    def complete(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        stop_tokens: tuple[int, ...] = (),
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> list[list[int]]: ...
 
 
 class ModelCompleter:
@@ -23,12 +29,19 @@ class ModelCompleter:
         """Completions; each is cut short where prompt + completion would pass the model's max_seq_len."""
         out = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start:start + self.batch_size]
+            batch = prompts[start : start + self.batch_size]
             # generate rounds its cache up to a multiple of 64 tokens: keep that inside max_seq_len.
             room = self.model.cfg.max_seq_len - 64 - max(len(p) for p in batch)
             if room <= 0:
                 out += [[] for _ in batch]
                 continue
-            out += generate(self.model, batch, min(max_new_tokens, room), temperature=temperature, top_p=top_p,
-                            stop_tokens=stop_tokens, seed=seed + start)
+            out += generate(
+                self.model,
+                batch,
+                min(max_new_tokens, room),
+                temperature=temperature,
+                top_p=top_p,
+                stop_tokens=stop_tokens,
+                seed=seed + start,
+            )
         return out

@@ -59,8 +59,19 @@ class ModelConfig:
         self._validate()
 
     def _validate(self):
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
-                     "sliding_window", "max_seq_len", "attention_block_size", "rope_original_max_len"):
+        for name in (
+            "vocab_size",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "head_dim",
+            "ffn_dim",
+            "sliding_window",
+            "max_seq_len",
+            "attention_block_size",
+            "rope_original_max_len",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 _fail(name, f"must be a positive integer, got {value!r}")
@@ -84,8 +95,11 @@ class ModelConfig:
             if not self.rope_factor >= 1:
                 _fail("rope_factor", f"must be >= 1 for llama3 scaling, got {self.rope_factor}")
             if not 0 < self.rope_low_freq_factor < self.rope_high_freq_factor:
-                _fail("rope_high_freq_factor", f"({self.rope_high_freq_factor}) must exceed "
-                      f"rope_low_freq_factor ({self.rope_low_freq_factor}) > 0")
+                _fail(
+                    "rope_high_freq_factor",
+                    f"({self.rope_high_freq_factor}) must exceed "
+                    f"rope_low_freq_factor ({self.rope_low_freq_factor}) > 0",
+                )
         for name in ("param_dtype", "dtype"):
             if getattr(self, name) not in DTYPES:
                 _fail(name, f"is {getattr(self, name)!r}; allowed: {', '.join(DTYPES)}")
@@ -137,9 +151,9 @@ def from_mapping(values: Mapping[str, Any]) -> ModelConfig:
     unknown = sorted(set(values) - known)
     if unknown:
         raise CwmError(f"model config has unknown field(s): {', '.join(unknown)}")
-    required = [f.name for f in dataclasses.fields(ModelConfig)
-                if f.default is dataclasses.MISSING and f.name not in values]
+    required = [
+        f.name for f in dataclasses.fields(ModelConfig) if f.default is dataclasses.MISSING and f.name not in values
+    ]
     if required:
         raise CwmError(f"model config lacks required field(s): {', '.join(required)}")
     return ModelConfig(**values)
-

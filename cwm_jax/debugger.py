@@ -34,9 +34,19 @@ class Finished:
 
 
 class NeuralDebugger:
-    def __init__(self, completer: Completer, tokenizer: CwmTokenizer, source: str, entry: str,
-                 args: list | None = None, kwargs: dict | None = None, temperature: float = 0.0,
-                 top_p: float = 0.95, max_frame_tokens: int = 2048, seed: int = 0):
+    def __init__(
+        self,
+        completer: Completer,
+        tokenizer: CwmTokenizer,
+        source: str,
+        entry: str,
+        args: list | None = None,
+        kwargs: dict | None = None,
+        temperature: float = 0.0,
+        top_p: float = 0.95,
+        max_frame_tokens: int = 2048,
+        seed: int = 0,
+    ):
         self.completer, self.tokenizer = completer, tokenizer
         self.temperature, self.top_p, self.max_frame_tokens, self.seed = temperature, top_p, max_frame_tokens, seed
         try:
@@ -50,7 +60,7 @@ class NeuralDebugger:
         if args is not None or kwargs:
             # The user gave the arguments: the trace starts from a known call frame.
             names = _parameters(self.source, entry)
-            bound = dict(zip(names, (repr(a) for a in args or [])))
+            bound = dict(zip(names, (repr(a) for a in args or []), strict=False))
             bound.update({k: repr(v) for k, v in (kwargs or {}).items()})
             self.frames.append(Frame(CALL, self.source.splitlines(keepends=True)[def_lineno - 1], bound))
 
@@ -71,8 +81,14 @@ class NeuralDebugger:
         prefix = self._prefix(forced)
         self.requests.append(prefix)
         stops = (self.tokenizer.special_id(st.FRAME_SEP), self.tokenizer.special_id(st.END_OF_TEXT))
-        [out] = self.completer.complete([self.tokenizer.encode_pieces(prefix)], self.max_frame_tokens, stops,
-                                        self.temperature, self.top_p, self.seed + len(self.requests))
+        [out] = self.completer.complete(
+            [self.tokenizer.encode_pieces(prefix)],
+            self.max_frame_tokens,
+            stops,
+            self.temperature,
+            self.top_p,
+            self.seed + len(self.requests),
+        )
         pieces = self.tokenizer.decode_pieces(out)
         if forced:
             pieces = [special(forced)] + pieces
@@ -161,4 +177,3 @@ def describe(result) -> str:
     if result.event in (CALL, LINE):
         return f"{result.event:>9} | {where}"
     return f"{result.event:>9} | {where}  ->  {result.value}"
-

@@ -22,13 +22,19 @@ class DecoderLayer(nnx.Module):
         self.mlp = MLP(cfg, rngs, stack=stack)
 
     def __call__(self, x: jax.Array, *, rotary, positions, segments, window: int | None) -> jax.Array:
-        h = x + self.attn(self.attn_norm(x), rotary=rotary, positions=positions, segments=segments,
-                          window=window)
+        h = x + self.attn(self.attn_norm(x), rotary=rotary, positions=positions, segments=segments, window=window)
         return constrain(h + self.mlp(self.mlp_norm(h)), ("batch", "length", "embed"))
 
     def extend(self, x: jax.Array, *, rotary, positions, kv, kv_positions, slots, window: int | None):
         """The same block for new tokens against a KV cache; returns (x, updated (K, V))."""
-        attended, kv = self.attn.extend(self.attn_norm(x), rotary=rotary, positions=positions, kv=kv,
-                                        kv_positions=kv_positions, slots=slots, window=window)
+        attended, kv = self.attn.extend(
+            self.attn_norm(x),
+            rotary=rotary,
+            positions=positions,
+            kv=kv,
+            kv_positions=kv_positions,
+            slots=slots,
+            window=window,
+        )
         h = x + attended
         return h + self.mlp(self.mlp_norm(h)), kv

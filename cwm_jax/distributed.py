@@ -7,11 +7,15 @@ import os
 import jax
 
 ENV_COORDINATOR, ENV_COUNT, ENV_INDEX, ENV_LOCAL_DEVICES, ENV_AUTO = (
-    "CWM_COORDINATOR_ADDRESS", "CWM_NUM_PROCESSES", "CWM_PROCESS_ID", "CWM_CPU_DEVICES", "CWM_DISTRIBUTED")
+    "CWM_COORDINATOR_ADDRESS",
+    "CWM_NUM_PROCESSES",
+    "CWM_PROCESS_ID",
+    "CWM_CPU_DEVICES",
+    "CWM_DISTRIBUTED",
+)
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> None:
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None) -> None:
     """Explicit arguments win, then CWM_* variables (the local launcher sets them), then JAX's own cluster
     detection if CWM_DISTRIBUTED=auto (the TPU and SLURM launchers set it); with none of these, one process."""
     coordinator = coordinator or os.environ.get(ENV_COORDINATOR)
@@ -23,7 +27,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         process_id = process_id if process_id is not None else int(os.environ[ENV_INDEX])
         if jax.config.jax_platforms in (None, "", "cpu") and cpu_devices:
             jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk over TCP
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     elif os.environ.get(ENV_AUTO) == "auto":
         jax.distributed.initialize()

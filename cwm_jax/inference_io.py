@@ -31,8 +31,10 @@ def load_model(path: str, **overrides) -> CwmModel:
         return from_hf(path, **overrides)
     if os.path.isdir(os.path.join(path, "checkpoints")):
         return _restore_trainer_params(path, overrides)
-    raise CwmError(f"{path}: not a model: no {CONFIG_FILE} (cwm model directory), {HF_CONFIG} (Hugging Face "
-                   f"directory) or checkpoints/ (training workdir)")
+    raise CwmError(
+        f"{path}: not a model: no {CONFIG_FILE} (cwm model directory), {HF_CONFIG} (Hugging Face "
+        f"directory) or checkpoints/ (training workdir)"
+    )
 
 
 def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
@@ -45,8 +47,9 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     cfg = from_mapping({**manifest["config"]["model"], **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jnp.dtype(cfg.param_dtype), sharding=device),
-                          abstract.to_pure_dict())
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, jnp.dtype(cfg.param_dtype), sharding=device), abstract.to_pure_dict()
+    )
     nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, target))
     return nnx.merge(graphdef, abstract)
 

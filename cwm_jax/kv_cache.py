@@ -31,10 +31,15 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, chunk: int = 1, ring:
         shape = (*lead, batch, slots[kind], cfg.n_kv_heads, cfg.head_dim)
         return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
 
-    return {"layers": {"blocks": tuple(kv(cfg.layer_types[k], plan.n_blocks) for k in range(plan.period)),
-                       "tail": tuple(kv(cfg.layer_types[i]) for i in plan.tail)},
-            "positions": {kind: jnp.full((batch, n), INVALID, jnp.int32) for kind, n in slots.items()
-                          if kind in cfg.layer_types}}
+    return {
+        "layers": {
+            "blocks": tuple(kv(cfg.layer_types[k], plan.n_blocks) for k in range(plan.period)),
+            "tail": tuple(kv(cfg.layer_types[i]) for i in plan.tail),
+        },
+        "positions": {
+            kind: jnp.full((batch, n), INVALID, jnp.int32) for kind, n in slots.items() if kind in cfg.layer_types
+        },
+    }
 
 
 def slots_of(positions: jax.Array, valid: jax.Array, size: int) -> jax.Array:
@@ -56,8 +61,10 @@ def write_positions(cfg: ModelConfig, cache: dict, positions: jax.Array, valid: 
 def write_kv(cache_k: jax.Array, cache_v: jax.Array, k: jax.Array, v: jax.Array, slots: jax.Array):
     """Puts this step's keys and values [B, C, kv_heads, head_dim] into their slots (dropping padding)."""
     rows = jnp.arange(slots.shape[0])[:, None]
-    return (cache_k.at[rows, slots].set(k.astype(cache_k.dtype), mode="drop"),
-            cache_v.at[rows, slots].set(v.astype(cache_v.dtype), mode="drop"))
+    return (
+        cache_k.at[rows, slots].set(k.astype(cache_k.dtype), mode="drop"),
+        cache_v.at[rows, slots].set(v.astype(cache_v.dtype), mode="drop"),
+    )
 
 
 def cache_bytes_per_token(cfg: ModelConfig, context: int, ring: bool = True, bytes_per_value: int = 2) -> float:

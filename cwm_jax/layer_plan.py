@@ -28,7 +28,7 @@ def plan_layers(cfg: ModelConfig) -> LayerPlan:
     best = None
     for period in range(1, n + 1):
         n_blocks = 1
-        while (n_blocks + 1) * period <= n and types[n_blocks * period:(n_blocks + 1) * period] == types[:period]:
+        while (n_blocks + 1) * period <= n and types[n_blocks * period : (n_blocks + 1) * period] == types[:period]:
             n_blocks += 1
         cost = period + n - n_blocks * period
         if best is None or cost < best[0]:

@@ -22,7 +22,8 @@ def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
     """Positions that restart at 0 wherever the segment id changes along a row."""
     index = jnp.broadcast_to(jnp.arange(segment_ids.shape[1]), segment_ids.shape)
     starts = jnp.concatenate(
-        [jnp.ones_like(segment_ids[:, :1], bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+        [jnp.ones_like(segment_ids[:, :1], bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1
+    )
     return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
 
 
@@ -30,15 +31,18 @@ class CwmModel(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         self.cfg = cfg
         pd = jnp.dtype(cfg.param_dtype)
-        self.embed = param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), dtype=pd, stack=None,
-                           std=cfg.init_std)
+        self.embed = param(
+            rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), dtype=pd, stack=None, std=cfg.init_std
+        )
         self.layers = DecoderLayer(cfg, rngs, stack=cfg.n_layers)
         self.final_norm = RMSNorm(cfg.d_model, cfg.rms_norm_eps, param_dtype=pd)
-        self.lm_head = param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), dtype=pd, stack=None,
-                             std=cfg.init_std)
+        self.lm_head = param(
+            rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), dtype=pd, stack=None, std=cfg.init_std
+        )
 
-    def __call__(self, tokens: jax.Array, *, segment_ids: jax.Array | None = None,
-                 positions: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, tokens: jax.Array, *, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> jax.Array:
         """Logits [B, T, vocab] in fp32 for int tokens [B, T].
 
         segment_ids [B, T] mark packed documents (no attention across them); positions default to
@@ -51,8 +55,9 @@ class CwmModel(nnx.Module):
         rotary = rotary_tables(self.cfg, positions)
 
         def layer_fn(index, layer, x, state):
-            return layer(x, rotary=rotary, positions=positions, segments=segment_ids,
-                         window=self.cfg.window_of(index)), state
+            return layer(
+                x, rotary=rotary, positions=positions, segments=segment_ids, window=self.cfg.window_of(index)
+            ), state
 
         x, _ = self._run_layers(self._embed(tokens), layer_fn)
         return self._logits(x)
@@ -67,8 +72,15 @@ class CwmModel(nnx.Module):
 
         def layer_fn(index, layer, x, kv):
             kind = self.cfg.layer_types[index]
-            return layer.extend(x, rotary=rotary, positions=positions, kv=kv, kv_positions=cache["positions"][kind],
-                                slots=cache["slots"][kind], window=self.cfg.window_of(index))
+            return layer.extend(
+                x,
+                rotary=rotary,
+                positions=positions,
+                kv=kv,
+                kv_positions=cache["positions"][kind],
+                slots=cache["slots"][kind],
+                window=self.cfg.window_of(index),
+            )
 
         x, layers = self._run_layers(self._embed(tokens), layer_fn, cache["layers"])
         return self._logits(x), {"layers": layers, "positions": cache["positions"]}
@@ -106,10 +118,11 @@ class CwmModel(nnx.Module):
         def at(tree, i):
             return jax.tree.map(lambda a: a[i], tree)
 
-        blocks = jax.tree.map(lambda a: a[:nb * period].reshape(nb, period, *a.shape[1:]), stacked)
+        blocks = jax.tree.map(lambda a: a[: nb * period].reshape(nb, period, *a.shape[1:]), stacked)
         block_states = states["blocks"] if states is not None else (None,) * period
         tail_states = states["tail"] if states is not None else (None,) * len(plan.tail)
         if cfg.scan_layers:
+
             def block(x, xs):
                 params, state = xs
                 new = []
@@ -125,10 +138,12 @@ class CwmModel(nnx.Module):
                 for k in range(period):
                     x, s = run(k, at(at(blocks, b), k), x, at(block_states[k], b))
                     per_position[k].append(s)
-            new_blocks = tuple(jax.tree.map(lambda *xs: jnp.stack(xs), *states_k) if states_k[0] is not None
-                               else None for states_k in per_position)
+            new_blocks = tuple(
+                jax.tree.map(lambda *xs: jnp.stack(xs), *states_k) if states_k[0] is not None else None
+                for states_k in per_position
+            )
         new_tail = []
-        for i, state in zip(plan.tail, tail_states):
+        for i, state in zip(plan.tail, tail_states, strict=True):
             x, s = run(i, at(stacked, i), x, state)
             new_tail.append(s)
         return x, {"blocks": new_blocks, "tail": tuple(new_tail)}

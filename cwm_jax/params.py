@@ -8,8 +8,9 @@ from flax import nnx
 AXES = ("vocab", "embed", "heads", "kv_heads", "head_dim", "mlp", "layers", "batch", "length")
 
 
-def param(rngs: nnx.Rngs | None, shape: tuple[int, ...], axes: tuple[str, ...], *, dtype, stack: int | None,
-          std: float | None) -> nnx.Param:
+def param(
+    rngs: nnx.Rngs | None, shape: tuple[int, ...], axes: tuple[str, ...], *, dtype, stack: int | None, std: float | None
+) -> nnx.Param:
     """A Param of `shape` (normal(std) init, or ones when std is None), with `stack` copies along axis 0.
 
     The logical axes are kept as Param metadata (`logical_axes`) for the sharding rules.

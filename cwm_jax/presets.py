@@ -39,12 +39,33 @@ def from_preset(name: str, **overrides: Any) -> ModelConfig:
 def _architecture(name: str) -> dict:
     if name == "cwm-tiny":
         return dict(
-            vocab_size=1024, d_model=192, n_layers=4, n_heads=6, n_kv_heads=1, head_dim=32, ffn_dim=672,
-            layer_types=interleaved_layer_types(4), sliding_window=32, max_seq_len=512, rope_original_max_len=128,
-            bos_token_id=1, eos_token_ids=(2,), pad_token_id=0)
+            vocab_size=1024,
+            d_model=192,
+            n_layers=4,
+            n_heads=6,
+            n_kv_heads=1,
+            head_dim=32,
+            ffn_dim=672,
+            layer_types=interleaved_layer_types(4),
+            sliding_window=32,
+            max_seq_len=512,
+            rope_original_max_len=128,
+            bos_token_id=1,
+            eos_token_ids=(2,),
+            pad_token_id=0,
+        )
     if name not in _SHAPES:
         raise CwmError(f"unknown model preset '{name}'; known: {', '.join(NAMES)}")
     d, n_layers, n_heads, n_kv_heads, head_dim, ffn = _SHAPES[name]
-    return dict(vocab_size=128256, d_model=d, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
-                head_dim=head_dim, ffn_dim=ffn, layer_types=interleaved_layer_types(n_layers), sliding_window=8192,
-                max_seq_len=131072)
+    return dict(
+        vocab_size=128256,
+        d_model=d,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        head_dim=head_dim,
+        ffn_dim=ffn,
+        layer_types=interleaved_layer_types(n_layers),
+        sliding_window=8192,
+        max_seq_len=131072,
+    )

@@ -21,7 +21,8 @@ def inverse_frequencies(cfg: ModelConfig) -> np.ndarray:
     wavelen = 2 * math.pi / inv_freq
     scaled = np.where(wavelen > low_wavelen, inv_freq / cfg.rope_factor, inv_freq)
     smooth = (cfg.rope_original_max_len / wavelen - cfg.rope_low_freq_factor) / (
-        cfg.rope_high_freq_factor - cfg.rope_low_freq_factor)
+        cfg.rope_high_freq_factor - cfg.rope_low_freq_factor
+    )
     blended = (1 - smooth) * scaled / cfg.rope_factor + smooth * scaled
     in_band = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return np.where(in_band, blended, scaled).astype(np.float32)

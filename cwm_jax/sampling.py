@@ -86,15 +86,33 @@ def _generate(graphdef, params, cache, tokens, lengths, limits, stop, rng, *, sa
         return cache, next_logits[:, 0], position, count, finished, out, logps, rng
 
     zeros = jnp.zeros((batch,), jnp.int32)
-    state = (cache, logits, lengths, zeros, limits <= 0, jnp.zeros((batch, max_new), jnp.int32),
-             jnp.zeros((batch, max_new), jnp.float32), rng)
+    state = (
+        cache,
+        logits,
+        lengths,
+        zeros,
+        limits <= 0,
+        jnp.zeros((batch, max_new), jnp.int32),
+        jnp.zeros((batch, max_new), jnp.float32),
+        rng,
+    )
     _, _, _, count, _, out, logps, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[4]), step, state)
     return out, logps, count
 
 
-def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 0.0,
-             top_p: float = 1.0, top_k: int = 0, stop_tokens: tuple[int, ...] = (), seed: int = 0,
-             prefill_chunk: int = 64, ring_cache: bool = True, return_logprobs: bool = False):
+def generate(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int | list[int],
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    stop_tokens: tuple[int, ...] = (),
+    seed: int = 0,
+    prefill_chunk: int = 64,
+    ring_cache: bool = True,
+    return_logprobs: bool = False,
+):
     """Generated token-id lists for token-id `prompts` (and their log-probs when return_logprobs)."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise CwmError("generate: every prompt needs at least one token")
@@ -106,22 +124,32 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], t
     chunk = min(prefill_chunk, _round_up(max(lengths), 8))
     padded = _round_up(max(lengths), chunk)
     max_new = _round_up(max(max(limits), 1), 16)  # bucketed: fewer distinct compiles
-    needed = max(n + m for n, m in zip(lengths, limits))
+    needed = max(n + m for n, m in zip(lengths, limits, strict=True))
     max_len = _round_up(max(needed, padded) + 1, 64)
     if max_len > cfg.max_seq_len:
-        raise CwmError(f"generate: prompt + max_new_tokens ({needed}) exceeds the model's max_seq_len "
-                       f"({cfg.max_seq_len})")
+        raise CwmError(
+            f"generate: prompt + max_new_tokens ({needed}) exceeds the model's max_seq_len ({cfg.max_seq_len})"
+        )
     tokens = np.zeros((len(prompts), padded), np.int32)
     for i, prompt in enumerate(prompts):
-        tokens[i, :len(prompt)] = prompt
+        tokens[i, : len(prompt)] = prompt
     graphdef, params = nnx.split(model)
     cache = init_cache(cfg, len(prompts), max_len, chunk, ring=ring_cache)
-    out, logps, count = _generate(graphdef, params, cache, jnp.asarray(tokens), jnp.asarray(lengths, jnp.int32),
-                                  jnp.asarray(limits, jnp.int32), jnp.asarray(list(stop_tokens) or [-1], jnp.int32),
-                                  jax.random.PRNGKey(seed), sampling=Sampling(temperature, top_k, top_p), chunk=chunk,
-                                  max_new=max_new)
+    out, logps, count = _generate(
+        graphdef,
+        params,
+        cache,
+        jnp.asarray(tokens),
+        jnp.asarray(lengths, jnp.int32),
+        jnp.asarray(limits, jnp.int32),
+        jnp.asarray(list(stop_tokens) or [-1], jnp.int32),
+        jax.random.PRNGKey(seed),
+        sampling=Sampling(temperature, top_k, top_p),
+        chunk=chunk,
+        max_new=max_new,
+    )
     out, logps, count = np.asarray(out), np.asarray(logps), np.asarray(count)
-    generated = [out[i, :count[i]].tolist() for i in range(len(prompts))]
+    generated = [out[i, : count[i]].tolist() for i in range(len(prompts))]
     if return_logprobs:
-        return generated, [logps[i, :count[i]].tolist() for i in range(len(prompts))]
+        return generated, [logps[i, : count[i]].tolist() for i in range(len(prompts))]
     return generated

@@ -33,26 +33,65 @@ class SelfAttention(nnx.Module):
     def _out(self, attended):
         return jnp.einsum("bthk,hkd->btd", constrain(attended, Q_AXES), self.o[...].astype(attended.dtype))
 
-    def __call__(self, x: jax.Array, *, rotary: tuple[jax.Array, jax.Array], positions: jax.Array,
-                 segments: jax.Array, window: int | None) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        rotary: tuple[jax.Array, jax.Array],
+        positions: jax.Array,
+        segments: jax.Array,
+        window: int | None,
+    ) -> jax.Array:
         q, k, v = self._qkv(x, rotary)
         out = ATTENTION_IMPLS[self.cfg.attention_impl](
-            q, k, v, q_positions=positions, kv_positions=positions, q_segments=segments,
-            kv_segments=segments, window=window, block_size=self.cfg.attention_block_size)
+            q,
+            k,
+            v,
+            q_positions=positions,
+            kv_positions=positions,
+            q_segments=segments,
+            kv_segments=segments,
+            window=window,
+            block_size=self.cfg.attention_block_size,
+        )
         return self._out(out)
 
-    def extend(self, x: jax.Array, *, rotary, positions: jax.Array, kv: tuple[jax.Array, jax.Array],
-               kv_positions: jax.Array, slots: jax.Array, window: int | None):
+    def extend(
+        self,
+        x: jax.Array,
+        *,
+        rotary,
+        positions: jax.Array,
+        kv: tuple[jax.Array, jax.Array],
+        kv_positions: jax.Array,
+        slots: jax.Array,
+        window: int | None,
+    ):
         """Attention of new tokens over a KV cache (which they are first written into, at `slots`).
         Returns (output, (K cache, V cache))."""
         q, k, v = self._qkv(x, rotary)
         cache_k, cache_v = write_kv(*kv, k, v, slots)
         if self.cfg.attention_impl == "reference":
             ones = jnp.ones(positions.shape, jnp.int32)
-            out = reference.attend(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
-                                   q_segments=ones, kv_segments=jnp.ones(kv_positions.shape, jnp.int32),
-                                   window=window, block_size=0)
+            out = reference.attend(
+                q,
+                cache_k,
+                cache_v,
+                q_positions=positions,
+                kv_positions=kv_positions,
+                q_segments=ones,
+                kv_segments=jnp.ones(kv_positions.shape, jnp.int32),
+                window=window,
+                block_size=0,
+            )
         else:  # blockwise and ring: the cache in blocks (one device holds a row's whole cache)
-            out = blockwise.attend_cache(q, cache_k, cache_v, q_positions=positions, kv_positions=kv_positions,
-                                         window=window, block_size=self.cfg.attention_block_size)
+            out = blockwise.attend_cache(
+                q,
+                cache_k,
+                cache_v,
+                q_positions=positions,
+                kv_positions=kv_positions,
+                window=window,
+                block_size=self.cfg.attention_block_size,
+            )
         return self._out(out), (cache_k, cache_v)

@@ -24,14 +24,25 @@ MESH_AXES = ("data", "fsdp", "tensor", "sequence")
 
 # Parameters: FSDP shards the model dimension, tensor parallelism the per-head and per-unit dimensions.
 PARAM_RULES: dict[str, str | tuple[str, ...] | None] = {
-    "vocab": "tensor", "embed": "fsdp", "heads": "tensor", "kv_heads": "tensor", "head_dim": None,
-    "mlp": "tensor", "layers": None,
+    "vocab": "tensor",
+    "embed": "fsdp",
+    "heads": "tensor",
+    "kv_heads": "tensor",
+    "head_dim": None,
+    "mlp": "tensor",
+    "layers": None,
 }
 # Activations: the batch over every data-parallel axis, the sequence over `sequence`, model dims replicated
 # except where tensor parallelism splits them.
 ACTIVATION_RULES: dict[str, str | tuple[str, ...] | None] = {
-    "batch": ("data", "fsdp"), "length": "sequence", "embed": None, "heads": "tensor", "kv_heads": "tensor",
-    "head_dim": None, "mlp": "tensor", "vocab": "tensor",
+    "batch": ("data", "fsdp"),
+    "length": "sequence",
+    "embed": None,
+    "heads": "tensor",
+    "kv_heads": "tensor",
+    "head_dim": None,
+    "mlp": "tensor",
+    "vocab": "tensor",
 }
 
 
@@ -43,8 +54,10 @@ class ShardingRules:
     @classmethod
     def with_overrides(cls, params: Mapping | None = None, activations: Mapping | None = None) -> "ShardingRules":
         rules = cls()
-        for table, overrides, name in ((rules.params, params, "param_rules"), (rules.activations, activations,
-                                                                               "activation_rules")):
+        for table, overrides, name in (
+            (rules.params, params, "param_rules"),
+            (rules.activations, activations, "activation_rules"),
+        ):
             for axis, target in (overrides or {}).items():
                 if axis not in table:
                     raise config_error(name, f"names an unknown logical axis '{axis}'")
@@ -87,12 +100,18 @@ def resolve_mesh_shape(spec: Mapping[str, int], device_count: int) -> dict[str, 
 def make_mesh(spec: Mapping[str, int], devices: list | None = None) -> jax.sharding.Mesh:
     devices = devices if devices is not None else jax.devices()
     sizes = resolve_mesh_shape(spec, len(devices))
-    return jax.make_mesh(tuple(sizes.values()), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
-                         devices=devices)
+    return jax.make_mesh(
+        tuple(sizes.values()), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices
+    )
 
 
-def spec_for(axes: tuple[str | None, ...], table: Mapping, mesh_shape: Mapping[str, int] | None = None,
-             shape: tuple[int, ...] | None = None, name: str = "tensor") -> PartitionSpec:
+def spec_for(
+    axes: tuple[str | None, ...],
+    table: Mapping,
+    mesh_shape: Mapping[str, int] | None = None,
+    shape: tuple[int, ...] | None = None,
+    name: str = "tensor",
+) -> PartitionSpec:
     """The PartitionSpec of logical `axes`; with a shape, checks every split divides its dimension."""
     entries, used = [], set()
     for dim, axis in enumerate(axes):
@@ -101,8 +120,10 @@ def spec_for(axes: tuple[str | None, ...], table: Mapping, mesh_shape: Mapping[s
         if shape is not None and mesh_shape is not None and targets:
             ways = math.prod(mesh_shape[t] for t in targets)
             if shape[dim] % ways:
-                raise CwmError(f"cannot shard {name}: dimension {dim} ('{axis}', size {shape[dim]}) does not "
-                               f"divide over mesh axis {'x'.join(targets)} ({ways} ways)")
+                raise CwmError(
+                    f"cannot shard {name}: dimension {dim} ('{axis}', size {shape[dim]}) does not "
+                    f"divide over mesh axis {'x'.join(targets)} ({ways} ways)"
+                )
         entries.append(None if not targets else targets[0] if len(targets) == 1 else targets)
     return PartitionSpec(*entries)
 
@@ -164,4 +185,3 @@ def local_batch_size(global_batch: int, mesh: jax.sharding.Mesh, rules: Sharding
     if global_batch % ways:
         raise config_error("batch_size", f"({global_batch}) must divide over the batch's mesh axes ({ways} ways)")
     return global_batch // jax.process_count()
-

@@ -26,9 +26,16 @@ def free_port() -> int:
 
 
 def process_envs(num_processes: int, cpu_devices: int, port: int) -> list[dict[str, str]]:
-    return [{"CWM_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "CWM_NUM_PROCESSES": str(num_processes),
-             "CWM_PROCESS_ID": str(i), "CWM_CPU_DEVICES": str(cpu_devices), "JAX_PLATFORMS": "cpu"}
-            for i in range(num_processes)]
+    return [
+        {
+            "CWM_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "CWM_NUM_PROCESSES": str(num_processes),
+            "CWM_PROCESS_ID": str(i),
+            "CWM_CPU_DEVICES": str(cpu_devices),
+            "JAX_PLATFORMS": "cpu",
+        }
+        for i in range(num_processes)
+    ]
 
 
 def main(argv=None) -> int:

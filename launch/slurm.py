@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Submits a cwm command to a SLURM GPU cluster: one process per node, each using all of its GPUs.
 
-    python launch/slurm.py --nodes 4 --gpus-per-node 8 --partition gpu -- cwm train --config configs/X.py --workdir /shared/run
+    python launch/slurm.py --nodes 4 --gpus-per-node 8 --partition gpu -- \
+        cwm train --config configs/X.py --workdir /shared/run
     python launch/slurm.py ... --dry-run        # print the batch script, submit nothing
 
 The script runs `srun` with CWM_DISTRIBUTED=auto, so JAX reads the SLURM environment to find its peers.
@@ -33,12 +34,28 @@ srun --kill-on-bad-exit=1 .venv/bin/{command}
 """
 
 
-
-def batch_script(nodes: int, gpus: int, cpus: int, time: str, partition: str | None, job_name: str, repo: str,
-                 log_dir: str, command: list[str]) -> str:
-    return TEMPLATE.format(job_name=job_name, nodes=nodes, gpus=gpus, cpus=cpus, time=time, repo=shlex.quote(repo),
-                           partition=f"#SBATCH --partition={partition}\n" if partition else "", log_dir=log_dir,
-                           command=shlex.join(command))
+def batch_script(
+    nodes: int,
+    gpus: int,
+    cpus: int,
+    time: str,
+    partition: str | None,
+    job_name: str,
+    repo: str,
+    log_dir: str,
+    command: list[str],
+) -> str:
+    return TEMPLATE.format(
+        job_name=job_name,
+        nodes=nodes,
+        gpus=gpus,
+        cpus=cpus,
+        time=time,
+        repo=shlex.quote(repo),
+        partition=f"#SBATCH --partition={partition}\n" if partition else "",
+        log_dir=log_dir,
+        command=shlex.join(command),
+    )
 
 
 def main(argv=None) -> int:
@@ -54,8 +71,17 @@ def main(argv=None) -> int:
     add_command_argument(parser)
     args = parser.parse_args(argv)
     command = command_of(parser, args)
-    script = batch_script(args.nodes, args.gpus_per_node, args.cpus_per_task, args.time, args.partition,
-                          args.job_name, args.repo, args.log_dir, command)
+    script = batch_script(
+        args.nodes,
+        args.gpus_per_node,
+        args.cpus_per_task,
+        args.time,
+        args.partition,
+        args.job_name,
+        args.repo,
+        args.log_dir,
+        command,
+    )
     if args.dry_run:
         print(script, end="")
         return 0

@@ -4,14 +4,32 @@ import numpy as np
 import torch
 from transformers import CwmConfig, CwmForCausalLM
 
-LLAMA3_ROPE = dict(rope_type="llama3", rope_theta=10000.0, factor=8.0, low_freq_factor=1.0,
-                   high_freq_factor=4.0, original_max_position_embeddings=16)
+LLAMA3_ROPE = dict(
+    rope_type="llama3",
+    rope_theta=10000.0,
+    factor=8.0,
+    low_freq_factor=1.0,
+    high_freq_factor=4.0,
+    original_max_position_embeddings=16,
+)
 
 
 def tiny_hf_config(**changes) -> CwmConfig:
-    fields = dict(vocab_size=320, hidden_size=96, intermediate_size=160, num_hidden_layers=5, num_attention_heads=6,
-                  num_key_value_heads=2, head_dim=16, sliding_window=8, max_position_embeddings=128,
-                  rope_parameters=LLAMA3_ROPE, bos_token_id=1, eos_token_id=[2], pad_token_id=0)
+    fields = dict(
+        vocab_size=320,
+        hidden_size=96,
+        intermediate_size=160,
+        num_hidden_layers=5,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=8,
+        max_position_embeddings=128,
+        rope_parameters=LLAMA3_ROPE,
+        bos_token_id=1,
+        eos_token_id=[2],
+        pad_token_id=0,
+    )
     return CwmConfig(**{**fields, **changes})
 
 

@@ -5,7 +5,6 @@ import shutil
 import pytest
 
 from cwm_envs.sandbox import SandboxLimits
-
 from cwm_envs.sandbox_factory import make_sandbox
 
 
@@ -16,10 +15,13 @@ def _docker_reason():
 
 
 BACKENDS = [
-    pytest.param("bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None,
-                                                   reason="bubblewrap is not installed")),
-    pytest.param("docker", marks=[pytest.mark.docker,
-                                  pytest.mark.skipif(_docker_reason() is not None, reason=str(_docker_reason()))]),
+    pytest.param(
+        "bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+    ),
+    pytest.param(
+        "docker",
+        marks=[pytest.mark.docker, pytest.mark.skipif(_docker_reason() is not None, reason=str(_docker_reason()))],
+    ),
 ]
 
 

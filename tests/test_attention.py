@@ -23,8 +23,17 @@ def _inputs(seed=0, t=T):
 
 
 def _call(impl, q, k, v, positions, segments, window, block_size=8):
-    return impl(q, k, v, q_positions=positions, kv_positions=positions, q_segments=segments,
-                kv_segments=segments, window=window, block_size=block_size)
+    return impl(
+        q,
+        k,
+        v,
+        q_positions=positions,
+        kv_positions=positions,
+        q_segments=segments,
+        kv_segments=segments,
+        window=window,
+        block_size=block_size,
+    )
 
 
 @pytest.mark.parametrize("window", [None, 4])
@@ -36,8 +45,7 @@ def test_reference_matches_the_definition(window):
         for i in range(T):
             for h in range(HEADS):
                 g = h // (HEADS // KV)  # query head h reads kv head h // group
-                keys = [j for j in range(T) if seg[b, j] == seg[b, i] and j <= i
-                        and (window is None or i - window < j)]
+                keys = [j for j in range(T) if seg[b, j] == seg[b, i] and j <= i and (window is None or i - window < j)]
                 s = np.array([q[b, i, h] @ k[b, j, g] for j in keys]) / math.sqrt(D)
                 p = np.exp(s - s.max())
                 p /= p.sum()
@@ -57,7 +65,7 @@ def test_blockwise_equals_reference_values_and_gradients(window, block):
     np.testing.assert_allclose(blk_out, ref_out, rtol=1e-5, atol=1e-5)
     ref_grads = jax.grad(lambda *a: objective(reference.attend, *a), argnums=(0, 1, 2))(q, k, v)
     blk_grads = jax.grad(lambda *a: objective(blockwise.attend, *a), argnums=(0, 1, 2))(q, k, v)
-    for r, g in zip(ref_grads, blk_grads):
+    for r, g in zip(ref_grads, blk_grads, strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
 
 
@@ -77,13 +85,19 @@ def _largest_intermediate(jaxpr) -> int:
 def test_blockwise_never_builds_a_full_score_matrix():
     t = 256
     q, k, v, pos, seg = _inputs(t=t)
-    fn = lambda q, k, v: jnp.sum(_call(blockwise.attend, q, k, v, pos, seg, None, 32))
+
+    def fn(q, k, v):
+        return jnp.sum(_call(blockwise.attend, q, k, v, pos, seg, None, 32))
+
     full_scores = B * HEADS * t * t
     forward = jax.make_jaxpr(fn)(q, k, v).jaxpr
     backward = jax.make_jaxpr(jax.grad(fn, argnums=(0, 1, 2)))(q, k, v).jaxpr
     assert _largest_intermediate(forward) <= full_scores // 8
     assert _largest_intermediate(backward) <= full_scores // 8
-    reference_fn = lambda q, k, v: jnp.sum(_call(reference.attend, q, k, v, pos, seg, None))
+
+    def reference_fn(q, k, v):
+        return jnp.sum(_call(reference.attend, q, k, v, pos, seg, None))
+
     assert _largest_intermediate(jax.make_jaxpr(reference_fn)(q, k, v).jaxpr) >= full_scores
 
 
@@ -104,8 +118,10 @@ def test_ring_over_a_split_sequence_matches_reference(window):
         hlo = grad_fn.lower(q, k, v).compile().as_text()
     assert "collective-permute" in hlo and "all-gather" not in hlo
     np.testing.assert_allclose(out, _call(reference.attend, q, k, v, pos, seg, window), atol=1e-5)
-    for got, want in zip(grads, jax.grad(loss(reference.attend), argnums=(0, 1, 2))(q, k, v)):
+    for got, want in zip(grads, jax.grad(loss(reference.attend), argnums=(0, 1, 2))(q, k, v), strict=True):
         np.testing.assert_allclose(got, want, atol=2e-5)
     # Without a split sequence, ring is blockwise.
-    np.testing.assert_array_equal(_call(ring.attend, q, k, v, pos, seg, window, block_size=4),
-                                  _call(blockwise.attend, q, k, v, pos, seg, window, block_size=4))
+    np.testing.assert_array_equal(
+        _call(ring.attend, q, k, v, pos, seg, window, block_size=4),
+        _call(blockwise.attend, q, k, v, pos, seg, window, block_size=4),
+    )

@@ -1,6 +1,5 @@
 import json
 import pathlib
-import re
 import subprocess
 import sys
 
@@ -13,8 +12,8 @@ import cwm_jax
 from cwm_cli.main import main
 from cwm_common.errors import CwmError
 from cwm_data.tokenizer import train_sentencepiece
-from cwm_tasks.stdio_programs import load_stdio_problems
 from cwm_jax.hf.safetensors_dir import SafetensorsReader
+from cwm_tasks.stdio_programs import load_stdio_problems
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,8 +31,11 @@ def test_convert_both_ways_is_lossless(tmp_path, capsys):
 
 
 def test_user_errors_print_one_line_and_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cwm_cli.main", "convert", "hf-to-cwm", str(tmp_path / "none"),
-                             str(tmp_path / "out")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cwm_cli.main", "convert", "hf-to-cwm", str(tmp_path / "none"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "config.json: not found" in result.stderr
@@ -65,8 +67,22 @@ def test_trace_command_errors_and_incomplete_traces(tmp_path, capsys):
 def test_gen_traces_command_writes_shards_and_a_report(tmp_path, capsys):
     corpus = tmp_path / "funcs.py"
     corpus.write_text("def inc(x: int) -> int:\n    return x + 1\n")
-    assert main(["gen-traces", "functions", str(corpus), "--out", str(tmp_path / "out"), "--per-function", "3",
-                 "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "gen-traces",
+                "functions",
+                str(corpus),
+                "--out",
+                str(tmp_path / "out"),
+                "--per-function",
+                "3",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "3 jobs: kept 3" in capsys.readouterr().out
     assert (tmp_path / "out" / "functions-00000.arrayrecord").exists()
 
@@ -75,10 +91,18 @@ def test_sandbox_exec_passes_output_and_status_through():
     import shutil
 
     import pytest
+
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "cwm_cli.main", "sandbox", "exec", *args],
-                                       capture_output=True, text=True, timeout=120)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "cwm_cli.main", "sandbox", "exec", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     ok = run("--", "python3", "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)")
     assert (ok.returncode, ok.stdout, ok.stderr) == (4, "out\n", "err\n")
     slow = run("--timeout", "1", "--", "sleep", "10")
@@ -89,7 +113,9 @@ def test_sandbox_exec_passes_output_and_status_through():
 
 def test_reward_code_prints_json(tmp_path, capsys):
     (tmp_path / "sol.py").write_text("def add(a, b):\n    return a - b\n")
-    (tmp_path / "tests.py").write_text("def check(candidate):\n    assert candidate(1, 1) == 0\n    assert candidate(2, 1) == 3\n")
+    (tmp_path / "tests.py").write_text(
+        "def check(candidate):\n    assert candidate(1, 1) == 0\n    assert candidate(2, 1) == 3\n"
+    )
     assert main(["reward", "code", "--solution", str(tmp_path / "sol.py"), "--tests", str(tmp_path / "tests.py")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["reward"] == -1 and [t["passed"] for t in result["tests"]] == [True, False]
@@ -113,7 +139,9 @@ def test_reward_swe_reports_like_the_swe_bench_harness(tmp_path, capsys, monkeyp
     # A sandbox that cannot start is the infrastructure's failure, never an unresolved patch.
     import cwm_envs.sandbox_factory
 
-    monkeypatch.setattr(cwm_envs.sandbox_factory, "make_sandbox", lambda *a, **k: (_ for _ in ()).throw(OSError("no daemon")))
+    monkeypatch.setattr(
+        cwm_envs.sandbox_factory, "make_sandbox", lambda *a, **k: (_ for _ in ()).throw(OSError("no daemon"))
+    )
     assert main(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["failure_class"] == "infra_error" and not report["resolved"] and "no daemon" in report["log"]
@@ -138,8 +166,25 @@ def test_eval_stdio_runs_a_model_from_the_command_line(tmp_path, capsys):
     texts = [p.statement for p in load_stdio_problems()] * 4
     train_sentencepiece(texts, 768, str(model_dir / "tokenizer.model"))
     out = tmp_path / "result.json"
-    assert main(["eval", "stdio", "--hf", str(model_dir), "--limit", "2", "--language", "cpp",
-                 "--max-new-tokens", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "stdio",
+                "--hf",
+                str(model_dir),
+                "--limit",
+                "2",
+                "--language",
+                "cpp",
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert [i["id"] for i in result["items"]] == ["p0001/cpp", "p0002/cpp"] and result["summary"] == {"pass@1": 0.0}
     assert "stdio (2 items, 1 samples)" in capsys.readouterr().out

@@ -11,15 +11,19 @@ from cwm_data import special_tokens as st
 from cwm_data import trace_format
 from cwm_data.special_tokens import SpecialToken
 from cwm_data.tokenizer import train_sentencepiece
-from cwm_data.trace_frames import CALL, LINE, RETURN
+from cwm_data.trace_frames import CALL, RETURN
 from cwm_data.tracer import trace
 from cwm_jax.completion import ModelCompleter
 from cwm_jax.debugger import Finished, Malformed, NeuralDebugger
 
-SOURCE = ("def g(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n\n"
-          "def main(xs):\n    s = g(xs)\n    return s * 2\n")
-CODE = [json.loads(line)["code"] for line in
-        (pathlib.Path(__file__).parents[1] / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
+SOURCE = (
+    "def g(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n\n"
+    "def main(xs):\n    s = g(xs)\n    return s * 2\n"
+)
+CODE = [
+    json.loads(line)["code"]
+    for line in (pathlib.Path(__file__).parents[1] / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ class ScriptedModel:
                 nxt += depth > 0
         if nxt >= len(self.frames):
             return [[self.tokenizer.special_id(st.END_OF_TEXT)]]
-        answer = trace_format.render(context + [self.frames[nxt]], False)[len(trace_format.render(context, False)):]
+        answer = trace_format.render(context + [self.frames[nxt]], False)[len(trace_format.render(context, False)) :]
         return [self.tokenizer.encode_pieces(answer[1:] if _forced(pieces) else answer)]
 
 

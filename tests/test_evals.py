@@ -5,8 +5,8 @@ import pathlib
 from math import comb
 
 import pytest
+from sandbox_fixtures import BACKENDS
 
-from cwm_data import special_tokens as st
 from cwm_data import trace_format
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.tracer import mark_entry, trace
@@ -18,12 +18,13 @@ from cwm_jax.evals.trace_prediction_eval import evaluate_trace_prediction
 from cwm_tasks.cruxeval import direct_prompt, trace_source
 from cwm_tasks.humaneval import HumanEvalTask, humaneval_tasks
 from cwm_tasks.math_problems import MathTask
-from sandbox_fixtures import BACKENDS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRUX = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()][:6]
-CASES = [("def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n", "f", "[1, 2, 3]"),
-         ("def g(n):\n    return [i * i for i in range(n)]\n", "g", "4")]
+CASES = [
+    ("def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n", "f", "[1, 2, 3]"),
+    ("def g(n):\n    return [i * i for i in range(n)]\n", "g", "4"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_trace_prediction_metrics(tokenizer):
         source = prompt_pieces[2]
         case = next(c for c in CASES if mark_entry(c[0], c[1])[0] == source)
         real = trace(*case).frames
-        return trace_format.render(real, True)[len(trace_format.render(real[:1], False)):]
+        return trace_format.render(real, True)[len(trace_format.render(real[:1], False)) :]
 
     perfect = evaluate_trace_prediction(Oracle(tokenizer, oracle), tokenizer, CASES)
     assert perfect["summary"] == {"format_valid": 1.0, "frame_exact": 1.0, "locals": 1.0, "return_value": 1.0}
@@ -91,7 +92,9 @@ def test_math_pass_at_k(tokenizer):
 
     def oracle(pieces):
         problem = next(q for q in answers if q in "".join(pieces))
-        return [f"Add them.\n</think>\nThe sum is $\\boxed{{{answers[problem]}}}$.", ]
+        return [
+            f"Add them.\n</think>\nThe sum is $\\boxed{{{answers[problem]}}}$.",
+        ]
 
     task = MathTask(problems=problems)
     right = evaluate_pass_at_k(Oracle(tokenizer, oracle), tokenizer, task, task.prompts(), None, samples=2)

@@ -17,7 +17,7 @@ from cwm_data.tracer import START_MARKER
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "data" / "corpus"
-HOSTILE = '''
+HOSTILE = """
 import os
 
 def add(a: int, b: int) -> int:
@@ -37,7 +37,7 @@ def bomb(n):
         os.fork()
 
 EXAMPLES = {"add": ["1, 2"], "spin": ["0"], "hog": ["0"], "bomb": ["0"]}
-'''
+"""
 
 
 def _records(paths):
@@ -89,11 +89,19 @@ def test_repository_suite_is_cut_into_function_episodes(tmp_path):
     report = generate_repo_traces(str(repo), str(tmp_path), TraceLimits(max_depth=0), log=lambda m: None)
     episodes = _records(report.shards)
     entries = {ep["frames"][0]["line"].split("(")[0].split()[-1] for ep in episodes}
-    assert {"words", "ngrams", "capitalize_sentences", "build_vocabulary", "most_common", "bigram_counts",
-            "type_token_ratio"} <= entries
+    assert {
+        "words",
+        "ngrams",
+        "capitalize_sentences",
+        "build_vocabulary",
+        "most_common",
+        "bigram_counts",
+        "type_token_ratio",
+    } <= entries
     sys.path.insert(0, str(repo))
     try:
         from textkit import stats, tokens
+
         functions = {**vars(tokens), **vars(stats)}
         for ep in episodes:
             frames = [Frame.from_json(f) for f in ep["frames"]]

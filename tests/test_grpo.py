@@ -44,8 +44,9 @@ def test_clipped_objective_on_both_sides_with_masks_and_budget():
     assert float(loss) == pytest.approx(-(2.56 - 0.8 + 2.2) / 10.0, rel=1e-6)
     assert float(metrics["clip_fraction"]) == pytest.approx(2 / 3)
     # Asymmetric: a ratio of 1.25 with A>0 is inside clip-higher's 1.28 but would be clipped at 1.2.
-    loss, _ = grpo_loss(jnp.log(jnp.array([[1.25]])), jnp.zeros((1, 1)), jnp.ones((1, 1)), jnp.ones((1, 1)),
-                        0.2, 0.28, 1.0)
+    loss, _ = grpo_loss(
+        jnp.log(jnp.array([[1.25]])), jnp.zeros((1, 1)), jnp.ones((1, 1)), jnp.ones((1, 1)), 0.2, 0.28, 1.0
+    )
     assert float(loss) == pytest.approx(-1.25)
 
 
@@ -55,7 +56,6 @@ def test_no_length_normalization_and_optional_kl():
     loss, _ = grpo_loss(jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.ones((2, 3)), mask, 0.2, 0.2, budget=4.0)
     assert float(loss) == pytest.approx(-4 / 4.0)
     new, ref = jnp.log(jnp.array([[0.5]])), jnp.log(jnp.array([[0.25]]))
-    loss, metrics = grpo_loss(new, new, jnp.zeros((1, 1)), jnp.ones((1, 1)), 0.2, 0.2, 1.0, kl_coef=0.1,
-                              ref_logp=ref)
+    loss, metrics = grpo_loss(new, new, jnp.zeros((1, 1)), jnp.ones((1, 1)), 0.2, 0.2, 1.0, kl_coef=0.1, ref_logp=ref)
     k3 = 0.5 - np.log(0.5) - 1.0  # exp(ref - new) - (ref - new) - 1 with ref/new = 0.5
     assert float(metrics["kl"]) == pytest.approx(k3, rel=1e-5) and float(loss) == pytest.approx(0.1 * k3, rel=1e-5)

@@ -59,15 +59,18 @@ def test_misshaped_tensor_is_named_with_both_shapes(bad_dir):
         cwm_jax.from_hf(str(bad_dir))
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda c: c.pop("layer_types"), "layer_types"),
-    (lambda c: c.update(layer_types=c["layer_types"][:-1]), "layer_types"),
-    (lambda c: c.update(layer_types=["full_attention", "chunked_attention"] * 2), "layer_types"),
-    (lambda c: c["rope_parameters"].update(rope_type="yarn"), "rope_parameters"),
-    (lambda c: c.update(num_key_value_heads=4), "num_attention_heads"),
-    (lambda c: c.update(model_type="gpt2"), "model_type"),
-    (lambda c: c.update(tie_word_embeddings=True), "tie_word_embeddings"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda c: c.pop("layer_types"), "layer_types"),
+        (lambda c: c.update(layer_types=c["layer_types"][:-1]), "layer_types"),
+        (lambda c: c.update(layer_types=["full_attention", "chunked_attention"] * 2), "layer_types"),
+        (lambda c: c["rope_parameters"].update(rope_type="yarn"), "rope_parameters"),
+        (lambda c: c.update(num_key_value_heads=4), "num_attention_heads"),
+        (lambda c: c.update(model_type="gpt2"), "model_type"),
+        (lambda c: c.update(tie_word_embeddings=True), "tie_word_embeddings"),
+    ],
+)
 def test_bad_config_fields_are_named(bad_dir, edit, field):
     _edit_config(bad_dir, edit)
     with pytest.raises(CwmError, match=rf"config\.json: .*'{field}'"):

@@ -3,20 +3,30 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 
 import cwm_jax
-from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 
 F, S = "full_attention", "sliding_attention"
 CASES = {
     # HF default pattern (global every 4th), GQA 3, llama3 RoPE, tokens well past the window of 8.
     "default-pattern-gqa3": dict(),
     # Multi-head (GQA ratio 1), a last global layer as in native CWM, plain RoPE.
-    "mha-last-global": dict(num_key_value_heads=6, layer_types=[F, S, S, S, F], num_hidden_layers=5,
-                            rope_parameters=dict(rope_type="default", rope_theta=500000.0)),
+    "mha-last-global": dict(
+        num_key_value_heads=6,
+        layer_types=[F, S, S, S, F],
+        num_hidden_layers=5,
+        rope_parameters=dict(rope_type="default", rope_theta=500000.0),
+    ),
     # Irregular pattern, MQA, wider heads.
-    "mqa-irregular": dict(num_key_value_heads=1, num_attention_heads=4, head_dim=24, num_hidden_layers=4,
-                          layer_types=[S, F, S, S], sliding_window=5),
+    "mqa-irregular": dict(
+        num_key_value_heads=1,
+        num_attention_heads=4,
+        head_dim=24,
+        num_hidden_layers=4,
+        layer_types=[S, F, S, S],
+        sliding_window=5,
+    ),
 }
 
 

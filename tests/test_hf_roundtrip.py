@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 from safetensors.numpy import load_file
 from transformers import CwmForCausalLM
 
@@ -17,7 +18,6 @@ from cwm_common.experiment_config import load_config
 from cwm_jax.hf.safetensors_dir import INDEX, SafetensorsReader
 from cwm_jax.inference_io import load_model
 from cwm_jax.train.loop import train
-from hf_fixtures import hf_logits, tiny_hf_config, tiny_hf_model
 
 TOKENS = np.random.default_rng(3).integers(0, 320, (2, 24))
 
@@ -55,16 +55,21 @@ def test_sharded_export_reads_back_in_both(hf_dir, tmp_path):
     with open(tmp_path / INDEX) as f:
         shards = set(json.load(f)["weight_map"].values())
     assert len(shards) > 2 and all((tmp_path / s).exists() for s in shards)
-    np.testing.assert_array_equal(cwm_jax.from_hf(str(tmp_path))(jnp.asarray(TOKENS, jnp.int32)),
-                                  model(jnp.asarray(TOKENS, jnp.int32)))
+    np.testing.assert_array_equal(
+        cwm_jax.from_hf(str(tmp_path))(jnp.asarray(TOKENS, jnp.int32)), model(jnp.asarray(TOKENS, jnp.int32))
+    )
     reloaded = CwmForCausalLM.from_pretrained(str(tmp_path)).eval()
     np.testing.assert_array_equal(hf_logits(reloaded, TOKENS), hf_logits(hf_model, TOKENS))
 
 
 def test_native_model_exports_to_transformers_with_the_same_logits(tmp_path):
-    cfg = cwm_jax.from_preset("cwm-tiny", init_std=0.1, n_layers=5,
-                              layer_types=("full_attention", "sliding_attention", "sliding_attention",
-                                           "full_attention", "sliding_attention"), sliding_window=8)
+    cfg = cwm_jax.from_preset(
+        "cwm-tiny",
+        init_std=0.1,
+        n_layers=5,
+        layer_types=("full_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention"),
+        sliding_window=8,
+    )
     model = cwm_jax.CwmModel(cfg, nnx.Rngs(4))
     cwm_jax.to_hf(model, str(tmp_path))
     reloaded = CwmForCausalLM.from_pretrained(str(tmp_path)).eval()
@@ -91,9 +96,20 @@ def test_a_training_runs_checkpoint_exports_to_transformers(tmp_path, capsys):
     """Train (a few SFT-sized steps on 8 devices), then `cwm convert cwm-to-hf WORKDIR`: transformers loads
     it and gives the trained params' logits."""
     workdir = str(tmp_path / "run")
-    train(load_config("configs/tiny.py", ["--config.data.kind=synthetic", "--config.model.n_kv_heads=2",
-                                          "--config.steps=3", "--config.mesh.fsdp=2", "--config.log_every=100"]),
-          workdir, log=lambda m: None)
+    train(
+        load_config(
+            "configs/tiny.py",
+            [
+                "--config.data.kind=synthetic",
+                "--config.model.n_kv_heads=2",
+                "--config.steps=3",
+                "--config.mesh.fsdp=2",
+                "--config.log_every=100",
+            ],
+        ),
+        workdir,
+        log=lambda m: None,
+    )
     assert main(["convert", "cwm-to-hf", workdir, str(tmp_path / "hf")]) == 0
     trained = load_model(workdir)
     reloaded = CwmForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
@@ -101,4 +117,3 @@ def test_a_training_runs_checkpoint_exports_to_transformers(tmp_path, capsys):
     expected = np.asarray(trained(jnp.asarray(tokens, jnp.int32)))
     assert np.abs(hf_logits(reloaded, tokens) - expected).max() <= 1e-4
     assert "wrote" in capsys.readouterr().out
-

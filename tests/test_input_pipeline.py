@@ -18,10 +18,14 @@ from cwm_data.tracer import trace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRUXEVAL = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
-EPISODE = {"messages": [{"role": "user", "content": "List files."},
-                        {"role": "assistant", "content": "<tool: bash>\nls\n</tool>"},
-                        {"role": "tool", "name": "bash", "content": "a.py b.py"},
-                        {"role": "assistant", "content": "Two files."}]}
+EPISODE = {
+    "messages": [
+        {"role": "user", "content": "List files."},
+        {"role": "assistant", "content": "<tool: bash>\nls\n</tool>"},
+        {"role": "tool", "name": "bash", "content": "a.py b.py"},
+        {"role": "assistant", "content": "Two files."},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +34,11 @@ def corpus(tmp_path_factory):
     with ShardWriter(str(d), "traces", records_per_shard=25) as shards:
         for sample in CRUXEVAL[:60]:
             result = trace(sample["code"], "f", sample["input"])
-            shards.write(json.dumps({"source": result.source, "status": result.status,
-                                     "frames": [f.to_json() for f in result.frames]}).encode())
+            shards.write(
+                json.dumps(
+                    {"source": result.source, "status": result.status, "frames": [f.to_json() for f in result.frames]}
+                ).encode()
+            )
     (d / "agent.jsonl").write_text("".join(json.dumps({**EPISODE, "id": f"e{i}"}) + "\n" for i in range(40)))
     lines = [json.dumps({"text": f"doc {i} says " + "hello " * (i % 9)}) for i in range(101)]
     (d / "text.jsonl").write_text("\n".join(lines[:50] + ['{"text": 5}'] + lines[50:]) + "\n")
@@ -42,8 +49,11 @@ def corpus(tmp_path_factory):
 def _config(corpus, sources, **kw):
     d, trace_paths, _ = corpus
     paths = {"trace": tuple(trace_paths), "agent": (str(d / "agent.jsonl"),), "text": (str(d / "text.jsonl"),)}
-    return PipelineConfig(sources=tuple(Source(k, k, paths[k], w) for k, w in sources), tokenizer=str(d / "sp.model"),
-                          **{"seq_len": 128, "batch_size": 2, **kw})
+    return PipelineConfig(
+        sources=tuple(Source(k, k, paths[k], w) for k, w in sources),
+        tokenizer=str(d / "sp.model"),
+        **{"seq_len": 128, "batch_size": 2, **kw},
+    )
 
 
 MIXTURE = [("trace", 0.5), ("agent", 0.3), ("text", 0.2)]
@@ -54,7 +64,7 @@ def _take(iterator, n):
 
 
 def _same(a, b):
-    return len(a) == len(b) and all(all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+    return len(a) == len(b) and all(all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -68,13 +78,16 @@ def test_restored_iterator_continues_exactly(corpus, workers):
     restored.set_state(state)
     assert _same(_take(restored, 6), expected)
     batch = expected[0]
-    assert {k: v.shape for k, v in batch.items()} == {k: (2, 128) for k in ("tokens", "segment_ids", "positions",
-                                                                            "loss_mask")}
+    assert {k: v.shape for k, v in batch.items()} == {
+        k: (2, 128) for k in ("tokens", "segment_ids", "positions", "loss_mask")
+    }
 
 
 def _documents(batches, tokenizer) -> list[tuple[str, int]]:
     """The document stream back from packed rows (text after BOS, token count): join real tokens, cut at BOS."""
-    ids = np.concatenate([row[seg > 0] for b in batches for row, seg in zip(b["tokens"], b["segment_ids"])])
+    ids = np.concatenate(
+        [row[seg > 0] for b in batches for row, seg in zip(b["tokens"], b["segment_ids"], strict=True)]
+    )
     bos = tokenizer.special_id(st.BEGIN_OF_TEXT)
     cuts = np.flatnonzero(ids == bos)
     return [(tokenizer.decode(part[1:]), len(part)) for part in np.split(ids, cuts)[1:]]
@@ -95,7 +108,9 @@ def test_mixture_weights_are_token_fractions(corpus):
     batches = _take(iter(build_dataset(cfg)), 150)
     tokens = collections.Counter()
     for doc, length in _documents(batches, corpus[2])[1:-1]:  # the first and last may be cut by the window
-        kind = "trace" if doc.startswith(st.TRACE_CONTEXT_START) else "agent" if "<|start_header_id|>" in doc else "text"
+        kind = (
+            "trace" if doc.startswith(st.TRACE_CONTEXT_START) else "agent" if "<|start_header_id|>" in doc else "text"
+        )
         tokens[kind] += length
     total = sum(tokens.values())
     for kind, weight in MIXTURE:
@@ -107,7 +122,7 @@ def test_rows_are_packed_full_and_document_causal(corpus):
     segments = np.stack([b["segment_ids"] for b in batches])
     assert (segments > 0).mean() == 1.0  # no padding in an endless stream
     for b in batches:
-        for seg, pos in zip(b["segment_ids"], b["positions"]):
+        for seg, pos in zip(b["segment_ids"], b["positions"], strict=True):
             starts = np.r_[True, seg[1:] != seg[:-1]]
             assert (pos[starts] == 0).all() and (np.diff(pos)[~starts[1:]] == 1).all()
 
@@ -125,8 +140,9 @@ def test_config_errors_name_the_problem(corpus):
     with pytest.raises(CwmError, match="source 'text': kind 'html'"):
         PipelineConfig(sources=(Source("text", "html", ("x.jsonl",)),), tokenizer="t", seq_len=8, batch_size=1)
     with pytest.raises(CwmError, match="nowhere.jsonl: data file not found"):
-        build_dataset(PipelineConfig(sources=(Source("t", "text", ("nowhere.jsonl",)),), tokenizer="t", seq_len=8,
-                                     batch_size=1))
+        build_dataset(
+            PipelineConfig(sources=(Source("t", "text", ("nowhere.jsonl",)),), tokenizer="t", seq_len=8, batch_size=1)
+        )
 
 
 def _global_rows(iterators) -> list[bytes]:
@@ -138,9 +154,15 @@ def _global_rows(iterators) -> list[bytes]:
 def test_elastic_batches_keep_their_rows_when_the_process_count_changes(corpus, tmp_path):
     """4 virtual shards, global batch 8: 1, 2 or 4 processes make the same global batches, and a run saved
     by 2 processes resumes on 1 (and on 4) where it was."""
+
     def processes(count, **kw):
-        return [ElasticBatches(_config(corpus, MIXTURE, batch_size=8 // count, process_index=i, process_count=count,
-                                       **kw), virtual_shards=4) for i in range(count)]
+        return [
+            ElasticBatches(
+                _config(corpus, MIXTURE, batch_size=8 // count, process_index=i, process_count=count, **kw),
+                virtual_shards=4,
+            )
+            for i in range(count)
+        ]
 
     one = processes(1)
     expected = [_global_rows(one) for _ in range(5)]

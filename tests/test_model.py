@@ -5,9 +5,9 @@ import pytest
 from flax import nnx
 
 from cwm_jax.config import FULL, SLIDING, interleaved_layer_types
-from cwm_jax.presets import from_preset
 from cwm_jax.layer_plan import plan_layers
 from cwm_jax.model import CwmModel, positions_from_segments
+from cwm_jax.presets import from_preset
 
 # Ten layers, global every 4th plus a global last layer: a scan of 2 blocks of 4 and an unrolled tail of 2.
 TEN = (FULL, SLIDING, SLIDING, SLIDING) * 2 + (FULL, FULL)
@@ -105,5 +105,5 @@ def test_remat_keeps_values_and_gradients(remat):
         graphdef, state = nnx.split(model)
         return jax.grad(lambda s: jnp.mean(nnx.merge(graphdef, s)(tokens) ** 2))(state)
 
-    for g_plain, g_remat in zip(jax.tree.leaves(grads(plain)), jax.tree.leaves(grads(rematted))):
+    for g_plain, g_remat in zip(jax.tree.leaves(grads(plain)), jax.tree.leaves(grads(rematted)), strict=True):
         np.testing.assert_allclose(g_remat, g_plain, rtol=1e-4, atol=1e-6)

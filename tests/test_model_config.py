@@ -7,8 +7,8 @@ from flax import nnx
 
 from cwm_common.errors import CwmError
 from cwm_jax.config import FULL, SLIDING, ModelConfig, from_mapping
-from cwm_jax.presets import NAMES, from_preset, preset_fields
 from cwm_jax.model import CwmModel
+from cwm_jax.presets import NAMES, from_preset, preset_fields
 
 
 def _abstract_param_count(cfg: ModelConfig) -> int:
@@ -19,9 +19,22 @@ def _abstract_param_count(cfg: ModelConfig) -> int:
 def test_cwm_32b_is_the_released_shape():
     cfg = from_preset("cwm-32b")
     assert (cfg.n_layers, cfg.d_model, cfg.ffn_dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size) == (
-        64, 6144, 21504, 48, 8, 128, 128256)
-    assert (cfg.rope_type, cfg.rope_theta, cfg.rope_factor, cfg.rope_low_freq_factor, cfg.rope_high_freq_factor,
-            cfg.rope_original_max_len) == ("llama3", 1e6, 16.0, 1.0, 4.0, 8192)
+        64,
+        6144,
+        21504,
+        48,
+        8,
+        128,
+        128256,
+    )
+    assert (
+        cfg.rope_type,
+        cfg.rope_theta,
+        cfg.rope_factor,
+        cfg.rope_low_freq_factor,
+        cfg.rope_high_freq_factor,
+        cfg.rope_original_max_len,
+    ) == ("llama3", 1e6, 16.0, 1.0, 4.0, 8192)
     assert cfg.sliding_window == 8192 and cfg.max_seq_len == 131072 and cfg.rms_norm_eps == 1e-5
     assert [i for i, t in enumerate(cfg.layer_types) if t == FULL] == list(range(0, 64, 4))
     assert cfg.param_count() == 32_581_097_472
@@ -54,20 +67,23 @@ def _tiny(**changes):
     return from_mapping({**preset_fields("cwm-tiny"), **changes})
 
 
-@pytest.mark.parametrize("changes, field", [
-    (dict(n_kv_heads=4), "n_heads"),
-    (dict(layer_types=(FULL, SLIDING)), "layer_types"),
-    (dict(layer_types=(FULL, SLIDING, "local", SLIDING)), "layer_types"),
-    (dict(rope_type="yarn"), "rope_type"),
-    (dict(sliding_window=1024), "sliding_window"),
-    (dict(attention_impl="flash9"), "attention_impl"),
-    (dict(head_dim=33), "head_dim"),
-    (dict(d_model=0), "d_model"),
-    (dict(dtype="int8"), "dtype"),
-    (dict(remat="sometimes"), "remat"),
-    (dict(rope_low_freq_factor=5.0), "rope_high_freq_factor"),
-    (dict(rms_norm_eps=0.0), "rms_norm_eps"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        (dict(n_kv_heads=4), "n_heads"),
+        (dict(layer_types=(FULL, SLIDING)), "layer_types"),
+        (dict(layer_types=(FULL, SLIDING, "local", SLIDING)), "layer_types"),
+        (dict(rope_type="yarn"), "rope_type"),
+        (dict(sliding_window=1024), "sliding_window"),
+        (dict(attention_impl="flash9"), "attention_impl"),
+        (dict(head_dim=33), "head_dim"),
+        (dict(d_model=0), "d_model"),
+        (dict(dtype="int8"), "dtype"),
+        (dict(remat="sometimes"), "remat"),
+        (dict(rope_low_freq_factor=5.0), "rope_high_freq_factor"),
+        (dict(rms_norm_eps=0.0), "rms_norm_eps"),
+    ],
+)
 def test_invalid_fields_are_named(changes, field):
     with pytest.raises(CwmError, match=f"'{field}'"):
         _tiny(**changes)

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sandbox_fixtures import BACKENDS, sandbox_of
 
 from cwm_envs.docker_sandbox import docker_available
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox_factory import make_sandbox
-from sandbox_fixtures import BACKENDS, sandbox_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pool_serves_threads_and_replaces_dead_sandboxes(backend):
     with SandboxPool(lambda: sandbox_of(backend), 2) as pool:
+
         def job(i):
             with pool.sandbox(timeout=60) as sandbox:
                 sandbox.put_file("n.txt", str(i))
@@ -49,16 +50,18 @@ CLEANUP_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_leaves_no_container_or_process(backend, tmp_path):
     before = _leftovers(backend)
-    run = subprocess.run([sys.executable, "-c", CLEANUP_SCRIPT, backend], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", CLEANUP_SCRIPT, backend], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert "ready" in run.stdout and "KeyboardInterrupt" in run.stderr
     assert _leftovers(backend) == before
 
 
 def _leftovers(backend: str) -> list[str]:
     if backend == "docker":
-        return subprocess.run(["docker", "ps", "-aq", "--filter", "label=cwm-sandbox"], capture_output=True,
-                              text=True).stdout.split()
+        return subprocess.run(
+            ["docker", "ps", "-aq", "--filter", "label=cwm-sandbox"], capture_output=True, text=True
+        ).stdout.split()
     return sorted(p.name for p in Path("/tmp").glob("cwm-bwrap-*"))
 
 

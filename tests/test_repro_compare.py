@@ -22,17 +22,33 @@ MESH_2x2x2 = ["--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.ten
 
 
 def _train(workdir, *overrides):
-    train(load_config("configs/tiny.py", ["--config.data.kind=synthetic", "--config.model.n_kv_heads=2",
-                                          "--config.log_every=100", "--config.steps=6", "--config.checkpoint_every=3",
-                                          *overrides]), str(workdir), log=lambda m: None)
+    train(
+        load_config(
+            "configs/tiny.py",
+            [
+                "--config.data.kind=synthetic",
+                "--config.model.n_kv_heads=2",
+                "--config.log_every=100",
+                "--config.steps=6",
+                "--config.checkpoint_every=3",
+                *overrides,
+            ],
+        ),
+        str(workdir),
+        log=lambda m: None,
+    )
     return str(workdir)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("repro")
-    out = {"a": _train(root / "a", *MESH_8), "rerun": _train(root / "rerun", *MESH_8),
-           "mesh": _train(root / "mesh", *MESH_2x2x2), "seed": _train(root / "seed", *MESH_8, "--config.seed=1")}
+    out = {
+        "a": _train(root / "a", *MESH_8),
+        "rerun": _train(root / "rerun", *MESH_8),
+        "mesh": _train(root / "mesh", *MESH_2x2x2),
+        "seed": _train(root / "seed", *MESH_8, "--config.seed=1"),
+    }
     # The planted perturbation: run a, resumed from its step-3 checkpoint with a different learning rate.
     shutil.copytree(root / "a", root / "lr")
     shutil.rmtree(root / "lr" / "checkpoints" / "6")
@@ -79,7 +95,6 @@ def test_unreadable_runs_are_named(tmp_path, capsys):
     assert f"{tmp_path}/metrics.jsonl:2: not a metrics record" in capsys.readouterr().err
 
 
-
 LOAD_ON_ONE_DEVICE = """
 import sys
 import jax, numpy as np
@@ -95,6 +110,7 @@ def test_a_run_trained_on_8_devices_loads_its_params_on_one(runs):
     saved = ocp.StandardCheckpointer().restore(os.path.join(runs["a"], "checkpoints", "6", "state"))["params"]
     expected = sum(float(np.abs(np.asarray(a, np.float64)).sum()) for a in jax.tree.leaves(saved))
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    out = subprocess.run([sys.executable, "-c", LOAD_ON_ONE_DEVICE, runs["a"]], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_ON_ONE_DEVICE, runs["a"]], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[0] == "1" and float(out[1]) == expected

@@ -7,16 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sandbox_fixtures import BACKENDS, sandbox_of
 
 from cwm_envs.pool import SandboxPool
 from cwm_tasks import math_verify_pool
-from cwm_tasks.humaneval import humaneval_tasks
+from cwm_tasks.humaneval import grade_function, humaneval_tasks
 from cwm_tasks.math_problems import extract_boxed, grade_math
 from cwm_tasks.math_verify_pool import compare_in_worker
-from cwm_tasks.humaneval import grade_function
 from cwm_tasks.stdio_programs import StdioTest, grade_stdio
 from cwm_tasks.swe import grade_swe, patch_similarity, shipped_swe_tasks, similarity_reward
-from sandbox_fixtures import BACKENDS, sandbox_of
 
 MATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "math"
 
@@ -25,6 +24,7 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     tasks = humaneval_tasks()
     assert len(tasks) == 164
     with SandboxPool(lambda: sandbox_of("bwrap", timeout_s=20), 4) as pool:
+
         def grade(task, completion):
             with pool.sandbox() as sandbox:
                 return grade_function(sandbox, task.program(completion), task.tests, task.entry_point)
@@ -33,18 +33,20 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
             good = list(threads.map(lambda t: grade(t, t.canonical_solution), tasks))
             broken = list(threads.map(lambda t: grade(t, "    return None\n"), tasks))
             raising = list(threads.map(lambda t: grade(t, "    raise RuntimeError('broken')\n"), tasks))
-    assert [t.task_id for t, r in zip(tasks, good) if r.reward != 1] == []
+    assert [t.task_id for t, r in zip(tasks, good, strict=True) if r.reward != 1] == []
     assert all(r.tests and all(o.passed for o in r.tests) for r in good)
-    assert [t.task_id for t, r in zip(tasks, broken) if r.reward != -1] == []
-    assert [t.task_id for t, r in zip(tasks, raising) if r.reward != -1] == []
+    assert [t.task_id for t, r in zip(tasks, broken, strict=True) if r.reward != -1] == []
+    assert [t.task_id for t, r in zip(tasks, raising, strict=True) if r.reward != -1] == []
     assert any(0 < sum(o.passed for o in r.tests) < len(r.tests) for r in broken)  # per-test detail is kept
 
 
 def _references():
     rows = [("aime24", json.loads(line)["answer"]) for line in (MATH / "aime24.jsonl").read_text().splitlines()]
     rows += [("amc23", json.loads(line)["answer"]) for line in (MATH / "amc23.jsonl").read_text().splitlines()]
-    rows += [("gsm8k", json.loads(line)["answer"].split("####")[-1].strip().replace(",", ""))
-             for line in (MATH / "gsm8k_test.jsonl").read_text().splitlines()]
+    rows += [
+        ("gsm8k", json.loads(line)["answer"].split("####")[-1].strip().replace(",", ""))
+        for line in (MATH / "gsm8k_test.jsonl").read_text().splitlines()
+    ]
     return [(source, str(answer)) for source, answer in rows]
 
 
@@ -90,8 +92,10 @@ def test_a_comparison_past_its_deadline_kills_its_worker_and_the_next_one_works(
 
 
 PY_SUM = "n = int(input())\nprint(sum(int(x) for x in input().split()[:n]))\n"
-CPP_SUM = ("#include <iostream>\nint main(){int n; long long s=0, x; std::cin>>n; "
-           "for(int i=0;i<n;i++){std::cin>>x; s+=x;} std::cout<<s<<std::endl;}\n")
+CPP_SUM = (
+    "#include <iostream>\nint main(){int n; long long s=0, x; std::cin>>n; "
+    "for(int i=0;i<n;i++){std::cin>>x; s+=x;} std::cout<<s<<std::endl;}\n"
+)
 SUM_TESTS = [StdioTest("3\n1 2 3\n", "6\n"), StdioTest("1\n-5\n", "-5"), StdioTest("2\n10 20\n", "30\n\n")]
 
 
@@ -102,8 +106,9 @@ def test_stdin_stdout_programs_python_and_cpp(backend):
         for language, source in (("python", PY_SUM), ("cpp", CPP_SUM)):
             result = grade_stdio(sandbox, source, language, SUM_TESTS)
             assert result.reward == 1 and len(result.tests) == 3, (language, result)
-            wrong = grade_stdio(sandbox, source.replace("s+=x", "s+=x+1").replace("int(x)", "int(x) + 1"),
-                                language, SUM_TESTS)
+            wrong = grade_stdio(
+                sandbox, source.replace("s+=x", "s+=x+1").replace("int(x)", "int(x) + 1"), language, SUM_TESTS
+            )
             assert wrong.reward == -1 and not any(t.passed for t in wrong.tests)
         broken = grade_stdio(sandbox, "int main( {", "cpp", SUM_TESTS)
         assert (broken.reward, broken.status) == (-1, "compile_error")
@@ -123,14 +128,33 @@ def _patch_with(task, path: str, old: str, new: str) -> str:
 def test_swe_tasks_graded_by_fail_to_pass_and_pass_to_pass(backend):
     tasks = {t.instance_id: t for t in shipped_swe_tasks()}
     calc, slug = tasks["calc-divide-by-zero"], tasks["slugify-unicode"]
-    breaks_p2p = _patch_with(calc, "calc.py", "    return a + b", "    return a - b") + calc.gold_patch.split("\n", 1)[1]
-    cases = [(calc, calc.gold_patch, 1, "passed"), (slug, slug.gold_patch, 1, "passed"),
-             (calc, _patch_with(calc, "calc.py", "    return a / b", "    if b == 0:\n        return None\n"
-                                                                      "    return a / b\n    return a + b"), 1, "passed"),
-             (calc, breaks_p2p, -1, "failed"), (calc, "", -1, "empty_patch"),
-             (slug, _patch_with(slug, "textutil/slug.py", "text.lower()", "text.upper()"), -1, "failed"),
-             (calc, "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-nope\n+x\n", -1,
-              "patch_failed")]
+    breaks_p2p = (
+        _patch_with(calc, "calc.py", "    return a + b", "    return a - b") + calc.gold_patch.split("\n", 1)[1]
+    )
+    cases = [
+        (calc, calc.gold_patch, 1, "passed"),
+        (slug, slug.gold_patch, 1, "passed"),
+        (
+            calc,
+            _patch_with(
+                calc,
+                "calc.py",
+                "    return a / b",
+                "    if b == 0:\n        return None\n    return a / b\n    return a + b",
+            ),
+            1,
+            "passed",
+        ),
+        (calc, breaks_p2p, -1, "failed"),
+        (calc, "", -1, "empty_patch"),
+        (slug, _patch_with(slug, "textutil/slug.py", "text.lower()", "text.upper()"), -1, "failed"),
+        (
+            calc,
+            "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-nope\n+x\n",
+            -1,
+            "patch_failed",
+        ),
+    ]
     for task, patch, reward, status in cases:
         sandbox = sandbox_of(backend, timeout_s=120)
         try:
@@ -147,6 +171,7 @@ def test_patch_similarity_reward():
     calc = next(t for t in shipped_swe_tasks() if t.instance_id == "calc-divide-by-zero")
     assert patch_similarity(calc.gold_patch, calc.gold_patch) == 1.0
     from cwm_tasks.reward_result import RewardResult
+
     failed = RewardResult(-1.0, "failed")
     assert similarity_reward(failed, calc.gold_patch, calc.gold_patch) == 0.0  # -1 + 0.5 x 2
     assert similarity_reward(failed, "diff --git a/other.py b/other.py\n+x\n", calc.gold_patch) == -1.0

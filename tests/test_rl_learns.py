@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cwm_common.experiment_config import load_config
+from cwm_common.repo_paths import CONFIGS
 from cwm_jax.train.repro_compare import compare_runs
 from cwm_rl.loop import run_rl
-from cwm_common.repo_paths import CONFIGS
 from cwm_rl.story import run_story
 
 
@@ -45,17 +45,28 @@ def test_story_runs_and_reward_rises(story):
     early, late = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert rewards[0] < -0.7 and late > early + 0.3, rewards
     assert any(line.startswith("== 3/3") for line in lines) and (workdir / "rl" / "reward_curve.png").exists()
-    assert {"step", "reward_mean", "reward_mean/echo_bit", "reward_std/echo_bit", "pass_rate", "gen_tokens_per_s",
-            "episodes_per_s", "learner_tokens_per_s", "learner_wait_fraction", "staleness_mean",
-            "clip_fraction"} <= set(_metrics(workdir / "rl")[0])
+    assert {
+        "step",
+        "reward_mean",
+        "reward_mean/echo_bit",
+        "reward_std/echo_bit",
+        "pass_rate",
+        "gen_tokens_per_s",
+        "episodes_per_s",
+        "learner_tokens_per_s",
+        "learner_wait_fraction",
+        "staleness_mean",
+        "clip_fraction",
+    } <= set(_metrics(workdir / "rl")[0])
 
 
 def test_rl_resumes_from_its_last_checkpoint(story):
     workdir, result, _ = story
     # Running again with more steps resumes from the last checkpoint (step 20) and appends steps 21-22.
     logs = []
-    run_rl(_rl_config(workdir / "tiny", "--config.steps=22", "--config.rl.mode=sync"), str(workdir / "rl"),
-           log=logs.append)
+    run_rl(
+        _rl_config(workdir / "tiny", "--config.steps=22", "--config.rl.mode=sync"), str(workdir / "rl"), log=logs.append
+    )
     assert "resumed RL from step 20" in logs
     assert json.loads((workdir / "rl" / "manifest.json").read_text())["start_step"] == 20
     assert [r["step"] for r in _metrics(workdir / "rl")] == list(range(1, 23))
@@ -90,11 +101,13 @@ def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
     policy = story[0] / "tiny"
     runs = {}
     external = ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2", "--config.rl.launch_actors=False"]
-    for name, overrides in (("sync", ["--config.rl.mode=sync"]),
-                            ("thread", ["--config.rl.max_staleness=0"]),
-                            ("processes", ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2"]),
-                            ("external processes", external),
-                            ("thread, staleness 1", ["--config.rl.max_staleness=1"])):
+    for name, overrides in (
+        ("sync", ["--config.rl.mode=sync"]),
+        ("thread", ["--config.rl.max_staleness=0"]),
+        ("processes", ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2"]),
+        ("external processes", external),
+        ("thread, staleness 1", ["--config.rl.max_staleness=1"]),
+    ):
         run = _run_with_external_actors if name == "external processes" else run_rl
         out = run(_rl_config(policy, "--config.steps=3", *overrides), str(tmp_path / name), log=lambda m: None)
         runs[name] = (_metrics(tmp_path / name), jax.tree.leaves(out["state"]["params"]))
@@ -103,7 +116,7 @@ def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
     for name in ("thread", "processes", "external processes"):
         metrics, params = runs[name]
         assert [[r[k] for k in keys] for r in metrics] == [[r[k] for k in keys] for r in sync], name
-        for a, b in zip(sync_params, params):
+        for a, b in zip(sync_params, params, strict=True):
             np.testing.assert_array_equal(a, b)
     same = compare_runs(str(tmp_path / "sync"), str(tmp_path / "processes"))
     assert same.bitwise and same.first_divergent is None and "config.rl.actor_processes: 0 -> 2" in same.manifest_diff

@@ -10,10 +10,12 @@ import time
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sandbox_fixtures import BACKENDS
 
 from cwm_cli.main import main
 from cwm_common.errors import CwmError
 from cwm_common.experiment_config import load_config
+from cwm_common.repo_paths import CONFIGS
 from cwm_data import special_tokens as st
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
@@ -24,14 +26,14 @@ from cwm_rl.loop import check_rl_config
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
-from cwm_common.repo_paths import CONFIGS
 from cwm_rl.task_mixture import TaskMixture
-from cwm_tasks.swe import SweAgentTask
 from cwm_rl.weight_channels import DirectoryWeights
-from sandbox_fixtures import BACKENDS
+from cwm_tasks.swe import SweAgentTask
 
-FIX = ("<tool: edit>\nrepo/calc.py\n<<<<<<< SEARCH\n    return a / b\n=======\n    if b == 0:\n        return None\n"
-       "    return a / b\n>>>>>>> REPLACE\n</tool>")
+FIX = (
+    "<tool: edit>\nrepo/calc.py\n<<<<<<< SEARCH\n    return a / b\n=======\n    if b == 0:\n        return None\n"
+    "    return a / b\n>>>>>>> REPLACE\n</tool>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,9 @@ class Scripted:
 def _worker(tokenizer, tasks, script, backend, on_turn=None, pool_size=2, **settings):
     pool = SandboxPool(lambda: make_sandbox(backend, SandboxLimits(timeout_s=10)), pool_size)
     defaults = dict(group_size=2, max_new_tokens=64, max_turns=6, max_episode_tokens=4000, tool_timeout_s=10)
-    return pool, RolloutWorker(tokenizer, pool, tasks, RolloutSettings(**{**defaults, **settings}),
-                               Scripted(tokenizer, script, on_turn))
+    return pool, RolloutWorker(
+        tokenizer, pool, tasks, RolloutSettings(**{**defaults, **settings}), Scripted(tokenizer, script, on_turn)
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1])
@@ -83,24 +86,28 @@ def test_single_turn_scoring_and_a_dying_sandbox(tokenizer, backend):
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
     task = SweAgentTask()
-    prompt = next(p for p in (task.draw(random.Random(i)) for i in range(20))
-                  if p.meta["id"] == "calc-divide-by-zero")
-    script = [FIX, "<tool: bash>\ncd repo && python3 -c \"import calc; print(calc.divide(1, 0))\"\n</tool>",
-              "<tool: submit>\nrepo/fix.diff\n</tool>", "Done.\n</think>\n## Summary\nFixed."]
+    prompt = next(p for p in (task.draw(random.Random(i)) for i in range(20)) if p.meta["id"] == "calc-divide-by-zero")
+    script = [
+        FIX,
+        '<tool: bash>\ncd repo && python3 -c "import calc; print(calc.divide(1, 0))"\n</tool>',
+        "<tool: submit>\nrepo/fix.diff\n</tool>",
+        "Done.\n</think>\n## Summary\nFixed.",
+    ]
     pool, worker = _worker(tokenizer, {"swe": task}, script, backend)
     with pool:
         # The patch file is made by the environment here (the scripted model cannot run git itself).
-        worker.tasks["swe"].setup = lambda sandbox, meta: (task.tasks[meta["id"]].setup(sandbox),
-                                                           sandbox.put_file("repo/fix.diff",
-                                                                            task.tasks[meta["id"]].gold_patch))
+        worker.tasks["swe"].setup = lambda sandbox, meta: (
+            task.tasks[meta["id"]].setup(sandbox),
+            sandbox.put_file("repo/fix.diff", task.tasks[meta["id"]].gold_patch),
+        )
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.reward for s in samples] == [1.0, 1.0] and all(s.status == OK for s in samples)
     sample = samples[0]
     text = tokenizer.decode(sample.completion)
     assert "<|start_header_id|>tool: edit<|end_header_id|>" in text and "None" in text and "<submission>" in text
-    observation = [t for t, m in zip(sample.completion, sample.model_mask) if m == 0]
+    observation = [t for t, m in zip(sample.completion, sample.model_mask, strict=True) if m == 0]
     assert "tool: bash" in tokenizer.decode(observation) and sum(sample.model_mask) < len(sample.completion)
-    assert all(lp == 0.0 for lp, m in zip(sample.logprobs, sample.model_mask) if m == 0)
+    assert all(lp == 0.0 for lp, m in zip(sample.logprobs, sample.model_mask, strict=True) if m == 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1])
@@ -119,8 +126,9 @@ def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(to
     with pool:
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.status for s in samples] == [INFRA_FAILED, INFRA_FAILED] and not any(s.trained for s in samples)
-    pool, worker = _worker(tokenizer, {"swe": task}, ["<tool: bash>\nsleep 3\n</tool>"], backend,
-                           episode_timeout_s=2.0, max_turns=50)
+    pool, worker = _worker(
+        tokenizer, {"swe": task}, ["<tool: bash>\nsleep 3\n</tool>"], backend, episode_timeout_s=2.0, max_turns=50
+    )
     start = time.perf_counter()
     with pool:
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
@@ -149,8 +157,10 @@ def test_weights_cross_processes_through_a_directory(tmp_path):
     channel = DirectoryWeights(str(tmp_path), keep=2)
     for version in (1, 2, 3):
         channel.publish(version, {"a": {"w": params["a"]["w"] * version}, "b": params["b"]})
-    script = ("import sys, numpy as np; from cwm_rl.weight_channels import DirectoryWeights; "
-              "v, p = DirectoryWeights(sys.argv[1]).latest(); print(v, float(p['a/w'].sum()))")
+    script = (
+        "import sys, numpy as np; from cwm_rl.weight_channels import DirectoryWeights; "
+        "v, p = DirectoryWeights(sys.argv[1]).latest(); print(v, float(p['a/w'].sum()))"
+    )
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", str(float(params["a"]["w"].sum() * 3))]
     version, restored = channel.latest(like=params)
@@ -160,14 +170,30 @@ def test_weights_cross_processes_through_a_directory(tmp_path):
 
 
 def test_rollout_batches_cross_processes_through_a_directory(tmp_path):
-    samples = [Sample("echo_bit", g, [5, 6], [7, 8, 9], [1, 0, 1], [-0.25, 0.0, -1.0 / 3], 1.0 - g, 4,
-                      FAILED if g else OK, {"result": "x"}) for g in range(2)]
+    samples = [
+        Sample(
+            "echo_bit",
+            g,
+            [5, 6],
+            [7, 8, 9],
+            [1, 0, 1],
+            [-0.25, 0.0, -1.0 / 3],
+            1.0 - g,
+            4,
+            FAILED if g else OK,
+            {"result": "x"},
+        )
+        for g in range(2)
+    ]
     channel = DirectoryRollouts(str(tmp_path))
     assert channel.pop(7) is None
-    script = ("import sys; from cwm_rl.rollout_channel import DirectoryRollouts; from cwm_rl.samples import Sample; "
-              "DirectoryRollouts(sys.argv[1]).put(7, [Sample(**eval(a)) for a in sys.argv[2:]], {'seconds': 0.5})")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path), *(repr(dataclasses.asdict(s)) for s in samples)],
-                   check=True)
+    script = (
+        "import sys; from cwm_rl.rollout_channel import DirectoryRollouts; from cwm_rl.samples import Sample; "
+        "DirectoryRollouts(sys.argv[1]).put(7, [Sample(**eval(a)) for a in sys.argv[2:]], {'seconds': 0.5})"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), *(repr(dataclasses.asdict(s)) for s in samples)], check=True
+    )
     assert channel.pop(7) == (samples, {"seconds": 0.5})
     assert channel.pop(7) is None and not list(tmp_path.iterdir())  # read once, then gone
 

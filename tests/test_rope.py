@@ -1,6 +1,5 @@
 import jax.numpy as jnp
 import numpy as np
-import torch
 from transformers import CwmConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
@@ -30,14 +29,18 @@ def test_rotation_is_half_split_and_preserves_norm():
     half, k, pos = cfg.head_dim // 2, 3, 4
     angle = pos * inverse_frequencies(cfg)[k]
     a, b = x[0, pos, 0, k], x[0, pos, 0, k + half]
-    np.testing.assert_allclose(out[0, pos, 0, [k, k + half]],
-                               [a * np.cos(angle) - b * np.sin(angle), b * np.cos(angle) + a * np.sin(angle)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        out[0, pos, 0, [k, k + half]],
+        [a * np.cos(angle) - b * np.sin(angle), b * np.cos(angle) + a * np.sin(angle)],
+        rtol=1e-5,
+    )
     # Attention scores depend only on the relative position.
     q, kk = np.random.default_rng(1).normal(size=(2, cfg.head_dim)).astype(np.float32)
 
     def score(pq, pk):
-        tables = lambda p: rotary_tables(cfg, jnp.array([[p]]))
+        def tables(p):
+            return rotary_tables(cfg, jnp.array([[p]]))
+
         rq = apply_rotary(jnp.asarray(q)[None, None, None], *tables(pq))
         rk = apply_rotary(jnp.asarray(kk)[None, None, None], *tables(pk))
         return float(jnp.sum(rq * rk))

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from hf_fixtures import tiny_hf_config, tiny_hf_model
 
 import cwm_jax
 from cwm_jax.kv_cache import cache_bytes_per_token
 from cwm_jax.model import CwmModel
 from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings
-from hf_fixtures import tiny_hf_config, tiny_hf_model
 
 F, S = "full_attention", "sliding_attention"
 RNG = np.random.default_rng(0)
@@ -32,15 +32,16 @@ def _greedy_by_recomputing(model, prompt, steps):
     for _ in range(steps):
         logits = model(jnp.asarray([tokens], jnp.int32))
         tokens.append(int(jnp.argmax(logits[0, -1])))
-    return tokens[len(prompt):]
+    return tokens[len(prompt) :]
 
 
 def test_greedy_equals_transformers_generate_across_the_window(pair):
     hf, model = pair
     prompt = PROMPTS[0]  # 20 tokens, window 8; 15 more cross it again
     with torch.no_grad():
-        expected = hf.generate(torch.tensor([prompt]), max_new_tokens=15, do_sample=False, eos_token_id=None,
-                               pad_token_id=0)[0, len(prompt):].tolist()
+        expected = hf.generate(
+            torch.tensor([prompt]), max_new_tokens=15, do_sample=False, eos_token_id=None, pad_token_id=0
+        )[0, len(prompt) :].tolist()
     assert cwm_jax.generate(model, [prompt], 15) == [expected]
 
 
@@ -63,7 +64,7 @@ def test_stops_limits_logprobs_and_sampling(pair):
     greedy = cwm_jax.generate(model, PROMPTS, 15)
     stop = greedy[0][4]
     out = cwm_jax.generate(model, PROMPTS, [15, 3, 15], stop_tokens=(stop,))
-    assert out[0] == greedy[0][:greedy[0].index(stop) + 1] and out[1] == greedy[1][:3]
+    assert out[0] == greedy[0][: greedy[0].index(stop) + 1] and out[1] == greedy[1][:3]
     tokens, logps = cwm_jax.generate(model, [PROMPTS[1]], 5, return_logprobs=True)
     full = jax.nn.log_softmax(model(jnp.asarray([PROMPTS[1] + tokens[0]], jnp.int32))[0], axis=-1)
     want = [float(full[len(PROMPTS[1]) - 1 + i, t]) for i, t in enumerate(tokens[0])]
@@ -84,7 +85,7 @@ def test_blockwise_cache_attention_generates_what_reference_does(pair):
         want, want_logps = cwm_jax.generate(model, PROMPTS, 15, prefill_chunk=chunk, return_logprobs=True)
         got, logps = cwm_jax.generate(blocked, PROMPTS, 15, prefill_chunk=chunk, return_logprobs=True)
         assert got == want
-        for a, b in zip(logps, want_logps):
+        for a, b in zip(logps, want_logps, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-4)
 
 

@@ -6,10 +6,10 @@ import subprocess
 import time
 
 import pytest
+from sandbox_fixtures import BACKENDS, sandbox_of
 
 from cwm_envs.sandbox import TIMEOUT_EXIT
 from cwm_tasks.humaneval import grade_function
-from sandbox_fixtures import BACKENDS, sandbox_of
 
 HOST_SECRET = "/root/cwm-host-secret.txt"
 HOST_FILE = "/tmp/cwm-host-file.txt"
@@ -20,11 +20,13 @@ ATTACKS = {
     "infinite loop": "while True:\n    pass\n",
     "100 MB of stdout": "import sys\nsys.stdout.write('x' * 100_000_000)\n",
     "network": "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n",
-    "write outside": f"open('/usr/cwm-evil', 'w').write('x')\n",
+    "write outside": "open('/usr/cwm-evil', 'w').write('x')\n",
     "overwrite host file": f"open('{HOST_FILE}', 'w').write('changed')\nopen('/etc/passwd', 'a').write('x')\n",
     "read host files": f"print(open('{HOST_SECRET}').read())\n",
     "kill the parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n",
-    "background process": "import subprocess\nsubprocess.Popen(['sleep', '1000'], start_new_session=True)\nraise SystemExit(3)\n",
+    "background process": (
+        "import subprocess\nsubprocess.Popen(['sleep', '1000'], start_new_session=True)\nraise SystemExit(3)\n"
+    ),
 }
 
 
@@ -48,8 +50,9 @@ def _containers() -> list[str]:
     """This process's sandbox containers (another run's, or a crashed one's, are not this test's business)."""
     from cwm_envs.docker_sandbox import owner_label
 
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cwm-sandbox={owner_label()}"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=cwm-sandbox={owner_label()}"], capture_output=True, text=True
+    )
     return out.stdout.split()
 
 
@@ -91,8 +94,9 @@ def test_attacks_submitted_as_solutions_score_minus_one(backend):
     try:
         for name, program in ATTACKS.items():
             start = time.perf_counter()
-            result = grade_function(sandbox, "def f():\n    return 1\n" + program, "def check(c):\n    assert c() == 1\n",
-                                    "f", timeout=4.0)
+            result = grade_function(
+                sandbox, "def f():\n    return 1\n" + program, "def check(c):\n    assert c() == 1\n", "f", timeout=4.0
+            )
             sandbox.reset()
             assert result.reward == -1, (name, result.status)
             assert time.perf_counter() - start < 4.0 + 30.0, name  # ended by its deadline, not hung
@@ -104,8 +108,9 @@ def test_attacks_submitted_as_solutions_score_minus_one(backend):
 def test_exec_stdin_files_and_status(backend):
     sandbox = sandbox_of(backend)
     try:
-        result = sandbox.exec(["python3", "-c", "import sys; d = sys.stdin.read(); print(d.upper()); sys.exit(3)"],
-                              stdin="hello")
+        result = sandbox.exec(
+            ["python3", "-c", "import sys; d = sys.stdin.read(); print(d.upper()); sys.exit(3)"], stdin="hello"
+        )
         assert (result.exit_code, result.stdout) == (3, b"HELLO\n")
         sandbox.put_file("dir/a.txt", "content")
         assert sandbox.exec("cat dir/a.txt; echo more >> dir/a.txt").ok

@@ -2,6 +2,7 @@
 as CWM does; a 3x2 toy sweep of tiny models trains, fits and plots end to end, skips what finished, and
 emits launch commands that train a run exactly as the sweep would."""
 
+import itertools
 import json
 import os
 import shlex
@@ -26,13 +27,13 @@ def test_power_law_fit_recovers_known_exponents_and_its_uncertainty_is_calibrate
     rng = np.random.default_rng(0)
     compute = np.geomspace(1e18, 1e21, 12)
     inside = 0
-    for trial in range(200):
-        lr = 19.29 * compute ** -0.177 * np.exp(rng.normal(0, 0.05, compute.shape))
+    for _trial in range(200):
+        lr = 19.29 * compute**-0.177 * np.exp(rng.normal(0, 0.05, compute.shape))
         fit = fit_power_law(compute, lr)
         assert abs(fit.exponent + 0.177) < 0.03 and abs(fit.coefficient / 19.29 - 1) < 2.0
         inside += abs(fit.exponent + 0.177) < 2 * fit.exponent_stderr
     assert 0.88 <= inside / 200 <= 0.99  # ~95% of 2-sigma intervals cover the true exponent
-    exact = fit_power_law(compute, 30.17 * compute ** 0.231)
+    exact = fit_power_law(compute, 30.17 * compute**0.231)
     assert exact.exponent == pytest.approx(0.231, abs=1e-9) and exact.coefficient == pytest.approx(30.17, rel=1e-6)
     with pytest.raises(ValueError, match="two distinct x"):
         fit_power_law([1e18, 1e18], [1.0, 2.0])
@@ -52,9 +53,12 @@ def test_plans_count_compute_as_cwm_does():
     # The paper's 8 compute scales over 2e18-2e20, each about 1.9x the last; depth changes bring CWM's interleave.
     scales = sorted({r.flops_per_token * r.token_budget for r in runs})
     assert len(scales) == 8 and 1.8e18 < scales[0] < 2.2e18 and 1.8e20 < scales[-1] < 2.2e20
-    assert all(1.4 < b / a < 2.6 for a, b in zip(scales, scales[1:]))
+    assert all(1.4 < b / a < 2.6 for a, b in itertools.pairwise(scales))
     for r in runs:
-        assert len(r.config.model.layer_types) == r.config.model.n_layers and r.config.model.layer_types[0] == "full_attention"
+        assert (
+            len(r.config.model.layer_types) == r.config.model.n_layers
+            and r.config.model.layer_types[0] == "full_attention"
+        )
     toy = load_config("configs/sweeps/toy.py", ["--config.sweep.data_to_model_ratio=40.0"])
     with pytest.raises(CwmError, match="config field 'sweep.tokens' or 'sweep.data_to_model_ratio': give exactly one"):
         plan_runs(toy)
@@ -79,8 +83,9 @@ def test_toy_sweep_fits_through_its_points(toy_sweep):
     for point in fit["frontier"]:
         predicted = law["coefficient"] * point["compute"] ** law["exponent"]
         assert abs(predicted / point["smoothed_loss"] - 1) < 0.05
-        assert point["smoothed_loss"] == min(r["smoothed_loss"] for r in result["rows"]
-                                             if r["compute"] == point["compute"])
+        assert point["smoothed_loss"] == min(
+            r["smoothed_loss"] for r in result["rows"] if r["compute"] == point["compute"]
+        )
     for png in ("loss_vs_compute.png", "hyperparameters_vs_compute.png"):
         assert os.path.getsize(os.path.join(workdir, png)) > 10_000
     with open(os.path.join(workdir, "results.csv")) as f:
@@ -99,12 +104,16 @@ def test_resuming_the_sweep_reruns_nothing_and_emitted_commands_train_like_the_s
     slurm.sweep.launcher_args = "--nodes 1 --gpus-per-node 8"
     emitted = run_sweep(slurm, workdir, emit="slurm", log=lambda m: None)
     assert len(emitted["commands"]) == 1 and emitted["trained"] == []
-    assert emitted["commands"][0].startswith("python launch/slurm.py --nodes 1 --gpus-per-node 8 -- cwm train --config ")
+    assert emitted["commands"][0].startswith(
+        "python launch/slurm.py --nodes 1 --gpus-per-node 8 -- cwm train --config "
+    )
     command = shlex.split(run_sweep(cfg, workdir, emit="local", log=lambda m: None)["commands"][0])
     assert command[:2] == ["cwm", "train"]
     subprocess.run([sys.executable, "-m", "cwm_cli.main", *command[1:]], check=True, capture_output=True)
     final = run_sweep(cfg, workdir, log=lambda m: None)
-    assert final["trained"] == [] and final["rows"][0]["smoothed_loss"] == pytest.approx(lost["smoothed_loss"], abs=1e-6)
+    assert final["trained"] == [] and final["rows"][0]["smoothed_loss"] == pytest.approx(
+        lost["smoothed_loss"], abs=1e-6
+    )
 
 
 def test_a_run_whose_config_changed_is_not_silently_mixed_in(toy_sweep):
@@ -121,13 +130,29 @@ def test_quadratic_optimum_recovers_the_laws_between_the_samples():
     rng = np.random.default_rng(1)
     rows = []
     for level, compute in enumerate(np.geomspace(2e18, 2e20, 8)):
-        lr_opt, bs_opt = 19.29 * compute ** -0.177, 30.17 * compute ** 0.231
+        lr_opt, bs_opt = 19.29 * compute**-0.177, 30.17 * compute**0.231
         for i in range(12):
             lr, bs = lr_opt * 4 ** rng.uniform(-1, 1), bs_opt * 4 ** rng.uniform(-1, 1)
-            loss = (3.0 - 0.1 * level + 0.2 * np.log(lr / lr_opt) ** 2 + 0.1 * np.log(bs / bs_opt) ** 2
-                    + rng.normal(0, 0.002))
-            rows.append({"run": f"{level}-{i}", "model": f"m{level}", "token_budget": 1, "compute": compute,
-                         "smoothed_loss": loss, "lr": lr, "batch_size": 1, "batch_tokens": bs, "curve": []})
+            loss = (
+                3.0
+                - 0.1 * level
+                + 0.2 * np.log(lr / lr_opt) ** 2
+                + 0.1 * np.log(bs / bs_opt) ** 2
+                + rng.normal(0, 0.002)
+            )
+            rows.append(
+                {
+                    "run": f"{level}-{i}",
+                    "model": f"m{level}",
+                    "token_budget": 1,
+                    "compute": compute,
+                    "smoothed_loss": loss,
+                    "lr": lr,
+                    "batch_size": 1,
+                    "batch_tokens": bs,
+                    "curve": [],
+                }
+            )
     quadratic, best = fit_sweep(rows, "quadratic"), fit_sweep(rows, "best")
     assert all(p["optimum"] == "quadratic" for p in quadratic["frontier"])
     assert abs(quadratic["lr_vs_compute"]["exponent"] + 0.177) < 0.01

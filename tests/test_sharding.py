@@ -9,11 +9,10 @@ import pytest
 from flax import nnx
 
 from cwm_common.errors import CwmError
-from cwm_jax.presets import from_preset
 from cwm_jax.loss import next_token_loss
 from cwm_jax.model import CwmModel
-from cwm_jax.sharding import (ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape,
-                              spec_for)
+from cwm_jax.presets import from_preset
+from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape, spec_for
 from cwm_jax.train.state import abstract_model
 
 CFG = from_preset("cwm-tiny", n_kv_heads=2, init_std=0.1, sliding_window=8)
@@ -23,13 +22,19 @@ def _loss_and_grads(params, graphdef, tokens, segments):
     def loss(p):
         total, count = next_token_loss(nnx.merge(graphdef, p)(tokens, segment_ids=segments), tokens)
         return total / count
+
     return jax.value_and_grad(loss)(params)
 
 
-@pytest.mark.parametrize("mesh_spec,attention", [(dict(data=2, fsdp=2, tensor=2), "reference"),
-                                                 (dict(data=2, tensor=2, sequence=2), "reference"),
-                                                 (dict(fsdp=8), "reference"),
-                                                 (dict(data=2, sequence=4), "ring")])
+@pytest.mark.parametrize(
+    "mesh_spec,attention",
+    [
+        (dict(data=2, fsdp=2, tensor=2), "reference"),
+        (dict(data=2, tensor=2, sequence=2), "reference"),
+        (dict(fsdp=8), "reference"),
+        (dict(data=2, sequence=4), "ring"),
+    ],
+)
 def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
     """Against one device with reference attention; ring attention passes K/V around the sequence axis."""
     graphdef, state = nnx.split(CwmModel(CFG, nnx.Rngs(0)))
@@ -42,8 +47,9 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
     mesh = make_mesh(mesh_spec)
     rules = ShardingRules()
     shardings = param_shardings(state, mesh, rules)
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: CwmModel(CFG.replace(attention_impl=attention,
-                                                                        attention_block_size=4), nnx.Rngs(0))))
+    graphdef, _ = nnx.split(
+        nnx.eval_shape(lambda: CwmModel(CFG.replace(attention_impl=attention, attention_block_size=4), nnx.Rngs(0)))
+    )
     with jax.set_mesh(mesh), activation_rules(rules):
         sharded = jax.device_put(params, shardings)
         step = jax.jit(_loss_and_grads, static_argnums=1, out_shardings=(None, shardings))
@@ -53,7 +59,7 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
             assert "collective-permute" in hlo
     assert len(jax.tree.leaves(sharded)[0].sharding.device_set) > 1 or mesh_spec.get("fsdp") != 8
     assert abs(float(loss) - float(expected_loss)) <= 1e-5
-    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-5 * max(1, np.abs(want).max()))
     q = sharded["layers"]["attn"]["q"]
     assert q.sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor", None)
@@ -61,7 +67,9 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
 
 def test_mesh_sizes_and_errors():
     assert resolve_mesh_shape({"data": -1, "tensor": 2}, 8) == {"data": 4, "fsdp": 1, "tensor": 2, "sequence": 1}
-    with pytest.raises(CwmError, match=r"'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices, but there are 8"):
+    with pytest.raises(
+        CwmError, match=r"'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices, but there are 8"
+    ):
         resolve_mesh_shape({"data": 3}, 8)
     with pytest.raises(CwmError, match="'mesh' may have only one axis of -1"):
         resolve_mesh_shape({"data": -1, "fsdp": -1}, 8)
@@ -73,8 +81,11 @@ def test_mesh_sizes_and_errors():
 
 def test_a_rule_that_cannot_divide_names_tensor_dimension_and_axis():
     _, state = nnx.split(nnx.eval_shape(lambda: CwmModel(from_preset("cwm-tiny"), nnx.Rngs(0))))  # 1 KV head
-    with pytest.raises(CwmError, match=r"cannot shard parameter 'layers/attn/k': dimension 2 \('kv_heads', size 1\) "
-                                       r"does not divide over mesh axis tensor \(2 ways\)"):
+    with pytest.raises(
+        CwmError,
+        match=r"cannot shard parameter 'layers/attn/k': dimension 2 \('kv_heads', size 1\) "
+        r"does not divide over mesh axis tensor \(2 ways\)",
+    ):
         param_shardings(state, make_mesh(dict(data=4, tensor=2)), ShardingRules())
     with pytest.raises(CwmError, match="'param_rules' names an unknown logical axis 'hidden'"):
         ShardingRules.with_overrides(params={"hidden": "fsdp"})

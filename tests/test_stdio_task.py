@@ -6,6 +6,7 @@ import argparse
 import pathlib
 
 import pytest
+from sandbox_fixtures import BACKENDS, sandbox_of
 
 from cwm_cli.eval_command import evaluate
 from cwm_common.repo_paths import BENCHMARKS
@@ -16,7 +17,6 @@ from cwm_envs.sandbox_factory import make_sandbox
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.task_mixture import TaskMixture
 from cwm_tasks.stdio_programs import StdioTask, extract_code, load_stdio_problems
-from sandbox_fixtures import BACKENDS, sandbox_of
 
 SOLUTIONS = pathlib.Path(BENCHMARKS) / "stdio" / "solutions"
 EXTENSIONS = {"python": "py", "cpp": "cpp"}
@@ -95,8 +95,9 @@ class Solver:
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    texts = [p.statement for p in load_stdio_problems()] + [reference(f"p000{i}", lang) for i in range(1, 7)
-                                                            for lang in ("python", "cpp")]
+    texts = [p.statement for p in load_stdio_problems()] + [
+        reference(f"p000{i}", lang) for i in range(1, 7) for lang in ("python", "cpp")
+    ]
     return train_sentencepiece(texts, 600, str(tmp_path_factory.mktemp("tok") / "t.model"))
 
 
@@ -105,8 +106,12 @@ def test_cwm_eval_stdio_scores_pass_at_k(tokenizer, backend):
     args = argparse.Namespace(limit=4, samples=1, temperature=0.0, max_new_tokens=64, language=None, backend=backend)
     right = evaluate("stdio", Solver(tokenizer, True), tokenizer, args)
     wrong_result = evaluate("stdio", Solver(tokenizer, False), tokenizer, args)
-    assert right["n"] == 4 and [i["id"] for i in right["items"]] == ["p0001/python", "p0001/cpp", "p0002/python",
-                                                                       "p0002/cpp"]
+    assert right["n"] == 4 and [i["id"] for i in right["items"]] == [
+        "p0001/python",
+        "p0001/cpp",
+        "p0002/python",
+        "p0002/cpp",
+    ]
     assert right["summary"] == {"pass@1": 1.0} and wrong_result["summary"] == {"pass@1": 0.0}
 
 

@@ -13,9 +13,18 @@ from cwm_data.tokenizer import CwmTokenizer, train_sentencepiece
 from cwm_data.tracer import trace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CODE = [json.loads(line)["code"] for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
-TEXTS = ["def f(x):\n    return x + 1\n", "\tTabs  and   spaces\n\n\n", "héllo ✓ 🐍 ünïcode", "", " ",
-         "<|frame_sep|> <|end_of_text|><s></s><unk>", "x = '<|eot_id|>'"]
+CODE = [
+    json.loads(line)["code"] for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()
+]
+TEXTS = [
+    "def f(x):\n    return x + 1\n",
+    "\tTabs  and   spaces\n\n\n",
+    "héllo ✓ 🐍 ünïcode",
+    "",
+    " ",
+    "<|frame_sep|> <|end_of_text|><s></s><unk>",
+    "x = '<|eot_id|>'",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +37,10 @@ def llama3_layout(tmp_path_factory):
     """A rank file with exactly 128,000 tokens, like the released one: specials must land at 128000+."""
     tokens = [bytes([b]) for b in range(256)]
     tokens += [bytes(p) for p in itertools.product(range(256), repeat=2)]
-    tokens += [bytes(p) for p in itertools.islice(itertools.product(range(97, 123), range(256), range(256)),
-                                                   128000 - len(tokens))]
+    tokens += [
+        bytes(p)
+        for p in itertools.islice(itertools.product(range(97, 123), range(256), range(256)), 128000 - len(tokens))
+    ]
     path = tmp_path_factory.mktemp("tk") / "tokenizer.model"
     path.write_bytes(b"".join(base64.b64encode(t) + b" %d\n" % i for i, t in enumerate(tokens)))
     return CwmTokenizer.load(str(path))
@@ -55,7 +66,11 @@ def test_round_trip_and_special_ids(which, request):
 def test_released_layout_ids(llama3_layout):
     assert llama3_layout.n_regular == 128000
     assert [llama3_layout.special_id(n) for n in (st.BEGIN_OF_TEXT, st.END_OF_TEXT, st.EOT, st.FRAME_SEP)] == [
-        128000, 128001, 128009, 128100]
+        128000,
+        128001,
+        128009,
+        128100,
+    ]
     assert llama3_layout.special_id("<|reserved_special_token_10|>") == 128010
     assert llama3_layout.decode_pieces([128103]) == [special(st.CALL_SEP)]
     assert isinstance(llama3_layout.decode_pieces([128103])[0], SpecialToken)

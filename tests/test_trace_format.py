@@ -11,14 +11,19 @@ from cwm_data.tracer import trace
 HERE = pathlib.Path(__file__).parent
 CASES_SOURCE = (HERE / "data" / "trace_cases.py").read_text()
 exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace := {})
-CRUXEVAL = [json.loads(line) for line in
-            (HERE.parent / "data" / "benchmarks" / "cruxeval" / "cruxeval.jsonl").read_text().splitlines()]
+CRUXEVAL = [
+    json.loads(line)
+    for line in (HERE.parent / "data" / "benchmarks" / "cruxeval" / "cruxeval.jsonl").read_text().splitlines()
+]
 
-GOLDEN_SOURCE = "def g(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef main():\n    return g([2, 5])\n"
+GOLDEN_SOURCE = (
+    "def g(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n\n"
+    "def main():\n    return g([2, 5])\n"
+)
 # CWM.md section 3.2, written out by hand from the format specification.
 GOLDEN_TRACE = (
-    '<|call_sep|>{}<|action_sep|>def main():  # << START_OF_TRACE\n<|frame_sep|>'
-    '<|line_sep|>{}<|action_sep|>    return g([2, 5])\n<|frame_sep|>'
+    "<|call_sep|>{}<|action_sep|>def main():  # << START_OF_TRACE\n<|frame_sep|>"
+    "<|line_sep|>{}<|action_sep|>    return g([2, 5])\n<|frame_sep|>"
     '<|call_sep|>{"xs": "[2, 5]"}<|action_sep|>def g(xs):\n<|frame_sep|>'
     '<|line_sep|>{"xs": ".."}<|action_sep|>    total = 0\n<|frame_sep|>'
     '<|line_sep|>{"xs": "..", "total": "0"}<|action_sep|>    for x in xs:\n<|frame_sep|>'
@@ -29,15 +34,19 @@ GOLDEN_TRACE = (
     '<|line_sep|>{"xs": "..", "total": "..", "x": ".."}<|action_sep|>    return total\n<|frame_sep|>'
     '<|return_sep|><|action_sep|>    return total\n<|arg_sep|>"7"<|frame_sep|>'
     '<|return_sep|><|action_sep|>    return g([2, 5])\n<|arg_sep|>"7"<|frame_sep|>'
-    '<|end_of_text|>')
+    "<|end_of_text|>"
+)
 
 
 def test_golden_trace_token_for_token():
     result = trace(GOLDEN_SOURCE, "main")
     pieces = tf.prompt(result.source) + tf.render(result.frames, result.complete)
-    expected = ("<|begin_of_text|><|trace_context_start|>"
-                + GOLDEN_SOURCE.replace("def main():", "def main():  # << START_OF_TRACE")
-                + "<|frame_sep|>" + GOLDEN_TRACE)
+    expected = (
+        "<|begin_of_text|><|trace_context_start|>"
+        + GOLDEN_SOURCE.replace("def main():", "def main():  # << START_OF_TRACE")
+        + "<|frame_sep|>"
+        + GOLDEN_TRACE
+    )
     assert tf.to_text(pieces) == expected
     specials = [p for p in pieces if isinstance(p, SpecialToken)]
     assert specials[:3] == [st.BEGIN_OF_TEXT, st.TRACE_CONTEXT_START, st.FRAME_SEP]
@@ -66,8 +75,10 @@ def test_round_trip_of_all_cruxeval_traces_through_text():
 def test_round_trip_when_an_exception_leaves_through_finally():
     # Python reports no exception where g leaves after its finally block; the tracer adds one there so a
     # reader knows g ended and resolves f's ".." against f's own values.
-    source = ("def g(x):\n    try:\n        raise KeyError(x)\n    finally:\n        x = 0\n\n"
-              "def f(x):\n    y = x\n    try:\n        g(x)\n    except KeyError:\n        y = y + 1\n    return x, y\n")
+    source = (
+        "def g(x):\n    try:\n        raise KeyError(x)\n    finally:\n        x = 0\n\n"
+        "def f(x):\n    y = x\n    try:\n        g(x)\n    except KeyError:\n        y = y + 1\n    return x, y\n"
+    )
     result = trace(source, "f", "0")
     _round_trip(result)
     kinds = [(f.event, f.line.strip()) for f in result.frames]
@@ -87,17 +98,27 @@ def _broken(text):
     return tf.validate(tf.split_text(text))
 
 
-@pytest.mark.parametrize("text, where, what", [
-    (GOLDEN_TRACE.replace('"7"<|frame_sep|><|return_sep|>', '"7"<|return_sep|>', 1), "frame 10", "expected <|frame_sep|>"),
-    (GOLDEN_TRACE.replace('{"xs": "[2, 5]"}', '{"xs": ".."}'), "frame 2", "call frame"),
-    (GOLDEN_TRACE.replace('{"xs": "..", "total": "0"}', '{"xs": "..", "total": ".."}'), "frame 4", "'total'"),
-    (GOLDEN_TRACE.replace('{"xs": ".."}', '{"xs": ".."'), "frame 3", "not valid JSON"),
-    (GOLDEN_TRACE.replace('"7"<|frame_sep|><|end', '7<|frame_sep|><|end'), "frame 11", "JSON string"),
-    ('<|line_sep|>{}<|action_sep|>x\n<|frame_sep|>', "frame 0", "outside any scope"),
-    (GOLDEN_TRACE + "more", "frame 12", "after <|end_of_text|>"),
-    (GOLDEN_TRACE.replace('<|return_sep|><|action_sep|>    return g([2, 5])\n<|arg_sep|>"7"<|frame_sep|>', ''),
-     "frame 11", "still running"),
-])
+@pytest.mark.parametrize(
+    "text, where, what",
+    [
+        (
+            GOLDEN_TRACE.replace('"7"<|frame_sep|><|return_sep|>', '"7"<|return_sep|>', 1),
+            "frame 10",
+            "expected <|frame_sep|>",
+        ),
+        (GOLDEN_TRACE.replace('{"xs": "[2, 5]"}', '{"xs": ".."}'), "frame 2", "call frame"),
+        (GOLDEN_TRACE.replace('{"xs": "..", "total": "0"}', '{"xs": "..", "total": ".."}'), "frame 4", "'total'"),
+        (GOLDEN_TRACE.replace('{"xs": ".."}', '{"xs": ".."'), "frame 3", "not valid JSON"),
+        (GOLDEN_TRACE.replace('"7"<|frame_sep|><|end', "7<|frame_sep|><|end"), "frame 11", "JSON string"),
+        ("<|line_sep|>{}<|action_sep|>x\n<|frame_sep|>", "frame 0", "outside any scope"),
+        (GOLDEN_TRACE + "more", "frame 12", "after <|end_of_text|>"),
+        (
+            GOLDEN_TRACE.replace('<|return_sep|><|action_sep|>    return g([2, 5])\n<|arg_sep|>"7"<|frame_sep|>', ""),
+            "frame 11",
+            "still running",
+        ),
+    ],
+)
 def test_validator_says_where_a_trace_breaks(text, where, what):
     problem = _broken(text)
     assert problem is not None and problem.startswith(where) and what in problem

@@ -2,11 +2,10 @@
 
 import time
 
-from cwm_data.trace_frames import KILLED, MEMORY_LIMIT, OK, STEP_LIMIT, TIMEOUT
+from cwm_data.trace_frames import KILLED, MEMORY_LIMIT, OK, STEP_LIMIT, TIMEOUT, TraceLimits
 from cwm_data.trace_runner import run_trace
-from cwm_data.trace_frames import TraceLimits
 
-SOURCE = '''
+SOURCE = """
 import os, time
 
 def add(a, b):
@@ -47,7 +46,7 @@ def noisy():
     print("to captured stdout")
     os.write(1, b"straight to fd 1")
     return 1
-'''
+"""
 LIMITS = TraceLimits(timeout_s=1.0, memory_mb=300)
 
 

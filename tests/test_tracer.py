@@ -7,16 +7,17 @@ import sys
 import pytest
 
 from cwm_data.safe_repr import safe_repr
-from cwm_data.trace_frames import CALL, EXCEPTION, EXCEPTION_EXIT, LINE, OK, RETURN, STEP_LIMIT, TIMEOUT
-from cwm_data.trace_frames import TraceLimits
+from cwm_data.trace_frames import CALL, EXCEPTION, EXCEPTION_EXIT, LINE, OK, RETURN, STEP_LIMIT, TIMEOUT, TraceLimits
 from cwm_data.tracer import FILENAME, START_MARKER, trace
 
 HERE = pathlib.Path(__file__).parent
 CASES_SOURCE = (HERE / "data" / "trace_cases.py").read_text()
 exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace := {})
 CASES = namespace["CASES"]
-CRUXEVAL = [json.loads(line) for line in
-            (HERE.parent / "data" / "benchmarks" / "cruxeval" / "cruxeval.jsonl").read_text().splitlines()]
+CRUXEVAL = [
+    json.loads(line)
+    for line in (HERE.parent / "data" / "benchmarks" / "cruxeval" / "cruxeval.jsonl").read_text().splitlines()
+]
 _NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 
 
@@ -51,7 +52,7 @@ def settrace_reference(source: str, entry: str, call_args: str):
 
 
 def traced_lines(result) -> list[int]:
-    return [n for f, n in zip(result.frames, result.linenos) if f.event == LINE]
+    return [n for f, n in zip(result.frames, result.linenos, strict=True) if f.event == LINE]
 
 
 @pytest.mark.parametrize("entry, call_args", CASES, ids=[f"{e}({a})" for e, a in CASES])

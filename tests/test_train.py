@@ -8,26 +8,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from cwm_cli.main import main
 from cwm_common.errors import CwmError
 from cwm_common.experiment_config import load_config
 from cwm_jax.presets import from_preset
+from cwm_jax.sharding import ShardingRules, make_mesh
 from cwm_jax.train.flops import flops_per_token
 from cwm_jax.train.loop import train
 from cwm_jax.train.optimizer import decay_mask, make_optimizer
 from cwm_jax.train.schedule import learning_rate_schedule
 from cwm_jax.train.state import abstract_model, create_state, state_shardings
 from cwm_jax.train.step import make_train_step
-from cwm_jax.sharding import ShardingRules, make_mesh
 
 TINY = "configs/tiny.py"
 
 
 def _synthetic(tmp_path, *overrides):
-    return load_config(TINY, ["--config.data.kind=synthetic", "--config.model.n_kv_heads=2",
-                              "--config.log_every=100", *overrides])
+    return load_config(
+        TINY, ["--config.data.kind=synthetic", "--config.model.n_kv_heads=2", "--config.log_every=100", *overrides]
+    )
 
 
 def test_cwm_schedule_warms_up_then_decays_100x():
@@ -42,8 +42,11 @@ def test_cwm_schedule_warms_up_then_decays_100x():
 
 def test_weight_decay_skips_norm_scales():
     params = {"embed": 1, "final_norm": {"scale": 1}, "layers": {"attn_norm": {"scale": 1}, "mlp": {"up": 1}}}
-    assert decay_mask(params) == {"embed": True, "final_norm": {"scale": False},
-                                  "layers": {"attn_norm": {"scale": False}, "mlp": {"up": True}}}
+    assert decay_mask(params) == {
+        "embed": True,
+        "final_norm": {"scale": False},
+        "layers": {"attn_norm": {"scale": False}, "mlp": {"up": True}},
+    }
 
 
 def test_compute_per_token_is_cwms_count():
@@ -64,14 +67,18 @@ def test_gradient_accumulation_does_not_change_the_update(tmp_path):
         state = create_state(model_cfg, optimizer, shardings, seed=0)
         graphdef, _ = abstract_model(model_cfg)
         rng = np.random.default_rng(1)
-        batch = {"tokens": jnp.asarray(rng.integers(0, 1024, (4, 32)), jnp.int32),
-                 "segment_ids": jnp.asarray(np.repeat([[1] * 10 + [2] * 22], 4, 0), jnp.int32),
-                 "positions": jnp.asarray(np.repeat([list(range(10)) + list(range(22))], 4, 0), jnp.int32),
-                 "loss_mask": jnp.asarray(rng.integers(0, 2, (4, 32)), jnp.int32)}
+        batch = {
+            "tokens": jnp.asarray(rng.integers(0, 1024, (4, 32)), jnp.int32),
+            "segment_ids": jnp.asarray(np.repeat([[1] * 10 + [2] * 22], 4, 0), jnp.int32),
+            "positions": jnp.asarray(np.repeat([list(range(10)) + list(range(22))], 4, 0), jnp.int32),
+            "loss_mask": jnp.asarray(rng.integers(0, 2, (4, 32)), jnp.int32),
+        }
         one, m1 = jax.jit(make_train_step(graphdef, optimizer, schedule, 1, 1e-4))(state, batch)
         two, m2 = jax.jit(make_train_step(graphdef, optimizer, schedule, 2, 1e-4))(state, batch)
-    assert abs(float(m1["loss"]) - float(m2["loss"])) < 1e-6 and float(m1["target_tokens"]) == float(m2["target_tokens"])
-    for a, b in zip(jax.tree.leaves(one["params"]), jax.tree.leaves(two["params"])):
+    assert abs(float(m1["loss"]) - float(m2["loss"])) < 1e-6 and float(m1["target_tokens"]) == float(
+        m2["target_tokens"]
+    )
+    for a, b in zip(jax.tree.leaves(one["params"]), jax.tree.leaves(two["params"]), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -84,8 +91,10 @@ def test_restore_onto_a_different_mesh_continues_with_the_same_loss(tmp_path):
     first = tmp_path / "first"
     train(_synthetic(tmp_path, "--config.steps=3", "--config.checkpoint_every=3", "--config.mesh.data=8"), str(first))
     results = {}
-    for name, mesh in (("same", ["--config.mesh.data=8"]),
-                       ("resharded", ["--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.tensor=2"])):
+    for name, mesh in (
+        ("same", ["--config.mesh.data=8"]),
+        ("resharded", ["--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.tensor=2"]),
+    ):
         workdir = tmp_path / name
         shutil.copytree(first, workdir)
         train(_synthetic(tmp_path, "--config.steps=5", "--config.checkpoint_every=100", *mesh), str(workdir))
@@ -97,12 +106,14 @@ def test_restore_onto_a_different_mesh_continues_with_the_same_loss(tmp_path):
 
 def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
     base = ["train", "--config", TINY, "--workdir", str(tmp_path)]
-    for override, message in (("--config.stepz=3", "config has no field 'stepz'"),
-                              ("--config.steps=-3", "config field 'steps' must be an integer >= 1"),
-                              ("--config.mesh.data=3", "'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices"),
-                              ("--config.optimizer.schedule=linear", "'optimizer.schedule' is 'linear'"),
-                              ("--config.steps=many", "config field 'steps': expected int, got 'many'"),
-                              ("--config.profile_steps=0", "config field 'profile_steps' must be an integer >= 1")):
+    for override, message in (
+        ("--config.stepz=3", "config has no field 'stepz'"),
+        ("--config.steps=-3", "config field 'steps' must be an integer >= 1"),
+        ("--config.mesh.data=3", "'mesh' is data=3 x fsdp=1 x tensor=1 x sequence=1 = 3 devices"),
+        ("--config.optimizer.schedule=linear", "'optimizer.schedule' is 'linear'"),
+        ("--config.steps=many", "config field 'steps': expected int, got 'many'"),
+        ("--config.profile_steps=0", "config field 'profile_steps' must be an integer >= 1"),
+    ):
         assert main([*base, override]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -111,12 +122,21 @@ def test_bad_config_values_are_named_in_one_line(tmp_path, capsys):
     assert not os.path.exists("gs:")
     with pytest.raises(CwmError, match="'data.keep_observation_prob' must be 0 in sft mode"):
         from cwm_jax.train.config_check import check_train_config
+
         check_train_config(load_config(TINY, ["--config.mode=sft"]))
 
 
 def test_tiny_config_writes_metrics_checkpoints_tensorboard_and_a_profile(tmp_path):
-    config = load_config(TINY, ["--config.steps=4", "--config.checkpoint_every=2", "--config.batch_size=8",
-                                "--config.profile_start_step=2", "--config.profile_steps=2"])
+    config = load_config(
+        TINY,
+        [
+            "--config.steps=4",
+            "--config.checkpoint_every=2",
+            "--config.batch_size=8",
+            "--config.profile_start_step=2",
+            "--config.profile_steps=2",
+        ],
+    )
     logs = []
     result = train(config, str(tmp_path), log=logs.append)
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]

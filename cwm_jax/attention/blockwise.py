@@ -29,16 +29,22 @@ def query_blocks(q, kv_heads: int, positions, segments, n: int, size: int):
     queries carry segment -2 and see nothing."""
     b, t, heads, dim = q.shape
     q = _pad_length(q, n * size, 0).reshape(b, n * size, kv_heads, heads // kv_heads, dim)
-    return (_blocks(q, n, size), _blocks(_pad_length(positions, n * size, 0), n, size),
-            _blocks(_pad_length(segments, n * size, -2), n, size))
+    return (
+        _blocks(q, n, size),
+        _blocks(_pad_length(positions, n * size, 0), n, size),
+        _blocks(_pad_length(segments, n * size, -2), n, size),
+    )
 
 
 def key_blocks(k, v, positions, segments, n: int, size: int):
     """Keys and values [B, S, KV, D] as n blocks [n, B, size, KV, D], with positions and segments; padded
     keys carry segment -1 and nothing sees them."""
-    return (_blocks(_pad_length(k, n * size, 0), n, size), _blocks(_pad_length(v, n * size, 0), n, size),
-            _blocks(_pad_length(positions, n * size, 0), n, size),
-            _blocks(_pad_length(segments, n * size, -1), n, size))
+    return (
+        _blocks(_pad_length(k, n * size, 0), n, size),
+        _blocks(_pad_length(v, n * size, 0), n, size),
+        _blocks(_pad_length(positions, n * size, 0), n, size),
+        _blocks(_pad_length(segments, n * size, -1), n, size),
+    )
 
 
 def assemble(out, t: int, dtype):
@@ -52,14 +58,17 @@ def empty_state(b: int, size: int, kv_heads: int, group: int, dim: int):
     """Running (max, sum of exp, weighted values) of an online softmax for a query block [B, size, KV, G, D]:
     [B, KV, G, size] and [..., D]."""
     stats = (b, kv_heads, group, size)
-    return (jnp.full(stats, -jnp.inf, jnp.float32), jnp.zeros(stats, jnp.float32),
-            jnp.zeros((*stats, dim), jnp.float32))
+    return (
+        jnp.full(stats, -jnp.inf, jnp.float32),
+        jnp.zeros(stats, jnp.float32),
+        jnp.zeros((*stats, dim), jnp.float32),
+    )
 
 
 def online_softmax_step(state, qi, kj, vj, mask):
     """Folds the keys kj [B, S, KV, D] (and values vj) visible under mask [B, Q, S] into the state of the
     queries qi [B, Q, KV, G, D]."""
-    m, l, acc = state
+    m, denominator, acc = state
     s = jnp.einsum("bqkgd,bskd->bkgqs", qi, kj, preferred_element_type=jnp.float32) * qi.shape[-1] ** -0.5
     s = jnp.where(mask[:, None, None], s, -jnp.inf)
     # The result does not depend on the running max, so no gradient flows through it.
@@ -68,7 +77,7 @@ def online_softmax_step(state, qi, kj, vj, mask):
     p = jnp.exp(s - m_safe[..., None])
     correction = jnp.exp(m - m_safe)
     pv = jnp.einsum("bkgqs,bskd->bkgqd", p.astype(vj.dtype), vj, preferred_element_type=jnp.float32)
-    return m_new, l * correction + p.sum(-1), acc * correction[..., None] + pv
+    return m_new, denominator * correction + p.sum(-1), acc * correction[..., None] + pv
 
 
 def fold_visible_blocks(state, qi, qpos, qseg, key_blocks, window):
@@ -77,9 +86,14 @@ def fold_visible_blocks(state, qi, qpos, qseg, key_blocks, window):
     k_blocks, v_blocks, kpos_blocks, kseg_blocks = key_blocks
 
     def visit(state, j):
-        take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)  # noqa: E731
+        def take(blocks):
+            return jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)
+
         mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
-        step = lambda st: online_softmax_step(st, qi, take(k_blocks), take(v_blocks), mask)  # noqa: E731
+
+        def step(st):
+            return online_softmax_step(st, qi, take(k_blocks), take(v_blocks), mask)
+
         return jax.lax.cond(mask.any(), step, lambda st: st, state), None
 
     return jax.lax.scan(visit, state, jnp.arange(k_blocks.shape[0]))[0]
@@ -87,8 +101,8 @@ def fold_visible_blocks(state, qi, qpos, qseg, key_blocks, window):
 
 def normalize(state):
     """The attention output [B, KV, G, Q, D] of a finished state (zero for a query that saw no key)."""
-    _, l, acc = state
-    return acc / jnp.where(l == 0, 1.0, l)[..., None]
+    _, denominator, acc = state
+    return acc / jnp.where(denominator == 0, 1.0, denominator)[..., None]
 
 
 def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
@@ -108,7 +122,9 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
             j = i - back
 
             def accumulate(state):
-                take = lambda blocks: jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)
+                def take(blocks):
+                    return jax.lax.dynamic_index_in_dim(blocks, j, 0, keepdims=False)
+
                 mask = visibility(qpos, take(kpos_blocks), qseg, take(kseg_blocks), window)
                 return online_softmax_step(state, qi, take(k_blocks), take(v_blocks), mask)
 
@@ -131,10 +147,12 @@ def attend_cache(q, cache_k, cache_v, *, q_positions, kv_positions, window, bloc
     c, slots = q.shape[1], cache_k.shape[1]
     size = min(block_size, slots)
     n = math.ceil(slots / size)
-    ones = lambda x: jnp.ones(x.shape, jnp.int32)  # noqa: E731  (a cache holds one sequence per row)
+
+    def ones(x):
+        return jnp.ones(x.shape, jnp.int32)  # a cache holds one sequence per row
+
     q_blocks, qpos_blocks, qseg_blocks = query_blocks(q, cache_k.shape[2], q_positions, ones(q_positions), 1, c)
     keys = key_blocks(cache_k, cache_v, kv_positions, ones(kv_positions), n, size)
     qi = q_blocks[0]
     state = fold_visible_blocks(empty_state(*qi.shape), qi, qpos_blocks[0], qseg_blocks[0], keys, window)
     return assemble(normalize(state)[None], c, q.dtype)
-

@@ -28,8 +28,14 @@ TOKEN_AXES = ("batch", "length")
 
 def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
     args = (q, k, v)
-    kwargs = dict(q_positions=q_positions, kv_positions=kv_positions, q_segments=q_segments,
-                  kv_segments=kv_segments, window=window, block_size=block_size)
+    kwargs = dict(
+        q_positions=q_positions,
+        kv_positions=kv_positions,
+        q_segments=q_segments,
+        kv_segments=kv_segments,
+        window=window,
+        block_size=block_size,
+    )
     rules, mesh = active_rules(), jax.sharding.get_abstract_mesh()
     axis = rules.activations.get("length") if rules is not None else None
     if mesh.empty or axis is None or mesh.shape.get(axis, 1) == 1:
@@ -39,11 +45,14 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
     table = rules.activations
     q_spec, kv_spec, token_spec = (spec_for(a, table) for a in (Q_AXES, KV_AXES, TOKEN_AXES))
     if q_spec[2] != kv_spec[2]:
-        raise CwmError(f"ring attention needs query and KV heads split alike (activation_rules heads "
-                       f"{q_spec[2]!r}, kv_heads {kv_spec[2]!r})")
+        raise CwmError(
+            f"ring attention needs query and KV heads split alike (activation_rules heads "
+            f"{q_spec[2]!r}, kv_heads {kv_spec[2]!r})"
+        )
     body = functools.partial(_ring, axis=axis, n=mesh.shape[axis], window=window, block_size=block_size)
-    ring = jax.shard_map(body, in_specs=(q_spec, kv_spec, kv_spec, *(token_spec,) * 4), out_specs=q_spec,
-                         check_vma=False)
+    ring = jax.shard_map(
+        body, in_specs=(q_spec, kv_spec, kv_spec, *(token_spec,) * 4), out_specs=q_spec, check_vma=False
+    )
     return ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments)
 
 
@@ -51,8 +60,7 @@ def _ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments, *, axis, 
     t = q.shape[1]  # this device's slice
     size = min(block_size, t)
     blocks = math.ceil(t / size)
-    q_blocks, qpos_blocks, qseg_blocks = blockwise.query_blocks(q, k.shape[2], q_positions, q_segments, blocks,
-                                                                size)
+    q_blocks, qpos_blocks, qseg_blocks = blockwise.query_blocks(q, k.shape[2], q_positions, q_segments, blocks, size)
     perm = [(i, (i + 1) % n) for i in range(n)]
 
     @jax.checkpoint

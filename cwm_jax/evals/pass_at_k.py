@@ -18,13 +18,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def mean_pass_at_k(correct_counts: list[int], n: int, ks: tuple[int, ...]) -> dict[str, float]:
-    return {f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct_counts) / len(correct_counts)
-            for k in ks if k <= n}
+    return {f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct_counts) / len(correct_counts) for k in ks if k <= n}
 
 
-def evaluate_pass_at_k(completer: Completer, tokenizer: CwmTokenizer, task: ProblemSet, prompts: list[Prompt],
-                       pool: SandboxPool | None, samples: int = 1, temperature: float = 0.0,
-                       max_new_tokens: int = 1024, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+def evaluate_pass_at_k(
+    completer: Completer,
+    tokenizer: CwmTokenizer,
+    task: ProblemSet,
+    prompts: list[Prompt],
+    pool: SandboxPool | None,
+    samples: int = 1,
+    temperature: float = 0.0,
+    max_new_tokens: int = 1024,
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict:
     """`pool` holds the sandboxes graders run in (None for a family that needs none)."""
     ids = [tokenizer.encode_pieces(p.pieces) for p in prompts]
     stops = tuple(tokenizer.special_id(name) for name in task.stops)
@@ -41,7 +48,12 @@ def evaluate_pass_at_k(completer: Completer, tokenizer: CwmTokenizer, task: Prob
         outs = completer.complete(ids, max_new_tokens, stops, temperature=temperature, top_p=0.95, seed=s)
         completions = [tokenizer.decode(out) for out in outs]
         with ThreadPoolExecutor(pool.size if pool else 1) as threads:
-            for i, passed in enumerate(threads.map(grade, zip(prompts, completions))):
+            for i, passed in enumerate(threads.map(grade, zip(prompts, completions, strict=True))):
                 correct[i] += passed
-    return {"task": task.name, "n": len(prompts), "samples": samples, "summary": mean_pass_at_k(correct, samples, ks),
-            "items": [{"id": p.meta["id"], "correct": c} for p, c in zip(prompts, correct)]}
+    return {
+        "task": task.name,
+        "n": len(prompts),
+        "samples": samples,
+        "summary": mean_pass_at_k(correct, samples, ks),
+        "items": [{"id": p.meta["id"], "correct": c} for p, c in zip(prompts, correct, strict=True)],
+    }

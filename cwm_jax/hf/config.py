@@ -7,10 +7,20 @@ from cwm_common.errors import CwmError
 from cwm_jax.config import LAYER_TYPES, SLIDING, ModelConfig, from_mapping
 
 # Our field -> the config.json field it comes from, to name the user's field in errors.
-_HF_FIELD = dict(vocab_size="vocab_size", d_model="hidden_size", n_layers="num_hidden_layers",
-                 n_heads="num_attention_heads", n_kv_heads="num_key_value_heads", head_dim="head_dim",
-                 ffn_dim="intermediate_size", sliding_window="sliding_window", max_seq_len="max_position_embeddings",
-                 rms_norm_eps="rms_norm_eps", init_std="initializer_range", layer_types="layer_types")
+_HF_FIELD = dict(
+    vocab_size="vocab_size",
+    d_model="hidden_size",
+    n_layers="num_hidden_layers",
+    n_heads="num_attention_heads",
+    n_kv_heads="num_key_value_heads",
+    head_dim="head_dim",
+    ffn_dim="intermediate_size",
+    sliding_window="sliding_window",
+    max_seq_len="max_position_embeddings",
+    rms_norm_eps="rms_norm_eps",
+    init_std="initializer_range",
+    layer_types="layer_types",
+)
 
 # The hub's CWM config first declared a llama model type so vLLM could load it; both describe CWM.
 ACCEPTED_MODEL_TYPES = ("cwm", "llama")
@@ -47,14 +57,23 @@ def model_config_from_hf(hf: dict[str, Any], source: str, **overrides: Any) -> M
         window = max_len
     eos = hf.get("eos_token_id")
     values = dict(
-        vocab_size=need("vocab_size"), d_model=need("hidden_size"), n_layers=need("num_hidden_layers"),
-        n_heads=n_heads, n_kv_heads=hf.get("num_key_value_heads") or n_heads,
-        head_dim=hf.get("head_dim") or need("hidden_size") // n_heads, ffn_dim=need("intermediate_size"),
-        layer_types=tuple(layer_types), sliding_window=window, max_seq_len=max_len,
-        rms_norm_eps=hf.get("rms_norm_eps", 1e-5), init_std=hf.get("initializer_range", 0.02),
-        bos_token_id=hf.get("bos_token_id"), pad_token_id=hf.get("pad_token_id"),
+        vocab_size=need("vocab_size"),
+        d_model=need("hidden_size"),
+        n_layers=need("num_hidden_layers"),
+        n_heads=n_heads,
+        n_kv_heads=hf.get("num_key_value_heads") or n_heads,
+        head_dim=hf.get("head_dim") or need("hidden_size") // n_heads,
+        ffn_dim=need("intermediate_size"),
+        layer_types=tuple(layer_types),
+        sliding_window=window,
+        max_seq_len=max_len,
+        rms_norm_eps=hf.get("rms_norm_eps", 1e-5),
+        init_std=hf.get("initializer_range", 0.02),
+        bos_token_id=hf.get("bos_token_id"),
+        pad_token_id=hf.get("pad_token_id"),
         eos_token_ids=() if eos is None else tuple(eos) if isinstance(eos, list) else (eos,),
-        **_rope_fields(hf, fail))
+        **_rope_fields(hf, fail),
+    )
     try:
         return from_mapping({**values, **overrides})
     except CwmError as e:
@@ -74,23 +93,33 @@ def _rope_fields(hf: dict[str, Any], fail) -> dict[str, Any]:
         return dict(rope_type="default", rope_theta=float(theta))
     if kind != "llama3":
         fail("rope_parameters", f"has rope_type {kind!r}; supported: default, llama3")
-    missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-               if k not in rope]
+    missing = [
+        k
+        for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        if k not in rope
+    ]
     if missing:
         fail("rope_parameters", f"lacks {', '.join(missing)} for llama3 scaling")
-    return dict(rope_type="llama3", rope_theta=float(theta), rope_factor=float(rope["factor"]),
-                rope_low_freq_factor=float(rope["low_freq_factor"]),
-                rope_high_freq_factor=float(rope["high_freq_factor"]),
-                rope_original_max_len=int(rope["original_max_position_embeddings"]))
+    return dict(
+        rope_type="llama3",
+        rope_theta=float(theta),
+        rope_factor=float(rope["factor"]),
+        rope_low_freq_factor=float(rope["low_freq_factor"]),
+        rope_high_freq_factor=float(rope["high_freq_factor"]),
+        rope_original_max_len=int(rope["original_max_position_embeddings"]),
+    )
 
 
 def hf_config_from_model(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
     """A config.json dict that `transformers.CwmConfig` reads back to the same architecture."""
     rope = {"rope_type": cfg.rope_type, "rope_theta": cfg.rope_theta}
     if cfg.rope_type == "llama3":
-        rope.update(factor=cfg.rope_factor, low_freq_factor=cfg.rope_low_freq_factor,
-                    high_freq_factor=cfg.rope_high_freq_factor,
-                    original_max_position_embeddings=cfg.rope_original_max_len)
+        rope.update(
+            factor=cfg.rope_factor,
+            low_freq_factor=cfg.rope_low_freq_factor,
+            high_freq_factor=cfg.rope_high_freq_factor,
+            original_max_position_embeddings=cfg.rope_original_max_len,
+        )
     return {
         "architectures": ["CwmForCausalLM"],
         "model_type": "cwm",

@@ -76,7 +76,7 @@ def write_safetensors_dir(directory: str, tensors: dict[str, np.ndarray], max_sh
         return [SINGLE]
     files = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
     weight_map = {}
-    for file, shard in zip(files, shards):
+    for file, shard in zip(files, shards, strict=True):
         save_file(shard, os.path.join(directory, file), metadata=metadata)
         weight_map.update({name: file for name in shard})
     total = sum(a.nbytes for a in tensors.values())

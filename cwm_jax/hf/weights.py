@@ -37,8 +37,13 @@ def _t(w, cfg):
 
 def _heads_in(n_heads: Callable[[ModelConfig], int]):
     """[heads*hd, d] <-> [d, heads, hd]."""
-    to_ours = lambda w, cfg: np.ascontiguousarray(w.T).reshape(cfg.d_model, n_heads(cfg), cfg.head_dim)
-    to_hf = lambda p, cfg: np.ascontiguousarray(p.reshape(cfg.d_model, -1).T)
+
+    def to_ours(w, cfg):
+        return np.ascontiguousarray(w.T).reshape(cfg.d_model, n_heads(cfg), cfg.head_dim)
+
+    def to_hf(p, cfg):
+        return np.ascontiguousarray(p.reshape(cfg.d_model, -1).T)
+
     return to_ours, to_hf
 
 
@@ -60,16 +65,23 @@ ENTRIES = (
     Entry(("final_norm", "scale"), "model.norm.weight", lambda c: (c.d_model,), _same, _same),
     Entry(("lm_head",), "lm_head.weight", lambda c: (c.vocab_size, c.d_model), _t, _t),
     Entry(("layers", "attn_norm", "scale"), _L + "input_layernorm.weight", lambda c: (c.d_model,), _same, _same),
-    Entry(("layers", "attn", "q"), _L + "self_attn.q_proj.weight",
-          lambda c: (c.n_heads * c.head_dim, c.d_model), *_q),
-    Entry(("layers", "attn", "k"), _L + "self_attn.k_proj.weight",
-          lambda c: (c.n_kv_heads * c.head_dim, c.d_model), *_kv),
-    Entry(("layers", "attn", "v"), _L + "self_attn.v_proj.weight",
-          lambda c: (c.n_kv_heads * c.head_dim, c.d_model), *_kv),
-    Entry(("layers", "attn", "o"), _L + "self_attn.o_proj.weight",
-          lambda c: (c.d_model, c.n_heads * c.head_dim), _heads_out, _heads_out_hf),
-    Entry(("layers", "mlp_norm", "scale"), _L + "post_attention_layernorm.weight", lambda c: (c.d_model,),
-          _same, _same),
+    Entry(("layers", "attn", "q"), _L + "self_attn.q_proj.weight", lambda c: (c.n_heads * c.head_dim, c.d_model), *_q),
+    Entry(
+        ("layers", "attn", "k"), _L + "self_attn.k_proj.weight", lambda c: (c.n_kv_heads * c.head_dim, c.d_model), *_kv
+    ),
+    Entry(
+        ("layers", "attn", "v"), _L + "self_attn.v_proj.weight", lambda c: (c.n_kv_heads * c.head_dim, c.d_model), *_kv
+    ),
+    Entry(
+        ("layers", "attn", "o"),
+        _L + "self_attn.o_proj.weight",
+        lambda c: (c.d_model, c.n_heads * c.head_dim),
+        _heads_out,
+        _heads_out_hf,
+    ),
+    Entry(
+        ("layers", "mlp_norm", "scale"), _L + "post_attention_layernorm.weight", lambda c: (c.d_model,), _same, _same
+    ),
     Entry(("layers", "mlp", "gate"), _L + "mlp.gate_proj.weight", lambda c: (c.ffn_dim, c.d_model), _t, _t),
     Entry(("layers", "mlp", "up"), _L + "mlp.up_proj.weight", lambda c: (c.ffn_dim, c.d_model), _t, _t),
     Entry(("layers", "mlp", "down"), _L + "mlp.down_proj.weight", lambda c: (c.d_model, c.ffn_dim), _t, _t),

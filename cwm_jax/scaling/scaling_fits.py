@@ -13,8 +13,10 @@ from cwm_jax.scaling.power_law import fit_power_law
 
 OPTIMA = ("best", "quadratic")
 
-CWM_PAPER = {"lr_vs_compute": {"coefficient": 19.29, "exponent": -0.177},
-             "batch_size_vs_compute": {"coefficient": 30.17, "exponent": 0.231}}
+CWM_PAPER = {
+    "lr_vs_compute": {"coefficient": 19.29, "exponent": -0.177},
+    "batch_size_vs_compute": {"coefficient": 30.17, "exponent": 0.231},
+}
 
 
 def envelope(curves: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
@@ -37,13 +39,16 @@ def fit_sweep(rows: list[dict], optimum: str = "best") -> dict:
     levels = collections.defaultdict(list)  # one compute level per (model, token budget)
     for r in finished:
         levels[r["model"], r["token_budget"]].append(r)
-    frontier = sorted((min(rs, key=lambda r: r["smoothed_loss"]) for rs in levels.values()),
-                      key=lambda r: r["compute"])
+    frontier = sorted((min(rs, key=lambda r: r["smoothed_loss"]) for rs in levels.values()), key=lambda r: r["compute"])
     if len({r["compute"] for r in frontier}) < 2:
         return {"error": f"{len(frontier)} compute level(s) with finished runs; fits need 2", "frontier": []}
     compute = np.array([r["compute"] for r in frontier])
-    optima = [quadratic_optimum(levels[r["model"], r["token_budget"]]) if optimum == "quadratic"
-              else {"lr": r["lr"], "batch_tokens": r["batch_tokens"], "method": "best run"} for r in frontier]
+    optima = [
+        quadratic_optimum(levels[r["model"], r["token_budget"]])
+        if optimum == "quadratic"
+        else {"lr": r["lr"], "batch_tokens": r["batch_tokens"], "method": "best run"}
+        for r in frontier
+    ]
     fits = {
         "loss_vs_compute": fit_power_law(compute, [r["smoothed_loss"] for r in frontier]),
         "lr_vs_compute": fit_power_law(compute, [o["lr"] for o in optima]),
@@ -52,11 +57,18 @@ def fit_sweep(rows: list[dict], optimum: str = "best") -> dict:
     by_model = collections.defaultdict(list)
     for r in finished:
         by_model[r["model"]].append(r["curve"])
-    return {"compute": "C = M x D, M = 6 N_non-embedding + 6 d L S (window-aware), D = trained tokens",
-            **{name: fit.to_json() for name, fit in fits.items()},
-            "frontier": [{**{k: r[k] for k in ("run", "model", "compute", "smoothed_loss", "lr", "batch_size",
-                                                "batch_tokens")},
-                          "optimal_lr": o["lr"], "optimal_batch_tokens": o["batch_tokens"], "optimum": o["method"]}
-                         for r, o in zip(frontier, optima)],
-            "envelopes": {model: envelope(curves) for model, curves in sorted(by_model.items())},
-            "cwm_paper": CWM_PAPER}
+    return {
+        "compute": "C = M x D, M = 6 N_non-embedding + 6 d L S (window-aware), D = trained tokens",
+        **{name: fit.to_json() for name, fit in fits.items()},
+        "frontier": [
+            {
+                **{k: r[k] for k in ("run", "model", "compute", "smoothed_loss", "lr", "batch_size", "batch_tokens")},
+                "optimal_lr": o["lr"],
+                "optimal_batch_tokens": o["batch_tokens"],
+                "optimum": o["method"],
+            }
+            for r, o in zip(frontier, optima, strict=True)
+        ],
+        "envelopes": {model: envelope(curves) for model, curves in sorted(by_model.items())},
+        "cwm_paper": CWM_PAPER,
+    }

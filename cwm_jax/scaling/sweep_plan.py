@@ -39,8 +39,11 @@ def plan_runs(cfg: ml_collections.ConfigDict) -> list[SweepRun]:
     sweep, seq_len = cfg.sweep, cfg.train.data.seq_len
     require_choice(cfg, "sweep.search", ("grid", "quasi_random"))
     require(bool(sweep.models), "sweep.models", "is empty")
-    require(bool(sweep.tokens) != (sweep.data_to_model_ratio > 0), "sweep.tokens",
-            "or 'sweep.data_to_model_ratio': give exactly one")
+    require(
+        bool(sweep.tokens) != (sweep.data_to_model_ratio > 0),
+        "sweep.tokens",
+        "or 'sweep.data_to_model_ratio': give exactly one",
+    )
     runs = []
     for model_name, overrides in sweep.models.items():
         model = _model_config(cfg.train.model, model_name, overrides)
@@ -50,9 +53,20 @@ def plan_runs(cfg: ml_collections.ConfigDict) -> list[SweepRun]:
             for batch, lr in _hyperparameters(sweep):
                 steps = max(1, round(tokens / (batch * seq_len)))
                 name = re.sub(r"[^A-Za-z0-9_.+-]", "-", f"{model_name}_D{tokens:.3g}_B{batch}_lr{lr:.3g}")
-                runs.append(SweepRun(name, model_name, tokens, steps * batch * seq_len, batch, lr, steps,
-                                     from_mapping(dict(model)).non_embedding_params(), per_token,
-                                     _run_config(cfg, model, batch, lr, steps)))
+                runs.append(
+                    SweepRun(
+                        name,
+                        model_name,
+                        tokens,
+                        steps * batch * seq_len,
+                        batch,
+                        lr,
+                        steps,
+                        from_mapping(dict(model)).non_embedding_params(),
+                        per_token,
+                        _run_config(cfg, model, batch, lr, steps),
+                    )
+                )
     names = [r.name for r in runs]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -62,7 +76,11 @@ def plan_runs(cfg: ml_collections.ConfigDict) -> list[SweepRun]:
 
 def _model_config(base_model, name: str, overrides) -> ml_collections.ConfigDict:
     overrides = dict(overrides)
-    model = ml_collections.ConfigDict(preset_fields(overrides.pop("preset"))) if "preset" in overrides else copy.deepcopy(base_model)
+    model = (
+        ml_collections.ConfigDict(preset_fields(overrides.pop("preset")))
+        if "preset" in overrides
+        else copy.deepcopy(base_model)
+    )
     unknown = sorted(set(overrides) - set(model))
     if unknown:
         raise config_error(f"sweep.models.{name}", f"names an unknown model field '{unknown[0]}'")

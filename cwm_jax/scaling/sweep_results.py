@@ -32,10 +32,23 @@ def losses_by_step(metrics_path: str) -> dict[int, float]:
 
 def run_result(workdir: str, run: SweepRun, smoothing_fraction: float) -> dict:
     """One row of the results table (losses None until the run finished), plus its smoothed curve."""
-    row = {"run": run.name, "model": run.model, "non_embedding_params": run.non_embedding_params,
-           "flops_per_token": run.flops_per_token, "token_budget": run.token_budget, "tokens": run.tokens, "batch_size": run.batch_size, "batch_tokens": run.tokens // run.steps, "lr": run.lr,
-           "steps": run.steps, "compute": run.compute, "finished": is_finished(workdir, run),
-           "final_loss": None, "smoothed_loss": None, "curve": []}
+    row = {
+        "run": run.name,
+        "model": run.model,
+        "non_embedding_params": run.non_embedding_params,
+        "flops_per_token": run.flops_per_token,
+        "token_budget": run.token_budget,
+        "tokens": run.tokens,
+        "batch_size": run.batch_size,
+        "batch_tokens": run.tokens // run.steps,
+        "lr": run.lr,
+        "steps": run.steps,
+        "compute": run.compute,
+        "finished": is_finished(workdir, run),
+        "final_loss": None,
+        "smoothed_loss": None,
+        "curve": [],
+    }
     losses = losses_by_step(os.path.join(run_dir(workdir, run), "metrics.jsonl"))
     if not row["finished"] or any(step not in losses for step in range(1, run.steps + 1)):
         return row
@@ -43,6 +56,9 @@ def run_result(workdir: str, run: SweepRun, smoothing_fraction: float) -> dict:
     window = max(1, round(smoothing_fraction * run.steps))
     smoothed = np.convolve(values, np.ones(window) / window, mode="valid")  # trailing mean over `window` steps
     tokens_per_step = run.tokens // run.steps
-    row.update(final_loss=float(values[-1]), smoothed_loss=float(smoothed[-1]),
-               curve=[(run.flops_per_token * tokens_per_step * (window + i), float(v)) for i, v in enumerate(smoothed)])
+    row.update(
+        final_loss=float(values[-1]),
+        smoothed_loss=float(smoothed[-1]),
+        curve=[(run.flops_per_token * tokens_per_step * (window + i), float(v)) for i, v in enumerate(smoothed)],
+    )
     return row

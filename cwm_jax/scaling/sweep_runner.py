@@ -24,8 +24,19 @@ from cwm_jax.scaling.sweep_plan import plan_runs
 from cwm_jax.scaling.sweep_results import is_finished, run_dir, run_result
 
 LAUNCHERS = {"local": [], "slurm": ["python", "launch/slurm.py"], "tpu_pod": ["python", "launch/tpu_pod.py"]}
-TABLE = ("run", "model", "non_embedding_params", "tokens", "batch_size", "lr", "steps", "compute", "final_loss",
-         "smoothed_loss", "finished")
+TABLE = (
+    "run",
+    "model",
+    "non_embedding_params",
+    "tokens",
+    "batch_size",
+    "lr",
+    "steps",
+    "compute",
+    "final_loss",
+    "smoothed_loss",
+    "finished",
+)
 
 
 def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = None, log=print) -> dict:
@@ -49,10 +60,14 @@ def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = N
             continue
         if emit is not None:
             launcher = LAUNCHERS[emit] + shlex.split(cfg.sweep.launcher_args) + ["--"] if LAUNCHERS[emit] else []
-            commands.append(shlex.join(launcher + ["cwm", "train", "--config", config_path,
-                                                   "--workdir", run_dir(workdir, run)]))
+            commands.append(
+                shlex.join(launcher + ["cwm", "train", "--config", config_path, "--workdir", run_dir(workdir, run)])
+            )
             continue
-        log(f"== run {len(trained) + len(skipped) + 1}/{len(runs)}: {run.name} ({run.steps} steps, C = {run.compute:.3g})")
+        log(
+            f"== run {len(trained) + len(skipped) + 1}/{len(runs)}: {run.name} "
+            f"({run.steps} steps, C = {run.compute:.3g})"
+        )
         start = time.perf_counter()
         train(load_config(config_path), run_dir(workdir, run), log=lambda m: None)
         train_seconds[run.name] = time.perf_counter() - start
@@ -66,12 +81,25 @@ def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = N
     if "error" in fit:
         log(f"no fit yet: {fit['error']}")
     else:
-        plot_fit(fit, os.path.join(workdir, "loss_vs_compute.png"), os.path.join(workdir, "hyperparameters_vs_compute.png"))
-        log(f"fits ({len(fit['frontier'])} compute levels): "
-            + "; ".join(f"{name} exponent {fit[name]['exponent']:+.3f}"
-                        for name in ("loss_vs_compute", "lr_vs_compute", "batch_size_vs_compute")))
-    return {"runs": runs, "trained": trained, "skipped": skipped, "commands": commands, "rows": rows, "fit": fit,
-            "train_seconds": train_seconds}
+        plot_fit(
+            fit, os.path.join(workdir, "loss_vs_compute.png"), os.path.join(workdir, "hyperparameters_vs_compute.png")
+        )
+        log(
+            f"fits ({len(fit['frontier'])} compute levels): "
+            + "; ".join(
+                f"{name} exponent {fit[name]['exponent']:+.3f}"
+                for name in ("loss_vs_compute", "lr_vs_compute", "batch_size_vs_compute")
+            )
+        )
+    return {
+        "runs": runs,
+        "trained": trained,
+        "skipped": skipped,
+        "commands": commands,
+        "rows": rows,
+        "fit": fit,
+        "train_seconds": train_seconds,
+    }
 
 
 def _write_run_config(workdir: str, run) -> str:
@@ -81,8 +109,10 @@ def _write_run_config(workdir: str, run) -> str:
     if os.path.exists(path):
         with open(path) as f:
             if f.read() != text:
-                raise CwmError(f"{path}: this run was started with another config; delete {run_dir(workdir, run)} "
-                               "or sweep into a new workdir")
+                raise CwmError(
+                    f"{path}: this run was started with another config; delete {run_dir(workdir, run)} "
+                    "or sweep into a new workdir"
+                )
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -100,8 +130,13 @@ def _write_table(rows: list[dict], path: str):
 def _format_table(rows: list[dict]) -> str:
     lines = [f"{'run':40s} {'N':>9s} {'tokens':>9s} {'batch':>5s} {'lr':>8s} {'C':>9s} {'final':>7s} {'smoothed':>8s}"]
     for r in rows:
-        loss = (f"{r['final_loss']:7.4f} {r['smoothed_loss']:8.4f}" if r["smoothed_loss"] is not None
-                else f"{'-':>7s} {'pending':>8s}")
-        lines.append(f"{r['run']:40s} {r['non_embedding_params']:9,d} {r['tokens']:9,d} {r['batch_size']:5d} "
-                     f"{r['lr']:8.2g} {r['compute']:9.3g} {loss}")
+        loss = (
+            f"{r['final_loss']:7.4f} {r['smoothed_loss']:8.4f}"
+            if r["smoothed_loss"] is not None
+            else f"{'-':>7s} {'pending':>8s}"
+        )
+        lines.append(
+            f"{r['run']:40s} {r['non_embedding_params']:9,d} {r['tokens']:9,d} {r['batch_size']:5d} "
+            f"{r['lr']:8.2g} {r['compute']:9.3g} {loss}"
+        )
     return "\n".join(lines)

@@ -20,8 +20,7 @@ class SyntheticBatches:
     """Random tokens that depend only on (seed, step): the global batch is the same for any number of
     processes, each taking its own rows. The state is the step."""
 
-    def __init__(self, vocab_size: int, batch: int, seq_len: int, seed: int, process_index: int,
-                 process_count: int):
+    def __init__(self, vocab_size: int, batch: int, seq_len: int, seed: int, process_index: int, process_count: int):
         self.vocab_size, self.batch, self.seq_len = vocab_size, batch, seq_len
         self.seed, self.process_index, self.process_count, self.step = seed, process_index, process_count, 0
 
@@ -33,10 +32,12 @@ class SyntheticBatches:
         self.step += 1
         rows = rng.integers(0, self.vocab_size, (self.batch * self.process_count, self.seq_len), dtype=np.int32)
         shape = (self.batch, self.seq_len)
-        return {"tokens": rows[self.process_index * self.batch:(self.process_index + 1) * self.batch],
-                "segment_ids": np.ones(shape, np.int32),
-                "positions": np.broadcast_to(np.arange(self.seq_len, dtype=np.int32), shape).copy(),
-                "loss_mask": np.ones(shape, np.int32)}
+        return {
+            "tokens": rows[self.process_index * self.batch : (self.process_index + 1) * self.batch],
+            "segment_ids": np.ones(shape, np.int32),
+            "positions": np.broadcast_to(np.arange(self.seq_len, dtype=np.int32), shape).copy(),
+            "loss_mask": np.ones(shape, np.int32),
+        }
 
     # The Grain checkpoint handler's protocol for iterators that are not Grain's own.
     def get_state(self) -> bytes:
@@ -71,10 +72,17 @@ def make_batches(cfg, workdir: str, local_batch: int):
     else:
         sources = tuple(Source(s["name"], s["kind"], tuple(s["paths"]), s.get("weight", 1.0)) for s in data.sources)
         tokenizer = data.tokenizer
-    pipeline = PipelineConfig(sources=sources, tokenizer=tokenizer, seq_len=data.seq_len, batch_size=local_batch,
-                              seed=cfg.seed, num_workers=data.num_workers,
-                              keep_observation_prob=data.keep_observation_prob, process_index=index,
-                              process_count=count)
+    pipeline = PipelineConfig(
+        sources=sources,
+        tokenizer=tokenizer,
+        seq_len=data.seq_len,
+        batch_size=local_batch,
+        seed=cfg.seed,
+        num_workers=data.num_workers,
+        keep_observation_prob=data.keep_observation_prob,
+        process_index=index,
+        process_count=count,
+    )
     if data.virtual_shards:
         return ElasticBatches(pipeline, data.virtual_shards)
     return iter(build_dataset(pipeline))

@@ -21,8 +21,12 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(
             os.path.join(os.path.abspath(workdir), "checkpoints"),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True),
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
-                           "manifest": ocp.JsonCheckpointHandler()})
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "data": grain.checkpoint.CheckpointHandler(),
+                "manifest": ocp.JsonCheckpointHandler(),
+            },
+        )
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -62,9 +66,11 @@ class Checkpoints:
 def _check_process_count(data_dir: str):
     saved = state_files(data_dir)
     if f"process_{jax.process_index()}-of-{jax.process_count()}.json" not in {p.name for p in saved}:
-        raise CwmError(f"{data_dir}: the data position was saved by {saved[0].stem.rsplit('-of-', 1)[1]} processes "
-                       f"and this run has {jax.process_count()}; runs started with data.virtual_shards > 0 can "
-                       f"change the process count")
+        raise CwmError(
+            f"{data_dir}: the data position was saved by {saved[0].stem.rsplit('-of-', 1)[1]} processes "
+            f"and this run has {jax.process_count()}; runs started with data.virtual_shards > 0 can "
+            f"change the process count"
+        )
 
 
 def restore_params(workdir: str, step: int, abstract_params):
@@ -72,7 +78,10 @@ def restore_params(workdir: str, step: int, abstract_params):
     copies of the params, are never read. Leaves come back with the abstract tree's dtypes and shardings."""
     path = os.path.join(os.path.abspath(workdir), "checkpoints", str(step), "state")
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_params)
-    restored = ocp.PyTreeCheckpointer().restore(path, args=ocp.args.PyTreeRestore(
-        item={"params": abstract_params}, restore_args={"params": restore_args}, partial_restore=True))
+    restored = ocp.PyTreeCheckpointer().restore(
+        path,
+        args=ocp.args.PyTreeRestore(
+            item={"params": abstract_params}, restore_args={"params": restore_args}, partial_restore=True
+        ),
+    )
     return restored["params"]
-

@@ -14,9 +14,9 @@ from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.config_check import check_train_config
 from cwm_jax.train.flops import flops_per_token, peak_flops_per_device
 from cwm_jax.train.manifest import run_manifest, write_manifest
-from cwm_jax.train.profiling import StepProfiler
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
+from cwm_jax.train.profiling import StepProfiler
 from cwm_jax.train.state import abstract_model, abstract_state, create_state, state_shardings
 from cwm_jax.train.step import make_train_step
 
@@ -67,14 +67,19 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             write_manifest(workdir, manifest)
         batch_sharding = data_sharding(mesh, rules)
         graphdef, _ = abstract_model(model_cfg)
-        step_fn = jax.jit(make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, cfg.z_loss),
-                          in_shardings=(shardings, batch_sharding), out_shardings=(shardings, None),
-                          donate_argnums=0)
+        step_fn = jax.jit(
+            make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, cfg.z_loss),
+            in_shardings=(shardings, batch_sharding),
+            out_shardings=(shardings, None),
+            donate_argnums=0,
+        )
         logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=primary)
         token_flops, peak = flops_per_token(model_cfg, seq_len), peak_flops_per_device(cfg.peak_flops_per_device)
         if primary:
-            log(f"model: {model_cfg.param_count():,} parameters; mesh {dict(mesh.shape)} on {jax.device_count()} "
-                f"{jax.devices()[0].device_kind} device(s); {cfg.batch_size} x {seq_len} tokens per step")
+            log(
+                f"model: {model_cfg.param_count():,} parameters; mesh {dict(mesh.shape)} on {jax.device_count()} "
+                f"{jax.devices()[0].device_kind} device(s); {cfg.batch_size} x {seq_len} tokens per step"
+            )
         stop = _StopRequest()
         profiler = StepProfiler(workdir, cfg.profile_start_step, cfg.profile_steps, log if primary else lambda m: None)
         loss, step = float("nan"), start

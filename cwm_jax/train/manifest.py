@@ -18,8 +18,9 @@ def git_commit() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -32,12 +33,23 @@ def run_manifest(config, mesh, start_step: int = 0, data_iterator=None) -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"config": config.to_dict(), "versions": versions, "git_commit": git_commit(),
-            "devices": {"kind": jax.devices()[0].device_kind, "count": jax.device_count(),
-                        "processes": jax.process_count(), "platform": jax.default_backend()},
-            "mesh": dict(mesh.shape), "environment": {k: os.environ.get(k) for k in ENVIRONMENT},
-            "jax_flags": {k: str(getattr(jax.config, k)) for k in JAX_FLAGS}, "seed": config.seed,
-            "start_step": start_step, "data_state": _data_state(data_iterator)}
+    return {
+        "config": config.to_dict(),
+        "versions": versions,
+        "git_commit": git_commit(),
+        "devices": {
+            "kind": jax.devices()[0].device_kind,
+            "count": jax.device_count(),
+            "processes": jax.process_count(),
+            "platform": jax.default_backend(),
+        },
+        "mesh": dict(mesh.shape),
+        "environment": {k: os.environ.get(k) for k in ENVIRONMENT},
+        "jax_flags": {k: str(getattr(jax.config, k)) for k in JAX_FLAGS},
+        "seed": config.seed,
+        "start_step": start_step,
+        "data_state": _data_state(data_iterator),
+    }
 
 
 def _data_state(iterator):

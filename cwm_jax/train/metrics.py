@@ -7,17 +7,28 @@ import time
 
 from tensorboardX import SummaryWriter
 
-
-TRAIN_CONSOLE = (("loss", "loss {:.4f}"), ("grad_norm", "grad_norm {:.3f}"), ("lr", "lr {:.2e}"),
-                 ("tokens_per_s", "{:,.0f} tok/s"), ("mfu", "mfu {:.1%}"))
+TRAIN_CONSOLE = (
+    ("loss", "loss {:.4f}"),
+    ("grad_norm", "grad_norm {:.3f}"),
+    ("lr", "lr {:.2e}"),
+    ("tokens_per_s", "{:,.0f} tok/s"),
+    ("mfu", "mfu {:.1%}"),
+)
 
 
 class MetricsLogger:
     """Writes on process 0 only. `resume_step` drops JSONL lines from steps that will be run again.
     `console` lists (metric, format) pairs shown on the progress line when present."""
 
-    def __init__(self, workdir: str, total_steps: int, resume_step: int, log_every: int, enabled: bool,
-                 console: tuple = TRAIN_CONSOLE):
+    def __init__(
+        self,
+        workdir: str,
+        total_steps: int,
+        resume_step: int,
+        log_every: int,
+        enabled: bool,
+        console: tuple = TRAIN_CONSOLE,
+    ):
         self.total, self.log_every, self.enabled, self.console = total_steps, log_every, enabled, console
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.start_step, self.start_time = resume_step, time.perf_counter()

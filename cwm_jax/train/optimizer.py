@@ -6,19 +6,29 @@ from cwm_jax.train.schedule import learning_rate_schedule
 
 
 def make_optimizer(opt_cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    schedule = learning_rate_schedule(opt_cfg.schedule, opt_cfg.peak_lr, opt_cfg.warmup_steps, total_steps,
-                                      opt_cfg.decay_factor, opt_cfg.wsd_decay_fraction)
+    schedule = learning_rate_schedule(
+        opt_cfg.schedule,
+        opt_cfg.peak_lr,
+        opt_cfg.warmup_steps,
+        total_steps,
+        opt_cfg.decay_factor,
+        opt_cfg.wsd_decay_fraction,
+    )
     optimizer = optax.chain(
         optax.clip_by_global_norm(opt_cfg.clip_norm),
-        optax.adamw(schedule, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps, weight_decay=opt_cfg.weight_decay,
-                    mask=decay_mask))
+        optax.adamw(
+            schedule, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps, weight_decay=opt_cfg.weight_decay, mask=decay_mask
+        ),
+    )
     return optimizer, schedule
 
 
 def decay_mask(params: dict) -> dict:
     """True where weight decay applies: every parameter except the RMSNorm scales (`*norm` modules)."""
+
     def walk(tree, in_norm: bool):
         if isinstance(tree, dict):
             return {k: walk(v, in_norm or str(k).endswith("norm")) for k, v in tree.items()}
         return not in_norm
+
     return walk(params, False)

@@ -45,8 +45,7 @@ def read_metrics(workdir: str) -> dict[int, dict]:
     return records
 
 
-def compare_runs(a: str, b: str, metrics=DETERMINISTIC_METRICS, rtol: float = 0.0,
-                 atol: float = 0.0) -> Comparison:
+def compare_runs(a: str, b: str, metrics=DETERMINISTIC_METRICS, rtol: float = 0.0, atol: float = 0.0) -> Comparison:
     ra, rb = read_metrics(a), read_metrics(b)
     steps = sorted(set(ra) & set(rb))
     if not steps:
@@ -68,8 +67,18 @@ def compare_runs(a: str, b: str, metrics=DETERMINISTIC_METRICS, rtol: float = 0.
             bitwise &= diff == 0
             if first is None and not ok:
                 first, reason = step, f"{metric} differs by {diff:.3g} (relative {rel:.3g})"
-    return Comparison(steps, first, reason, bitwise, max_abs, max_rel, rows, sorted(set(ra) - set(rb)),
-                      sorted(set(rb) - set(ra)), manifest_diff(a, b))
+    return Comparison(
+        steps,
+        first,
+        reason,
+        bitwise,
+        max_abs,
+        max_rel,
+        rows,
+        sorted(set(ra) - set(rb)),
+        sorted(set(rb) - set(ra)),
+        manifest_diff(a, b),
+    )
 
 
 def manifest_diff(a: str, b: str) -> list[str]:

@@ -19,8 +19,8 @@ def init_fn(cfg: ModelConfig, optimizer: optax.GradientTransformation):
     def init(rng):
         model = CwmModel(cfg, nnx.Rngs(params=rng))
         params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-        return {"params": params, "opt_state": optimizer.init(params), "step": jnp.zeros((), jnp.int32),
-                "rng": rng}
+        return {"params": params, "opt_state": optimizer.init(params), "step": jnp.zeros((), jnp.int32), "rng": rng}
+
     return init
 
 
@@ -29,8 +29,13 @@ def state_shardings(cfg: ModelConfig, optimizer: optax.GradientTransformation, m
     _, abstract_params = abstract_model(cfg)
     params = param_shardings(abstract_params, mesh, rules)
     abstract = jax.eval_shape(init_fn(cfg, optimizer), jax.random.PRNGKey(0))
-    opt_state = optax.tree_map_params(optimizer, lambda _, sharding: sharding, abstract["opt_state"], params,
-                                      transform_non_params=lambda _: replicated(mesh))
+    opt_state = optax.tree_map_params(
+        optimizer,
+        lambda _, sharding: sharding,
+        abstract["opt_state"],
+        params,
+        transform_non_params=lambda _: replicated(mesh),
+    )
     return {"params": params, "opt_state": opt_state, "step": replicated(mesh), "rng": replicated(mesh)}
 
 

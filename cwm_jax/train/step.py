@@ -14,8 +14,9 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule,
     not depend on how the batch is split."""
 
     def summed_loss(params, micro):
-        logits = nnx.merge(graphdef, params)(micro["tokens"], segment_ids=micro["segment_ids"],
-                                             positions=micro["positions"])
+        logits = nnx.merge(graphdef, params)(
+            micro["tokens"], segment_ids=micro["segment_ids"], positions=micro["positions"]
+        )
         nll, log_z = token_losses(logits, micro["tokens"])
         weights = target_weights(micro["tokens"], micro["loss_mask"], micro["segment_ids"])
         total = jnp.sum(nll * weights) + z_loss * jnp.sum(jnp.square(log_z) * weights)
@@ -38,10 +39,18 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule,
         denominator = jnp.maximum(count, 1.0)
         grads = jax.tree.map(lambda g: g / denominator, grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], params)
-        new_state = {"params": optax.apply_updates(params, updates), "opt_state": opt_state,
-                     "step": state["step"] + 1, "rng": state["rng"]}
-        metrics = {"loss": nll / denominator, "grad_norm": optax.tree.norm(grads),
-                   "lr": schedule(state["step"]), "target_tokens": count}
+        new_state = {
+            "params": optax.apply_updates(params, updates),
+            "opt_state": opt_state,
+            "step": state["step"] + 1,
+            "rng": state["rng"],
+        }
+        metrics = {
+            "loss": nll / denominator,
+            "grad_norm": optax.tree.norm(grads),
+            "lr": schedule(state["step"]),
+            "target_tokens": count,
+        }
         return new_state, metrics
 
     return train_step

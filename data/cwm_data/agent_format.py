@@ -16,9 +16,10 @@ in CWM's `<tool: NAME>\\n...\\n</tool>` form, naming one of bash, edit, create, 
 the call just before it and carries its `name`.
 
 Rendering (cwm_data.chat_format): `<|begin_of_text|>`, then a turn per message, whose role is the role or
-"tool: NAME"; bodies are stripped of surrounding whitespace except tool results. Loss mask: assistant bodies and their `<|eot_id|>` are trained; headers and
-the system prompt never; user and tool messages (observations) are trained with probability
-`keep_observation_prob` each (ForagerAgent data used 0.5), else masked.
+"tool: NAME"; bodies are stripped of surrounding whitespace except tool results. Loss mask: assistant bodies
+and their `<|eot_id|>` are trained; headers and the system prompt never; user and tool messages
+(observations) are trained with probability `keep_observation_prob` each (ForagerAgent data used 0.5), else
+masked.
 """
 
 import json
@@ -82,8 +83,9 @@ def _role_text(message: dict) -> str:
     return tool_role(message["name"]) if message["role"] == "tool" else message["role"]
 
 
-def render_episode(episode: dict, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0,
-                   seed: int = 0) -> tuple[list[int], list[int]]:
+def render_episode(
+    episode: dict, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """Token ids and a per-token loss mask (1 = trained as a target); deterministic for a given seed."""
     rng = random.Random(f"{seed}:{episode.get('id', '')}")
     ids = tokenizer.encode_pieces([special(st.BEGIN_OF_TEXT)])

@@ -15,8 +15,10 @@ import re
 from cwm_data import special_tokens as st
 from cwm_data.special_tokens import special
 
-REASONING_SYSTEM_PROMPT = ("You are a helpful AI assistant. You always reason before responding, using the "
-                           "following format:\n<think>\nyour internal reasoning\n</think>\nyour external response")
+REASONING_SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. You always reason before responding, using the "
+    "following format:\n<think>\nyour internal reasoning\n</think>\nyour external response"
+)
 THINK_START = "<think>\n"
 
 # Special tokens that end an assistant's turn (and a plain completion) when generating.

@@ -65,8 +65,10 @@ def mutate(value, rng: random.Random, depth: int = 0):
         return tuple(mutate(v, rng, depth + 1) for v in value)
     if kind is dict:
         pairs = list(value.items()) or [("k", 0)]
-        return {mutate(k, rng, depth + 1): mutate(v, rng, depth + 1)
-                for k, v in (rng.choice(pairs) for _ in range(rng.randint(0, len(pairs) + 2)))}
+        return {
+            mutate(k, rng, depth + 1): mutate(v, rng, depth + 1)
+            for k, v in (rng.choice(pairs) for _ in range(rng.randint(0, len(pairs) + 2)))
+        }
     return value
 
 

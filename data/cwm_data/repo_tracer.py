@@ -54,8 +54,11 @@ class EpisodeDriver:
                 return self.active.global_trace(frame, event, arg)
             self.finish()
         code = frame.f_code
-        if (code.co_filename not in self.files or code.co_name in _NOT_SCOPES
-                or not code.co_flags & inspect.CO_OPTIMIZED):
+        if (
+            code.co_filename not in self.files
+            or code.co_name in _NOT_SCOPES
+            or not code.co_flags & inspect.CO_OPTIMIZED
+        ):
             return None
         caller = frame.f_back
         if caller is not None and caller.f_code.co_filename in self.files:
@@ -88,8 +91,9 @@ class EpisodeDriver:
         self.episodes.append(TraceResult(recorder.status, frames, recorder.linenos, self.active_source))
 
 
-def trace_test_suite(repo_dir: str, test_args: list[str], limits: TraceLimits,
-                     max_episodes_per_function: int = 5) -> tuple[list[TraceResult], dict[str, int], int]:
+def trace_test_suite(
+    repo_dir: str, test_args: list[str], limits: TraceLimits, max_episodes_per_function: int = 5
+) -> tuple[list[TraceResult], dict[str, int], int]:
     """(episodes, dropped counts by reason, pytest's exit code), running pytest in this process."""
     import pytest
 

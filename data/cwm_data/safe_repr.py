@@ -81,8 +81,13 @@ def _write_container(value, kind, put, limit: int, active: set):
         put({list: "[]", tuple: "()", dict: "{}", set: "set()", frozenset: "frozenset()"}[kind])
         return
     active.add(id(value))
-    open_, close = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}"), set: ("{", "}"),
-                    frozenset: ("frozenset({", "})")}[kind]
+    open_, close = {
+        list: ("[", "]"),
+        tuple: ("(", ")"),
+        dict: ("{", "}"),
+        set: ("{", "}"),
+        frozenset: ("frozenset({", "})"),
+    }[kind]
     put(open_)
     for i, item in enumerate(value.items() if kind is dict else value):
         if i:

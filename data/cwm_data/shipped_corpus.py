@@ -12,8 +12,8 @@ from cwm_common.repo_paths import CORPUS, CRUXEVAL
 from cwm_data import trace_format
 from cwm_data.generators.corpus_jobs import function_jobs, program_jobs
 from cwm_data.shards import ShardWriter
-from cwm_data.trace_frames import TraceLimits
 from cwm_data.tokenizer import train_sentencepiece
+from cwm_data.trace_frames import TraceLimits
 from cwm_data.tracer import trace
 
 FORMAT_VERSION = 2
@@ -44,15 +44,23 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
     jobs += program_jobs(sorted(glob.glob(os.path.join(CORPUS, "programs", "*.py"))))
     with open(CRUXEVAL) as f:
         crux = [json.loads(line) for line in f]
-    calls = [(j.source, j.entry, j.call_args, j.stdin) for j in jobs] + [(s["code"], "f", s["input"], None)
-                                                                          for s in crux]
+    calls = [(j.source, j.entry, j.call_args, j.stdin) for j in jobs] + [
+        (s["code"], "f", s["input"], None) for s in crux
+    ]
     texts, predictions = [], []
     with ShardWriter(out_dir, "traces", records_per_shard=500) as shards:
         for source, entry, call_args, stdin in calls:
             result = trace(source, entry, call_args, stdin, limits)
             if result.complete:
-                shards.write(json.dumps({"source": result.source, "status": result.status,
-                                         "frames": [f.to_json() for f in result.frames]}).encode())
+                shards.write(
+                    json.dumps(
+                        {
+                            "source": result.source,
+                            "status": result.status,
+                            "frames": [f.to_json() for f in result.frames],
+                        }
+                    ).encode()
+                )
                 if len(texts) < 300:
                     texts.append(trace_format.to_text(trace_format.render(result.frames, True)))
                 if entry is not None and result.frames[-1].event == "return":
@@ -75,7 +83,9 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
     paths = {"trace": trace_paths, "agent": [agent_path], "text": [text_path], "tokenizer": tokenizer_path}
     with open(manifest_path, "w") as f:
         json.dump({"built_with": wanted, "paths": paths, "traces": shards.count}, f, indent=1)
-    log(f"built the shipped corpus in {out_dir}: {shards.count} traces, {len(code)} code files and "
+    log(
+        f"built the shipped corpus in {out_dir}: {shards.count} traces, {len(code)} code files and "
         f"output predictions, "
-        f"{len(episodes)} agent episodes, tokenizer of {tokenizer_vocab} + 256 tokens")
+        f"{len(episodes)} agent episodes, tokenizer of {tokenizer_vocab} + 256 tokens"
+    )
     return paths

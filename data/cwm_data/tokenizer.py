@@ -20,8 +20,10 @@ from cwm_common.errors import CwmError
 from cwm_data.special_tokens import NUM_SPECIAL, SpecialToken, special_token_strings
 
 # The Llama-3 pre-tokenization pattern (CWM.md section 2).
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-                  r"\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 class CwmTokenizer:
@@ -54,8 +56,9 @@ class CwmTokenizer:
         ranks = load_tiktoken_ranks(model_path)
         n = len(ranks)
         specials = {name: n + i for i, name in enumerate(special_token_strings())}
-        encoding = tiktoken.Encoding(name=os.path.basename(model_path), pat_str=LLAMA3_PATTERN,
-                                     mergeable_ranks=ranks, special_tokens=specials)
+        encoding = tiktoken.Encoding(
+            name=os.path.basename(model_path), pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks, special_tokens=specials
+        )
         return cls(encoding.encode_ordinary, encoding.decode_bytes, n, f"tiktoken:{model_path}")
 
     @classmethod
@@ -131,13 +134,25 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, model_path: str) 
     """Trains a lossless byte-fallback BPE on `texts` (vocab_size regular tokens) and saves it."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
         # Exact round trips for code: no normalization, whitespace kept, raw bytes for unseen characters.
-        normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=False,
         byte_fallback=True,
-        allow_whitespace_only_pieces=True, split_digits=True, max_sentence_length=1 << 20,
-        bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2, num_threads=os.cpu_count() or 1)
+        allow_whitespace_only_pieces=True,
+        split_digits=True,
+        max_sentence_length=1 << 20,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        unk_id=0,
+        minloglevel=2,
+        num_threads=os.cpu_count() or 1,
+    )
     with open(model_path, "wb") as f:
         f.write(model.getvalue())
     return CwmTokenizer.from_sentencepiece(model_path)
-

@@ -9,8 +9,19 @@ import time
 from collections.abc import Callable
 
 from cwm_data.safe_repr import safe_repr
-from cwm_data.trace_frames import (CALL, EXCEPTION, EXCEPTION_EXIT, LINE, MEMORY_LIMIT, OK, RETURN, STEP_LIMIT,
-                                   TIMEOUT, Frame, TraceLimits)
+from cwm_data.trace_frames import (
+    CALL,
+    EXCEPTION,
+    EXCEPTION_EXIT,
+    LINE,
+    MEMORY_LIMIT,
+    OK,
+    RETURN,
+    STEP_LIMIT,
+    TIMEOUT,
+    Frame,
+    TraceLimits,
+)
 
 _NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 _YIELD = dis.opmap["YIELD_VALUE"]
@@ -39,8 +50,11 @@ def _snapshot(value):
 def _unchanged(value, snapshot) -> bool:
     if type(value) is dict:
         keys, values = snapshot
-        return (len(value) == len(keys) and all(map(operator.is_, value, keys))
-                and all(map(operator.is_, value.values(), values)))
+        return (
+            len(value) == len(keys)
+            and all(map(operator.is_, value, keys))
+            and all(map(operator.is_, value.values(), values))
+        )
     return len(value) == len(snapshot) and all(map(operator.is_, value, snapshot))
 
 
@@ -115,8 +129,15 @@ class Recorder:
     just ends this recording (status set, frames after it ignored).
     """
 
-    def __init__(self, files: SourceFiles, entry_code, limits: TraceLimits, *, standalone: bool = True,
-                 on_stop: Callable[[str], None] = lambda status: None):
+    def __init__(
+        self,
+        files: SourceFiles,
+        entry_code,
+        limits: TraceLimits,
+        *,
+        standalone: bool = True,
+        on_stop: Callable[[str], None] = lambda status: None,
+    ):
         self.files, self.entry_code, self.limits = files, entry_code, limits
         self.standalone, self.on_stop = standalone, on_stop
         self.events: list[tuple] = []  # (event, filename, lineno, locals, value); frames are built at the end
@@ -143,8 +164,10 @@ class Recorder:
     @property
     def frames(self) -> list[Frame]:
         lines, make = self.files.numbered_lines, tuple.__new__  # tuple.__new__: Frame without the __new__ call
-        return [make(Frame, (event, lines[filename][lineno], locals_, value))
-                for event, filename, lineno, locals_, value in self.events]
+        return [
+            make(Frame, (event, lines[filename][lineno], locals_, value))
+            for event, filename, lineno, locals_, value in self.events
+        ]
 
     @property
     def linenos(self) -> list[int]:
@@ -178,8 +201,9 @@ class Recorder:
                     out[name] = previous[1]
                     continue
             kind = type(value)
-            if (kind is int and -_SMALL_INT < value < _SMALL_INT and limit > 16) or \
-                    (kind is str and len(value) <= short_str):
+            if (kind is int and -_SMALL_INT < value < _SMALL_INT and limit > 16) or (
+                kind is str and len(value) <= short_str
+            ):
                 text, snapshot = repr(value), _IMMUTABLE_MARK
             else:
                 text = safe_repr(value, limit)

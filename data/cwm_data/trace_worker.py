@@ -73,11 +73,11 @@ def main():
     if repo:
         from cwm_data.repo_tracer import trace_test_suite
 
-        episodes, dropped, exit_code = trace_test_suite(request["repo_dir"], request["test_args"], limits,
-                                                        request["max_episodes_per_function"])
+        episodes, dropped, exit_code = trace_test_suite(
+            request["repo_dir"], request["test_args"], limits, request["max_episodes_per_function"]
+        )
         send({"episodes": [e.to_json() for e in episodes], "dropped": dropped, "exit_code": exit_code})
-    report(trace(request["source"], request["entry"], request["call_args"], request["stdin"], limits,
-                 on_stop=report))
+    report(trace(request["source"], request["entry"], request["call_args"], request["stdin"], limits, on_stop=report))
 
 
 if __name__ == "__main__":

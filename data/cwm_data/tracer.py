@@ -43,8 +43,14 @@ def mark_entry(source: str, entry: str | None) -> tuple[str, int]:
 def _def_lineno(tree: ast.Module, entry: str) -> int:
     scope = tree.body
     for part in entry.split("."):
-        node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == part), None)
+        node = next(
+            (
+                n
+                for n in scope
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part
+            ),
+            None,
+        )
         if node is None:
             raise LookupError(f"entry point '{entry}' is not defined in the source")
         scope = node.body
@@ -53,9 +59,14 @@ def _def_lineno(tree: ast.Module, entry: str) -> int:
     return node.lineno
 
 
-def trace(source: str, entry: str | None, call_args: str = "", stdin: str | None = None,
-          limits: TraceLimits = TraceLimits(),
-          on_stop: Callable[[TraceResult], None] = lambda result: None) -> TraceResult:
+def trace(
+    source: str,
+    entry: str | None,
+    call_args: str = "",
+    stdin: str | None = None,
+    limits: TraceLimits = TraceLimits(),
+    on_stop: Callable[[TraceResult], None] = lambda result: None,
+) -> TraceResult:
     """Traces `entry(<call_args>)` (or the whole program when entry is None, reading `stdin`).
 
     `call_args` is Python source for an argument list, e.g. "[1, 2], key='a'", evaluated in the module.
@@ -68,8 +79,14 @@ def trace(source: str, entry: str | None, call_args: str = "", stdin: str | None
         return TraceResult(ERROR, [], [], source, error=message, seconds=time.perf_counter() - start)
 
     def result(status: str) -> TraceResult:
-        return TraceResult(status, recorder.frames, recorder.linenos, marked, stdout=captured.getvalue(),
-                           seconds=time.perf_counter() - start)
+        return TraceResult(
+            status,
+            recorder.frames,
+            recorder.linenos,
+            marked,
+            stdout=captured.getvalue(),
+            seconds=time.perf_counter() - start,
+        )
 
     try:
         marked, _ = mark_entry(source, entry)
@@ -95,7 +112,10 @@ def trace(source: str, entry: str | None, call_args: str = "", stdin: str | None
             except BaseException as e:  # the module or the argument expression failed
                 return failed(f"setup raised {type(e).__name__}: {e}")
             entry_code = inspect.unwrap(fn).__code__
-            run = lambda: fn(*args, **kwargs)  # noqa: E731
+
+            def run():
+                return fn(*args, **kwargs)
+
         files = SourceFiles()
         files.add(FILENAME, marked)
         recorder = Recorder(files, entry_code, limits, on_stop=lambda status: on_stop(result(status)))
@@ -117,7 +137,12 @@ def trace(source: str, entry: str | None, call_args: str = "", stdin: str | None
         # The trace function itself failed (Python then turns tracing off): the trace is incomplete.
         if isinstance(raised, MemoryError):
             return result(MEMORY_LIMIT)
-        return TraceResult(ERROR, recorder.frames, recorder.linenos, marked,
-                           error=f"tracing stopped by {type(raised).__name__}: {raised}",
-                           seconds=time.perf_counter() - start)
+        return TraceResult(
+            ERROR,
+            recorder.frames,
+            recorder.linenos,
+            marked,
+            error=f"tracing stopped by {type(raised).__name__}: {raised}",
+            seconds=time.perf_counter() - start,
+        )
     return result(recorder.status)

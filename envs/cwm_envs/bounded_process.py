@@ -16,8 +16,9 @@ from cwm_envs.sandbox import TIMEOUT_EXIT, ExecResult
 def run_bounded(argv: list[str], stdin: bytes, timeout: float, max_output: int, **popen) -> ExecResult:
     """Kills the whole process group at the deadline, or once a stream passes max_output bytes."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, **popen)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen
+    )
     # A writer thread: a command that prints before reading must not deadlock against us.
     threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
@@ -53,8 +54,14 @@ def run_bounded(argv: list[str], stdin: bytes, timeout: float, max_output: int, 
     _kill_group(proc)  # anything it left behind in its session
     proc.stdout.close()
     proc.stderr.close()
-    return ExecResult(TIMEOUT_EXIT if timed_out else code, bytes(out["stdout"]), bytes(out["stderr"]),
-                      time.perf_counter() - start, timed_out, truncated)
+    return ExecResult(
+        TIMEOUT_EXIT if timed_out else code,
+        bytes(out["stdout"]),
+        bytes(out["stderr"]),
+        time.perf_counter() - start,
+        timed_out,
+        truncated,
+    )
 
 
 def _feed(pipe, data: bytes):
@@ -78,8 +85,14 @@ class LineWorker:
     by its deadline kills the process (the caller starts another)."""
 
     def __init__(self, argv: list[str], **popen):
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, start_new_session=True, **popen)
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **popen,
+        )
         self._buffer = b""
 
     def ask(self, request: dict, deadline_s: float) -> dict | None:

@@ -41,8 +41,10 @@ class BwrapSandbox:
 
     def __init__(self, limits: SandboxLimits = SandboxLimits()):
         if shutil.which("bwrap") is None:
-            raise CwmError("the bwrap sandbox backend needs bubblewrap: install it (apt-get install bubblewrap) "
-                           "or choose the docker backend")
+            raise CwmError(
+                "the bwrap sandbox backend needs bubblewrap: install it (apt-get install bubblewrap) "
+                "or choose the docker backend"
+            )
         self.limits = limits
         self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
         self.work_dir = os.path.join(self._root, "work")
@@ -52,32 +54,75 @@ class BwrapSandbox:
             self.uid = _FIRST_UID + next(_next_uid) % 100_000 if self._as_root else os.getuid()
         if self._as_root:
             os.chown(self.work_dir, self.uid, self.uid)
-        for name, content in (("passwd", f"sandbox:x:{self.uid}:{self.uid}::/work:/bin/bash\n"),
-                              ("group", f"sandbox:x:{self.uid}:\n")):
+        for name, content in (
+            ("passwd", f"sandbox:x:{self.uid}:{self.uid}::/work:/bin/bash\n"),
+            ("group", f"sandbox:x:{self.uid}:\n"),
+        ):
             with open(os.path.join(self._root, name), "w") as f:
                 f.write(content)
 
     def _argv(self, argv: list[str]) -> list[str]:
         lim = self.limits
-        outer = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
-                 "--unshare-uts", "--unshare-cgroup-try", *_system_view(),
-                 "--ro-bind", os.path.join(self._root, "passwd"), "/etc/passwd",
-                 "--ro-bind", os.path.join(self._root, "group"), "/etc/group",
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", self.work_dir, WORKDIR,
-                 "--chdir", WORKDIR, "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
-                 "--setenv", "HOME", WORKDIR, "--setenv", "LANG", "C.UTF-8"]
+        outer = [
+            "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            *_system_view(),
+            "--ro-bind",
+            os.path.join(self._root, "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            os.path.join(self._root, "group"),
+            "/etc/group",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            self.work_dir,
+            WORKDIR,
+            "--chdir",
+            WORKDIR,
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            WORKDIR,
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+        ]
         if self._as_root:
             become = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
         else:
             outer += ["--unshare-user", "--uid", str(self.uid), "--gid", str(os.getgid())]
             become = []
-        limits = ["prlimit", f"--as={lim.memory_mb << 20}", f"--nproc={lim.pids}",
-                  f"--cpu={int(lim.timeout_s) + 1}", f"--fsize={lim.file_size_mb << 20}", "--"]
+        limits = [
+            "prlimit",
+            f"--as={lim.memory_mb << 20}",
+            f"--nproc={lim.pids}",
+            f"--cpu={int(lim.timeout_s) + 1}",
+            f"--fsize={lim.file_size_mb << 20}",
+            "--",
+        ]
         return outer + ["--"] + become + limits + argv
 
     def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
-        return run_bounded(self._argv(as_argv(command)), as_bytes(stdin), timeout or self.limits.timeout_s,
-                           self.limits.max_output_bytes)
+        return run_bounded(
+            self._argv(as_argv(command)),
+            as_bytes(stdin),
+            timeout or self.limits.timeout_s,
+            self.limits.max_output_bytes,
+        )
 
     def put_file(self, path: str, data) -> None:
         write_file(self.work_dir, path, as_bytes(data), self.uid if self._as_root else None)

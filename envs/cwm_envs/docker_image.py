@@ -20,6 +20,7 @@ _GROUP = "root:x:0:\nsandbox:x:65534:\n"
 def _rootfs() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+
         def add_dir(name, mode=0o755, uid=0):
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, uid

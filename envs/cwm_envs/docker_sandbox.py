@@ -57,7 +57,7 @@ def docker_available() -> str | None:
 
 
 def owner_label(pid: int | None = None) -> str | None:
-    """"pid:start-time" of a live process, None if it is gone."""
+    """ "pid:start-time" of a live process, None if it is gone."""
     pid = os.getpid() if pid is None else pid
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -91,8 +91,13 @@ def _remove_stale_once() -> None:
 class DockerSandbox:
     backend = "docker"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits(), runtime: str | None = None,
-                 image: str | None = None, own_system: bool = False):
+    def __init__(
+        self,
+        limits: SandboxLimits = SandboxLimits(),
+        runtime: str | None = None,
+        image: str | None = None,
+        own_system: bool = False,
+    ):
         self.limits = limits
         api = client()
         _remove_stale_once()
@@ -108,26 +113,51 @@ class DockerSandbox:
             volumes["/usr"] = {"bind": "/usr", "mode": "ro"}
         memory = f"{limits.memory_mb}m"
         self.container = api.containers.run(
-            image or ensure_image(api), ["sleep", "infinity"], detach=True, init=True, network_mode="none",
-            mem_limit=memory, memswap_limit=memory, pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9),
-            read_only=True, tmpfs={"/tmp": "size=256m"}, user="0:0", cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], volumes=volumes, working_dir=WORKDIR, runtime=runtime,
-            labels={LABEL: owner_label()}, environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
-            ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20,
-                                         hard=limits.file_size_mb << 20)])
+            image or ensure_image(api),
+            ["sleep", "infinity"],
+            detach=True,
+            init=True,
+            network_mode="none",
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=limits.pids,
+            nano_cpus=int(limits.cpus * 1e9),
+            read_only=True,
+            tmpfs={"/tmp": "size=256m"},
+            user="0:0",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            volumes=volumes,
+            working_dir=WORKDIR,
+            runtime=runtime,
+            labels={LABEL: owner_label()},
+            environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
+            ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20, hard=limits.file_size_mb << 20)],
+        )
 
     def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
         timeout = timeout or self.limits.timeout_s
         api = client().api
-        argv = ["timeout", "-s", "KILL", str(max(1, int(timeout + 0.999))), "bash", "-c", _REAP, "reap",
-                *as_argv(command)]
+        argv = [
+            "timeout",
+            "-s",
+            "KILL",
+            str(max(1, int(timeout + 0.999))),
+            "bash",
+            "-c",
+            _REAP,
+            "reap",
+            *as_argv(command),
+        ]
         start = time.perf_counter()
-        exec_id = api.exec_create(self.container.id, argv, stdin=True, workdir=WORKDIR,
-                                  user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]
+        exec_id = api.exec_create(
+            self.container.id, argv, stdin=True, workdir=WORKDIR, user=f"{SANDBOX_UID}:{SANDBOX_UID}"
+        )["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw = sock._sock
-        stdout, stderr, truncated, timed_out = self._pump(raw, as_bytes(stdin), start + timeout + 1.0,
-                                                          lambda: api.exec_inspect(exec_id)["Running"])
+        stdout, stderr, truncated, timed_out = self._pump(
+            raw, as_bytes(stdin), start + timeout + 1.0, lambda: api.exec_inspect(exec_id)["Running"]
+        )
         raw.close()
         self._end_leftovers()
         info = api.exec_inspect(exec_id)
@@ -157,7 +187,7 @@ class DockerSandbox:
             raw.settimeout(min(remaining, 0.1))
             try:
                 chunk = raw.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if drain_until is None and not running():
                     drain_until = time.perf_counter() + 1.0
                 continue
@@ -170,10 +200,10 @@ class DockerSandbox:
                 stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
                 if len(buffer) < 8 + size:
                     break
-                data, buffer = buffer[8:8 + size], buffer[8 + size:]
+                data, buffer = buffer[8 : 8 + size], buffer[8 + size :]
                 target = out.get(stream, out[1])
                 room = cap - len(target)
-                target += data[:max(0, room)]
+                target += data[: max(0, room)]
                 truncated = truncated or len(data) > room
             if truncated and not stopping:
                 # Stop the writer, then keep draining so the daemon sees the exec end cleanly.

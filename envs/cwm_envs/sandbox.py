@@ -44,21 +44,20 @@ class ExecResult:
 class Sandbox(Protocol):
     limits: SandboxLimits
 
-    def exec(self, command: list[str] | str, *, stdin: bytes | str | None = None,
-             timeout: float | None = None) -> ExecResult:
+    def exec(
+        self, command: list[str] | str, *, stdin: bytes | str | None = None, timeout: float | None = None
+    ) -> ExecResult:
         """Runs argv (or a shell string through bash -c) in /work."""
 
     def put_file(self, path: str, data: bytes | str) -> None:
         """Writes a file (path relative to /work, or absolute under /work)."""
 
-    def get_file(self, path: str) -> bytes:
-        ...
+    def get_file(self, path: str) -> bytes: ...
 
     def reset(self) -> None:
         """Readies the sandbox for the next task: leftover processes ended, /work emptied."""
 
-    def alive(self) -> bool:
-        ...
+    def alive(self) -> bool: ...
 
     def close(self) -> None:
         """Ends every process of the sandbox and removes it."""
@@ -72,4 +71,3 @@ def as_bytes(data: bytes | str | None) -> bytes:
     if data is None:
         return b""
     return data.encode() if isinstance(data, str) else data
-

@@ -98,9 +98,13 @@ class ProcessActors:
                 log(f"start actor {k} on a host that shares {self.exchange}: {shlex.join(command)}")
                 continue
             with open(self.logs[k], "w") as out:
-                self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "cwm_cli.main", *command[1:], "--learner-pid", str(os.getpid())],
-                    stdout=out, stderr=subprocess.STDOUT))
+                self.processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "cwm_cli.main", *command[1:], "--learner-pid", str(os.getpid())],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
 
     def _beat(self):
         with open(os.path.join(self.exchange, HEARTBEAT), "w") as f:
@@ -123,12 +127,16 @@ class ProcessActors:
             if self.processes and self.processes[k].poll() is not None:
                 with open(self.logs[k]) as f:
                     tail = f.read()[-2000:]
-                raise CwmError(f"RL actor process {k} exited with code {self.processes[k].returncode}; "
-                               f"{self.logs[k]} ends:\n{tail}")
+                raise CwmError(
+                    f"RL actor process {k} exited with code {self.processes[k].returncode}; "
+                    f"{self.logs[k]} ends:\n{tail}"
+                )
             if time.monotonic() > deadline:
-                raise CwmError(f"no rollouts for batch {batch_index} from actor {k} in {self.timeout_s:g} s "
-                               f"(rl.actor_timeout_s): is `cwm rl-actor --exchange {self.exchange} --actor {k}` "
-                               f"running?")
+                raise CwmError(
+                    f"no rollouts for batch {batch_index} from actor {k} in {self.timeout_s:g} s "
+                    f"(rl.actor_timeout_s): is `cwm rl-actor --exchange {self.exchange} --actor {k}` "
+                    f"running?"
+                )
             time.sleep(0.02)
 
     def stop(self):

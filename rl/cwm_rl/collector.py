@@ -25,8 +25,11 @@ def initial_policy(cfg):
         model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
     tokenizer = find_tokenizer(policy.tokenizer or None, policy.model or None)
     check_vocab(model.cfg, tokenizer)
-    require(cfg.rl.max_episode_tokens <= model.cfg.max_seq_len - 64, "rl.max_episode_tokens",
-            f"({cfg.rl.max_episode_tokens}) must leave 64 tokens below the model's max_seq_len ({model.cfg.max_seq_len})")
+    require(
+        cfg.rl.max_episode_tokens <= model.cfg.max_seq_len - 64,
+        "rl.max_episode_tokens",
+        f"({cfg.rl.max_episode_tokens}) must leave 64 tokens below the model's max_seq_len ({model.cfg.max_seq_len})",
+    )
     return model, tokenizer
 
 
@@ -36,14 +39,25 @@ def make_collector(cfg, tokenizer, graphdef):
     open for the duration."""
     rl = cfg.rl
     mixture = TaskMixture(dict(rl.tasks), cfg.seed)
-    settings = RolloutSettings(rl.group_size, rl.max_new_tokens, rl.temperature, rl.top_p, rl.max_turns,
-                               rl.max_episode_tokens, rl.tool_timeout_s)
+    settings = RolloutSettings(
+        rl.group_size,
+        rl.max_new_tokens,
+        rl.temperature,
+        rl.top_p,
+        rl.max_turns,
+        rl.max_episode_tokens,
+        rl.tool_timeout_s,
+    )
     limits = SandboxLimits(timeout_s=rl.tool_timeout_s, memory_mb=rl.sandbox_memory_mb)
     with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits), rl.pool_size) as pool:
         worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)
 
         def collect(batch_index: int, version: int, params):
-            return worker.collect(nnx.merge(graphdef, params), version,
-                                  mixture.batch(batch_index, rl.prompts_per_step), cfg.seed * 100_003 + batch_index)
+            return worker.collect(
+                nnx.merge(graphdef, params),
+                version,
+                mixture.batch(batch_index, rl.prompts_per_step),
+                cfg.seed * 100_003 + batch_index,
+            )
 
         yield collect

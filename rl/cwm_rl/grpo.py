@@ -22,8 +22,9 @@ def token_returns(token_rewards: jax.Array) -> jax.Array:
     return jnp.flip(jnp.cumsum(jnp.flip(token_rewards, axis=1), axis=1), axis=1)
 
 
-def token_advantages(token_rewards: jax.Array, group_size: int, normalize_std: bool = False,
-                     trained: jax.Array | None = None) -> jax.Array:
+def token_advantages(
+    token_rewards: jax.Array, group_size: int, normalize_std: bool = False, trained: jax.Array | None = None
+) -> jax.Array:
     """Per-token advantages for N = prompts x group_size samples (groups consecutive): the token's return
     minus the mean total return of the group's trained samples (divided by their std when normalize_std);
     zero for samples not trained (`trained` [N] 0)."""
@@ -39,9 +40,17 @@ def token_advantages(token_rewards: jax.Array, group_size: int, normalize_std: b
     return advantages * trained[:, None]
 
 
-def grpo_loss(new_logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, mask: jax.Array,
-              eps_low: float, eps_high: float, budget: float, kl_coef: float = 0.0,
-              ref_logp: jax.Array | None = None):
+def grpo_loss(
+    new_logp: jax.Array,
+    old_logp: jax.Array,
+    advantages: jax.Array,
+    mask: jax.Array,
+    eps_low: float,
+    eps_high: float,
+    budget: float,
+    kl_coef: float = 0.0,
+    ref_logp: jax.Array | None = None,
+):
     """Loss (to minimize) and metrics, all inputs [N, T]; `mask` is 1 on model tokens only."""
     mask = mask.astype(jnp.float32)
     ratio = jnp.exp(new_logp - old_logp)
@@ -49,8 +58,10 @@ def grpo_loss(new_logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, m
     clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * advantages
     objective = jnp.minimum(unclipped, clipped)
     loss = -jnp.sum(objective * mask) / budget
-    metrics = {"clip_fraction": jnp.sum((clipped < unclipped) * mask) / jnp.maximum(jnp.sum(mask), 1.0),
-               "ratio_mean": jnp.sum(ratio * mask) / jnp.maximum(jnp.sum(mask), 1.0)}
+    metrics = {
+        "clip_fraction": jnp.sum((clipped < unclipped) * mask) / jnp.maximum(jnp.sum(mask), 1.0),
+        "ratio_mean": jnp.sum(ratio * mask) / jnp.maximum(jnp.sum(mask), 1.0),
+    }
     if kl_coef:
         delta = ref_logp - new_logp
         kl = jnp.exp(delta) - delta - 1.0

@@ -28,21 +28,35 @@ def make_batch(samples: list[Sample], rows: int, group_size: int, length_multipl
         raise ValueError("samples must come in whole groups")
     for row, sample in enumerate(samples):
         sequence = sample.prompt + sample.completion
-        tokens[row, :len(sequence)] = sequence
-        segments[row, :len(sequence)] = 1
+        tokens[row, : len(sequence)] = sequence
+        segments[row, : len(sequence)] = 1
         start = len(sample.prompt) - 1  # target position of completion token 0
-        mask[row, start:start + len(sample.completion)] = sample.model_mask
-        old_logp[row, start:start + len(sample.completion)] = sample.logprobs
+        mask[row, start : start + len(sample.completion)] = sample.model_mask
+        old_logp[row, start : start + len(sample.completion)] = sample.logprobs
         trained[row] = float(sample.trained)
         model_positions = np.flatnonzero(np.asarray(sample.model_mask))
         if len(model_positions):
             rewards[row, start + model_positions[-1]] = sample.reward
-    return {"tokens": tokens, "segments": segments, "mask": mask, "old_logp": old_logp, "rewards": rewards,
-            "trained": trained}
+    return {
+        "tokens": tokens,
+        "segments": segments,
+        "mask": mask,
+        "old_logp": old_logp,
+        "rewards": rewards,
+        "trained": trained,
+    }
 
 
-def make_rl_step(graphdef, optimizer: optax.GradientTransformation, group_size: int, eps_low: float,
-                 eps_high: float, budget: float, normalize_std: bool, kl_coef: float):
+def make_rl_step(
+    graphdef,
+    optimizer: optax.GradientTransformation,
+    group_size: int,
+    eps_low: float,
+    eps_high: float,
+    budget: float,
+    normalize_std: bool,
+    kl_coef: float,
+):
     """rl_step(state, batch, ref_params) -> (state, metrics); ref_params only matter when kl_coef > 0."""
 
     def token_logp(params, batch):
@@ -54,14 +68,27 @@ def make_rl_step(graphdef, optimizer: optax.GradientTransformation, group_size: 
         new_logp = token_logp(params, batch)
         advantages = token_advantages(batch["rewards"], group_size, normalize_std, batch["trained"])
         ref_logp = jax.lax.stop_gradient(token_logp(ref_params, batch)) if kl_coef else None
-        return grpo_loss(new_logp, batch["old_logp"], advantages, batch["mask"] * batch["trained"][:, None],
-                         eps_low, eps_high, budget, kl_coef, ref_logp)
+        return grpo_loss(
+            new_logp,
+            batch["old_logp"],
+            advantages,
+            batch["mask"] * batch["trained"][:, None],
+            eps_low,
+            eps_high,
+            budget,
+            kl_coef,
+            ref_logp,
+        )
 
     def rl_step(state, batch, ref_params):
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], batch, ref_params)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        new_state = {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
-                     "step": state["step"] + 1, "rng": state["rng"]}
+        new_state = {
+            "params": optax.apply_updates(state["params"], updates),
+            "opt_state": opt_state,
+            "step": state["step"] + 1,
+            "rng": state["rng"],
+        }
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
 
     return jax.jit(rl_step, donate_argnums=0)

@@ -21,34 +21,41 @@ from flax import nnx
 
 from cwm_common.config_rules import require, require_choice, require_int
 from cwm_common.workdir import check_workdir
+from cwm_jax.sharding import make_mesh
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
-from cwm_jax.sharding import make_mesh
 from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.learner import make_batch, make_rl_step
 from cwm_rl.plot import plot_rewards
 from cwm_rl.samples import FAILED, INFRA_FAILED
 
-RL_CONSOLE = (("reward_mean", "reward {:+.3f}"), ("pass_rate", "pass {:.0%}"), ("clip_fraction", "clip {:.3f}"),
-              ("staleness_mean", "stale {:.2f}"), ("gen_tokens_per_s", "gen {:,.0f} tok/s"),
-              ("learner_tokens_per_s", "learn {:,.0f} tok/s"))
+RL_CONSOLE = (
+    ("reward_mean", "reward {:+.3f}"),
+    ("pass_rate", "pass {:.0%}"),
+    ("clip_fraction", "clip {:.3f}"),
+    ("staleness_mean", "stale {:.2f}"),
+    ("gen_tokens_per_s", "gen {:,.0f} tok/s"),
+    ("learner_tokens_per_s", "learn {:,.0f} tok/s"),
+)
 
 
 def check_rl_config(cfg):
     rl = cfg.rl
-    for field in ("rl.prompts_per_step", "rl.group_size", "rl.max_new_tokens", "rl.max_turns", "rl.pool_size",
-                  "steps"):
+    for field in ("rl.prompts_per_step", "rl.group_size", "rl.max_new_tokens", "rl.max_turns", "rl.pool_size", "steps"):
         require_int(cfg, field)
     require_int(cfg, "rl.actor_processes", minimum=0)
     require_int(cfg, "rl.max_staleness", minimum=0)
     require_choice(cfg, "rl.mode", ("async", "sync"))
     require(0 <= rl.eps_low < 1, "rl.eps_low", f"must be in [0, 1), got {rl.eps_low!r}")
     require(rl.eps_high >= 0, "rl.eps_high", f"must be >= 0, got {rl.eps_high!r}")
-    require(rl.launch_actors or (rl.mode == "async" and rl.actor_processes > 0), "rl.launch_actors",
-            "is False: set rl.actor_processes to the number of actors you will start (and rl.mode to async)")
+    require(
+        rl.launch_actors or (rl.mode == "async" and rl.actor_processes > 0),
+        "rl.launch_actors",
+        "is False: set rl.actor_processes to the number of actors you will start (and rl.mode to async)",
+    )
 
 
 def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
@@ -60,8 +67,12 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     params = nnx.to_pure_dict(params)
     optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
-    state = {"params": params, "opt_state": optimizer.init(params), "step": jnp.zeros((), jnp.int32),
-             "rng": jax.random.PRNGKey(cfg.seed)}
+    state = {
+        "params": params,
+        "opt_state": optimizer.init(params),
+        "step": jnp.zeros((), jnp.int32),
+        "rng": jax.random.PRNGKey(cfg.seed),
+    }
     start = checkpoints.latest_step()
     if start is not None:
         abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
@@ -73,8 +84,9 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     reference = params if rl.kl_coef else None
     rows = rl.prompts_per_step * rl.group_size
     budget = rl.budget_tokens or rows * rl.max_new_tokens * (rl.max_turns if "swe" in rl.tasks else 1)
-    rl_step = make_rl_step(graphdef, optimizer, rl.group_size, rl.eps_low, rl.eps_high, budget, rl.normalize_std,
-                           rl.kl_coef)
+    rl_step = make_rl_step(
+        graphdef, optimizer, rl.group_size, rl.eps_low, rl.eps_high, budget, rl.normalize_std, rl.kl_coef
+    )
     logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=True, console=RL_CONSOLE)
     last_reward = None
     with contextlib.ExitStack() as stack:
@@ -100,11 +112,14 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                 if actors:
                     actors.publish(step, state["params"])
                 metrics.update(_rollout_metrics(samples, version))
-                metrics.update(gen_tokens_per_s=gen["generated_tokens"] / max(gen["seconds"], 1e-9),
-                               episodes_per_s=len(samples) / max(gen["seconds"], 1e-9),
-                               learner_tokens_per_s=float(batch["mask"].sum()) / learn_seconds,
-                               learner_wait_fraction=waited / (time.perf_counter() - step_start),
-                               step_seconds=time.perf_counter() - step_start, lr=float(schedule(step - 1)))
+                metrics.update(
+                    gen_tokens_per_s=gen["generated_tokens"] / max(gen["seconds"], 1e-9),
+                    episodes_per_s=len(samples) / max(gen["seconds"], 1e-9),
+                    learner_tokens_per_s=float(batch["mask"].sum()) / learn_seconds,
+                    learner_wait_fraction=waited / (time.perf_counter() - step_start),
+                    step_seconds=time.perf_counter() - step_start,
+                    lr=float(schedule(step - 1)),
+                )
                 logger.log(step, metrics)
                 last_reward = metrics["reward_mean"]
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -121,11 +136,15 @@ def _rollout_metrics(samples, version: int) -> dict:
     """Rewards over the samples that count (infrastructure failures are reported, not averaged in)."""
     trained = [s for s in samples if s.trained] or samples
     rewards = np.asarray([s.reward for s in trained], np.float64)
-    metrics = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-               "pass_rate": float((rewards > 0).mean()), "failed_samples": sum(s.status == FAILED for s in samples),
-               "infra_failed_samples": sum(s.status == INFRA_FAILED for s in samples),
-               "staleness_mean": float(np.mean([version - s.version for s in samples])),
-               "staleness_max": max(version - s.version for s in samples)}
+    metrics = {
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std()),
+        "pass_rate": float((rewards > 0).mean()),
+        "failed_samples": sum(s.status == FAILED for s in samples),
+        "infra_failed_samples": sum(s.status == INFRA_FAILED for s in samples),
+        "staleness_mean": float(np.mean([version - s.version for s in samples])),
+        "staleness_max": max(version - s.version for s in samples),
+    }
     by_task = collections.defaultdict(list)
     for s in trained:
         by_task[s.task].append(s.reward)

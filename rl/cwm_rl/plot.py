@@ -2,10 +2,7 @@
 
 import json
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def plot_rewards(metrics_path: str, png_path: str):
@@ -14,7 +11,8 @@ def plot_rewards(metrics_path: str, png_path: str):
     if not records:
         return
     steps = [r["step"] for r in records]
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
     axis.plot(steps, [r["reward_mean"] for r in records], label="all tasks", linewidth=2)
     for key in sorted({k for r in records for k in r if k.startswith("reward_mean/")}):
         axis.plot(steps, [r.get(key) for r in records], label=key.split("/", 1)[1], alpha=0.7)
@@ -25,4 +23,3 @@ def plot_rewards(metrics_path: str, png_path: str):
     axis.legend()
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)
-    plt.close(figure)

@@ -39,8 +39,9 @@ class RolloutSettings:
 class RolloutWorker:
     """`generate_fn` has cwm_jax.generate's signature (tests pass a scripted one)."""
 
-    def __init__(self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings,
-                 generate_fn=generate):
+    def __init__(
+        self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings, generate_fn=generate
+    ):
         self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
         self.generate = generate_fn
         self.stops = tuple(tokenizer.special_id(name) for name in STOP_TOKENS)
@@ -59,10 +60,16 @@ class RolloutWorker:
     def _single_turn(self, model, version, groups, seed) -> list[Sample]:
         g_size = self.settings.group_size
         prompts = [self.tokenizer.encode_pieces(p.pieces) for _, p in groups for _ in range(g_size)]
-        tokens, logps = self.generate(model, prompts, self.settings.max_new_tokens,
-                                      temperature=self.settings.temperature,
-                                      top_p=self.settings.top_p, stop_tokens=self.stops, seed=seed,
-                                      return_logprobs=True)
+        tokens, logps = self.generate(
+            model,
+            prompts,
+            self.settings.max_new_tokens,
+            temperature=self.settings.temperature,
+            top_p=self.settings.top_p,
+            stop_tokens=self.stops,
+            seed=seed,
+            return_logprobs=True,
+        )
         jobs = [(groups[i // g_size], prompts[i], tokens[i], logps[i]) for i in range(len(prompts))]
 
         def score(job):
@@ -74,8 +81,18 @@ class RolloutWorker:
                 status, reward, why = OK, result.reward, result.status
             except Exception as e:  # a dead sandbox or no free sandbox in time: not the policy's failure
                 status, reward, why = INFRA_FAILED, FAIL, f"{type(e).__name__}: {e}"[:300]
-            return Sample(prompt.task, group, ids, completion, [1] * len(completion), logp, reward, version, status,
-                          {"result": why})
+            return Sample(
+                prompt.task,
+                group,
+                ids,
+                completion,
+                [1] * len(completion),
+                logp,
+                reward,
+                version,
+                status,
+                {"result": why},
+            )
 
         with ThreadPoolExecutor(max(1, self.pool.size)) as threads:
             return list(threads.map(score, jobs))
@@ -83,11 +100,17 @@ class RolloutWorker:
     def _agent_episodes(self, model, version, groups, seed) -> list[Sample]:
         """All episodes advance turn by turn together (one batched generation per turn)."""
         settings = self.settings
-        episodes = [_Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
-                    for group, prompt in groups for _ in range(settings.group_size)]
+        episodes = [
+            _Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
+            for group, prompt in groups
+            for _ in range(settings.group_size)
+        ]
         if len(episodes) > self.pool.size:
-            raise config_error("rl.pool_size", f"({self.pool.size}) must be at least the agent episodes of a batch "
-                                               f"({len(episodes)}: agent prompts x rl.group_size), one sandbox each")
+            raise config_error(
+                "rl.pool_size",
+                f"({self.pool.size}) must be at least the agent episodes of a batch "
+                f"({len(episodes)}: agent prompts x rl.group_size), one sandbox each",
+            )
         deadline = time.perf_counter() + settings.episode_timeout_s
         with contextlib.ExitStack() as stack:
             for episode in episodes:
@@ -105,18 +128,28 @@ class RolloutWorker:
                 budget = min(settings.max_new_tokens, max(room))
                 if budget <= 0:
                     break
-                outs, logps = self.generate(model, [e.context for e in active],
-                                            [max(0, min(budget, r)) for r in room], temperature=settings.temperature,
-                                            top_p=settings.top_p, stop_tokens=self.stops, seed=seed * 1000 + turn,
-                                            return_logprobs=True)
-                for episode, out, logp in zip(active, outs, logps):
+                outs, logps = self.generate(
+                    model,
+                    [e.context for e in active],
+                    [max(0, min(budget, r)) for r in room],
+                    temperature=settings.temperature,
+                    top_p=settings.top_p,
+                    stop_tokens=self.stops,
+                    seed=seed * 1000 + turn,
+                    return_logprobs=True,
+                )
+                for episode, out, logp in zip(active, outs, logps, strict=True):
                     episode.add(out, [1] * len(out), logp)
                 with ThreadPoolExecutor(len(active)) as threads:
                     list(threads.map(self._act, active))
             for episode in episodes:
                 if episode.status == OK:
-                    self._guard(episode, lambda e=episode: setattr(
-                        e, "reward", self.tasks[e.prompt.task].grade(e.sandbox, e.submission, e.prompt.meta).reward))
+                    self._guard(
+                        episode,
+                        lambda e=episode: setattr(
+                            e, "reward", self.tasks[e.prompt.task].grade(e.sandbox, e.submission, e.prompt.meta).reward
+                        ),
+                    )
         return [e.sample(version) for e in episodes]
 
     def _act(self, episode: "_Episode"):
@@ -166,5 +199,15 @@ class _Episode:
         self.status, self.done, self.reward, self.why = status, True, FAIL, why
 
     def sample(self, version: int) -> Sample:
-        return Sample(self.prompt.task, self.group, self.prompt_ids, self.completion, self.mask, self.logprobs,
-                      self.reward, version, self.status, {"why": self.why, "submitted": self.submission is not None})
+        return Sample(
+            self.prompt.task,
+            self.group,
+            self.prompt_ids,
+            self.completion,
+            self.mask,
+            self.logprobs,
+            self.reward,
+            version,
+            self.status,
+            {"why": self.why, "submitted": self.submission is not None},
+        )

@@ -31,24 +31,36 @@ def run_story(workdir: str, train_steps: int = 150, rl_steps: int = 30, rl_mode:
         manifest = json.load(f)
     example = json.loads(ArrayRecordDataSource(built["trace"])[0])
     frames = [Frame.from_json(f) for f in example["frames"]][:3]
-    log(f"   {manifest['traces']} traces; the first frames of one:\n   "
-        + trace_format.to_text(trace_format.render(frames, False))[:300].replace("\n", "\n   "))
+    log(
+        f"   {manifest['traces']} traces; the first frames of one:\n   "
+        + trace_format.to_text(trace_format.render(frames, False))[:300].replace("\n", "\n   ")
+    )
 
     log(f"== 2/3  training a tiny CWM ({train_steps} steps) on traces, agent trajectories and code")
-    train_cfg = load_config(os.path.join(CONFIGS, "tiny.py"), [f"--config.steps={train_steps}",
-                                                                 f"--config.log_every={max(1, train_steps // 5)}"])
+    train_cfg = load_config(
+        os.path.join(CONFIGS, "tiny.py"),
+        [f"--config.steps={train_steps}", f"--config.log_every={max(1, train_steps // 5)}"],
+    )
     train(train_cfg, lm_dir, log=log)
     losses = [r["loss"] for r in _metrics(os.path.join(lm_dir, "metrics.jsonl"))]
     log(f"   loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 
     log(f"== 3/3  GRPO ({rl_steps} steps, {rl_mode}) on a task rewarded by running the answer in a sandbox")
-    rl_cfg = load_config(os.path.join(CONFIGS, "rl_tiny.py"), [
-        f"--config.policy.model={lm_dir}", f"--config.steps={rl_steps}", f"--config.rl.mode={rl_mode}",
-        f"--config.log_every={max(1, rl_steps // 6)}"])
+    rl_cfg = load_config(
+        os.path.join(CONFIGS, "rl_tiny.py"),
+        [
+            f"--config.policy.model={lm_dir}",
+            f"--config.steps={rl_steps}",
+            f"--config.rl.mode={rl_mode}",
+            f"--config.log_every={max(1, rl_steps // 6)}",
+        ],
+    )
     run_rl(rl_cfg, rl_dir, log=log)
     rewards = [r["reward_mean"] for r in _metrics(os.path.join(rl_dir, "metrics.jsonl"))]
     window = max(1, len(rewards) // 5)
     first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
-    log(f"   mean reward {first:+.3f} (first {window} steps) -> {last:+.3f} (last {window} steps); "
-        f"curve: {os.path.join(rl_dir, 'reward_curve.png')}")
+    log(
+        f"   mean reward {first:+.3f} (first {window} steps) -> {last:+.3f} (last {window} steps); "
+        f"curve: {os.path.join(rl_dir, 'reward_curve.png')}"
+    )
     return {"loss": (losses[0], losses[-1]), "reward": (first, last), "rewards": rewards}

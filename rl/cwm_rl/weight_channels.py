@@ -45,13 +45,15 @@ class DirectoryWeights:
         os.makedirs(directory, exist_ok=True)
 
     def publish(self, version: int, params):
-        flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
-                for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+        flat = {
+            "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        }
         fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **flat)
         os.replace(temp, os.path.join(self.directory, f"version-{version}.npz"))
-        for old in self._versions()[:-self.keep]:
+        for old in self._versions()[: -self.keep]:
             os.remove(os.path.join(self.directory, f"version-{old}.npz"))
 
     def _versions(self) -> list[int]:
@@ -71,8 +73,10 @@ class DirectoryWeights:
                 continue
         if like is None:
             return versions[-1], flat
-        paths = [("/".join(str(getattr(k, "key", k)) for k in path))
-                 for path, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
+        paths = [
+            ("/".join(str(getattr(k, "key", k)) for k in path))
+            for path, _ in jax.tree_util.tree_flatten_with_path(like)[0]
+        ]
         return versions[-1], jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), [flat[p] for p in paths])
 
     def wait_for(self, version: int, like, stopping, poll_s: float = 0.05):

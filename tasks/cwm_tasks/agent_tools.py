@@ -14,13 +14,14 @@ TRUNCATION_MARK = "\n[...]"
 
 # edit: the body is "PATH\n<<<<<<< SEARCH\n...\n=======\n...\n>>>>>>> REPLACE"; the search text must
 # occur exactly once. Runs inside the sandbox with the body on stdin.
-_EDIT = r'''
+_EDIT = r"""
 import os, sys
 body = sys.stdin.read()
 path, _, block = body.partition("\n")
 start, mid, end = "<<<<<<< SEARCH\n", "\n=======\n", "\n>>>>>>> REPLACE"
 if not block.startswith(start) or mid not in block or not block.rstrip("\n").endswith(end.strip("\n")):
-    sys.exit("error: the edit body must be a path line, then <<<<<<< SEARCH, the old lines, =======, the new lines, >>>>>>> REPLACE")
+    sys.exit("error: the edit body must be a path line, then <<<<<<< SEARCH, the old lines, =======, "
+             "the new lines, >>>>>>> REPLACE")
 search, _, rest = block[len(start):].partition(mid)
 replace = rest[:rest.rfind(end.strip("\n"))].rstrip("\n") if rest.strip() != end.strip() else ""
 path = path.strip()
@@ -32,10 +33,10 @@ if count != 1:
     sys.exit(f"error: the SEARCH text occurs {count} times in {path}; it must occur exactly once")
 open(path, "w").write(text.replace(search, replace, 1))
 print(f"edited {path}")
-'''
+"""
 
 # create: the body is "PATH\nCONTENT"; the file must not exist and its directory must.
-_CREATE = r'''
+_CREATE = r"""
 import os, sys
 body = sys.stdin.read()
 path, _, content = body.partition("\n")
@@ -46,7 +47,7 @@ if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
     sys.exit(f"error: the directory of {path} does not exist")
 open(path, "w").write(content if content.endswith("\n") else content + "\n")
 print(f"created {path}")
-'''
+"""
 
 
 @dataclasses.dataclass
@@ -61,20 +62,25 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + TRUNCATION_MARK
 
 
-def run_turn(sandbox: Sandbox, assistant_text: str, timeout: float = 120.0,
-             max_observation_chars: int = 65536) -> ToolOutcome | None:
+def run_turn(
+    sandbox: Sandbox, assistant_text: str, timeout: float = 120.0, max_observation_chars: int = 65536
+) -> ToolOutcome | None:
     """The observation for one assistant turn; None when the turn makes no tool call (a final answer)."""
     call, problem = parse_single_call(assistant_text)
     if problem:
-        return ToolOutcome(f"Format error: {problem}. Call one tool as <tool: NAME>, a newline, the input, a "
-                           f"newline, </tool>.", None, error=True)
+        return ToolOutcome(
+            f"Format error: {problem}. Call one tool as <tool: NAME>, a newline, the input, a newline, </tool>.",
+            None,
+            error=True,
+        )
     if call is None:
         return None
     return run_tool(sandbox, call, timeout, max_observation_chars)
 
 
-def run_tool(sandbox: Sandbox, call: ToolCall, timeout: float = 120.0,
-             max_observation_chars: int = 65536) -> ToolOutcome:
+def run_tool(
+    sandbox: Sandbox, call: ToolCall, timeout: float = 120.0, max_observation_chars: int = 65536
+) -> ToolOutcome:
     if call.name not in AGENT_TOOLS:
         return ToolOutcome(f"Unknown tool '{call.name}'. Tools: {', '.join(AGENT_TOOLS)}.", call.name, error=True)
     if call.name == "bash":
@@ -86,20 +92,30 @@ def run_tool(sandbox: Sandbox, call: ToolCall, timeout: float = 120.0,
             text += "\n[output cut]"
         elif result.exit_code:
             text += f"\n[exit code {result.exit_code}]"
-        return ToolOutcome(f"<output>\n{truncate(text, max_observation_chars)}\n</output>", "bash",
-                           error=result.exit_code != 0)
+        return ToolOutcome(
+            f"<output>\n{truncate(text, max_observation_chars)}\n</output>", "bash", error=result.exit_code != 0
+        )
     if call.name in ("edit", "create"):
-        result = sandbox.exec(["python3", "-c", _EDIT if call.name == "edit" else _CREATE], stdin=call.body,
-                              timeout=timeout)
-        return ToolOutcome(f"<output>\n{truncate(result.text().strip(), max_observation_chars)}\n</output>",
-                           call.name, error=not result.ok)
+        result = sandbox.exec(
+            ["python3", "-c", _EDIT if call.name == "edit" else _CREATE], stdin=call.body, timeout=timeout
+        )
+        return ToolOutcome(
+            f"<output>\n{truncate(result.text().strip(), max_observation_chars)}\n</output>",
+            call.name,
+            error=not result.ok,
+        )
     path = call.body.strip()
     result = sandbox.exec(["cat", "--", path], timeout=timeout)
     patch = result.stdout.decode(errors="replace")
     if not result.ok:
         return ToolOutcome(f"<output>\nsubmit: cannot read {path}\n</output>", "submit", error=True)
     if not patch.strip() or not patch.lstrip().startswith("diff"):
-        return ToolOutcome(f"<output>\nsubmit: {path} must be a non-empty patch starting with 'diff'\n</output>",
-                           "submit", error=True)
-    return ToolOutcome(f"<submission>\n{truncate(patch, max_observation_chars)}\n</submission>\nReview your "
-                       f"submission; you may submit again, or give your final answer.", "submit", submission=patch)
+        return ToolOutcome(
+            f"<output>\nsubmit: {path} must be a non-empty patch starting with 'diff'\n</output>", "submit", error=True
+        )
+    return ToolOutcome(
+        f"<submission>\n{truncate(patch, max_observation_chars)}\n</submission>\nReview your "
+        f"submission; you may submit again, or give your final answer.",
+        "submit",
+        submission=patch,
+    )

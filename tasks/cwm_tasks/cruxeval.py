@@ -5,14 +5,14 @@ sandbox."""
 
 import random
 
+from cwm_common.jsonl import read_jsonl
+from cwm_common.repo_paths import CRUXEVAL
 from cwm_data import special_tokens as st
 from cwm_data import trace_format
 from cwm_data.special_tokens import SpecialToken, special
 from cwm_data.tracer import mark_entry
 from cwm_envs.sandbox import Sandbox
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult
-from cwm_common.jsonl import read_jsonl
-from cwm_common.repo_paths import CRUXEVAL
 from cwm_tasks.task import Prompt
 
 
@@ -48,9 +48,9 @@ def trace_answer(pieces: list[str]) -> str | None:
     try:
         frames, _ = trace_format.parse(pieces)
     except trace_format.TraceFormatError as e:
-        ends = [i for i, p in enumerate(pieces[:e.piece]) if p == st.FRAME_SEP and isinstance(p, SpecialToken)]
+        ends = [i for i, p in enumerate(pieces[: e.piece]) if p == st.FRAME_SEP and isinstance(p, SpecialToken)]
         try:
-            frames, _ = trace_format.parse(pieces[:ends[-1] + 1]) if ends else ([], False)
+            frames, _ = trace_format.parse(pieces[: ends[-1] + 1]) if ends else ([], False)
         except trace_format.TraceFormatError:
             frames = []
     returns = [f.value for f in frames if f.event == "return"]

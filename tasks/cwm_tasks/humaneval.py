@@ -21,7 +21,7 @@ from cwm_tasks.task import Prompt
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
 # Runs in the sandbox: loads the solution, then each top-level statement of check() on its own, so one
 # failing assert does not hide the others. Prints one JSON line per test.
-_HARNESS = r'''
+_HARNESS = r"""
 import ast, json, sys
 entry_point = sys.argv[1]
 solution = {"__name__": "solution"}
@@ -44,7 +44,7 @@ for statement in check.body:
         print(json.dumps({"name": name, "passed": True}), flush=True)
     except BaseException as e:
         print(json.dumps({"name": name, "passed": False, "detail": repr(e)[:500]}), flush=True)
-'''
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +61,10 @@ class FunctionTask:
 
 
 def humaneval_tasks() -> list[FunctionTask]:
-    return [FunctionTask(p["task_id"], p["prompt"], p["entry_point"], p["test"], p["canonical_solution"])
-            for p in read_problems().values()]
+    return [
+        FunctionTask(p["task_id"], p["prompt"], p["entry_point"], p["test"], p["canonical_solution"])
+        for p in read_problems().values()
+    ]
 
 
 def cut_completion(text: str) -> str:
@@ -70,8 +72,7 @@ def cut_completion(text: str) -> str:
     return text[:cut]
 
 
-def grade_function(sandbox: Sandbox, program: str, tests: str, entry_point: str,
-                   timeout: float = 20.0) -> RewardResult:
+def grade_function(sandbox: Sandbox, program: str, tests: str, entry_point: str, timeout: float = 20.0) -> RewardResult:
     """+1 if `program` defines `entry_point` and every statement of the tests' check() passes, else -1."""
     start = time.perf_counter()
     sandbox.put_file("solution.py", program)

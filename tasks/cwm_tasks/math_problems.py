@@ -6,11 +6,11 @@ import os
 import random
 import time
 
+from cwm_common.jsonl import read_jsonl
+from cwm_common.repo_paths import BENCHMARKS
 from cwm_data.chat_format import REASONING_SYSTEM_PROMPT, STOP_TOKENS, generation_prompt
 from cwm_tasks.math_verify_pool import DEADLINE_S, compare_in_worker
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
-from cwm_common.jsonl import read_jsonl
-from cwm_common.repo_paths import BENCHMARKS
 from cwm_tasks.task import Prompt
 
 MATH_SETS = ("aime24", "amc23", "gsm8k_test")
@@ -19,14 +19,22 @@ MATH_SETS = ("aime24", "amc23", "gsm8k_test")
 def load_math_problems(dataset: str = "gsm8k_test") -> list[dict]:
     """[{"id", "problem", "answer"}] of a shipped set (GSM8K keeps its answer after "####")."""
     rows = read_jsonl(os.path.join(BENCHMARKS, "math", f"{dataset}.jsonl"))
-    return [{"id": r.get("id", r.get("idx", i)), "problem": r.get("problem", r.get("question")),
-             "answer": str(r["answer"]).split("####")[-1].strip().replace(",", "")} for i, r in enumerate(rows)]
+    return [
+        {
+            "id": r.get("id", r.get("idx", i)),
+            "problem": r.get("problem", r.get("question")),
+            "answer": str(r["answer"]).split("####")[-1].strip().replace(",", ""),
+        }
+        for i, r in enumerate(rows)
+    ]
 
 
 def math_prompt(problem: str) -> list[str]:
     """The reasoning system prompt, the problem as the user turn; the assistant starts with "<think>\\n"."""
-    return generation_prompt([("system", REASONING_SYSTEM_PROMPT),
-                              ("user", f"{problem}\nWrap your answer in $\\boxed{{}}$.")], reasoning=True)
+    return generation_prompt(
+        [("system", REASONING_SYSTEM_PROMPT), ("user", f"{problem}\nWrap your answer in $\\boxed{{}}$.")],
+        reasoning=True,
+    )
 
 
 def extract_boxed(text: str) -> str | None:
@@ -34,12 +42,12 @@ def extract_boxed(text: str) -> str | None:
     start = text.rfind("\\boxed")
     while start >= 0:
         i = text.find("{", start)
-        if i >= 0 and text[start + len("\\boxed"):i].strip() == "":
+        if i >= 0 and text[start + len("\\boxed") : i].strip() == "":
             depth = 0
             for j in range(i, len(text)):
                 depth += {"{": 1, "}": -1}.get(text[j], 0)
                 if depth == 0:
-                    return text[i + 1:j]
+                    return text[i + 1 : j]
         start = text.rfind("\\boxed", 0, start)
     return None
 
@@ -52,13 +60,18 @@ def grade_math(response: str, reference: str) -> RewardResult:
         return RewardResult(FAIL, "no_answer", [], time.perf_counter() - start, "no \\boxed{} answer")
     reply = compare_in_worker(answer, reference)
     if reply is None:
-        return RewardResult(FAIL, "timeout", [TestOutcome("answer", False, f"answer {answer[:200]!r}: no verdict "
-                                                          f"in {DEADLINE_S:g} s")], time.perf_counter() - start)
+        return RewardResult(
+            FAIL,
+            "timeout",
+            [TestOutcome("answer", False, f"answer {answer[:200]!r}: no verdict in {DEADLINE_S:g} s")],
+            time.perf_counter() - start,
+        )
     equal = reply.get("equal", False)
     log = reply.get("error", "")
     outcome = TestOutcome("answer", equal, f"answer {answer!r}, reference {reference!r}")
-    return RewardResult(PASS if equal else FAIL, "passed" if equal else "failed", [outcome],
-                        time.perf_counter() - start, log)
+    return RewardResult(
+        PASS if equal else FAIL, "passed" if equal else "failed", [outcome], time.perf_counter() - start, log
+    )
 
 
 class MathTask:

@@ -12,8 +12,15 @@ from cwm_tasks.task import Task
 from cwm_tasks.toy_tasks import ArithmeticTask, EchoTask
 
 TASKS: dict[str, Callable[[], Task]] = {
-    "echo": EchoTask, "echo_bit": lambda: EchoTask("echo_bit", 1), "arithmetic": ArithmeticTask, "math": MathTask,
-    "humaneval": HumanEvalTask, "cruxeval": CruxevalTask, "stdio": StdioTask, "swe": SweAgentTask}
+    "echo": EchoTask,
+    "echo_bit": lambda: EchoTask("echo_bit", 1),
+    "arithmetic": ArithmeticTask,
+    "math": MathTask,
+    "humaneval": HumanEvalTask,
+    "cruxeval": CruxevalTask,
+    "stdio": StdioTask,
+    "swe": SweAgentTask,
+}
 
 
 def require_known(names, field: str = "rl.tasks"):

@@ -14,11 +14,11 @@ import re
 import time
 
 from cwm_common.errors import CwmError
+from cwm_common.jsonl import read_jsonl
+from cwm_common.repo_paths import BENCHMARKS
 from cwm_data.chat_format import REASONING_SYSTEM_PROMPT, STOP_TOKENS, generation_prompt
 from cwm_envs.sandbox import Sandbox
 from cwm_tasks.reward_result import FAIL, RewardResult, TestOutcome, from_tests
-from cwm_common.jsonl import read_jsonl
-from cwm_common.repo_paths import BENCHMARKS
 from cwm_tasks.task import Prompt
 
 LANGUAGES = ("python", "cpp")
@@ -63,8 +63,13 @@ def load_stdio_problems(path: str = SHIPPED_PROBLEMS) -> list[StdioProblem]:
         missing = [f for f in ("question_id", "question_content", "public_test_cases") if f not in record]
         if missing:
             raise CwmError(f"{where}: missing field '{missing[0]}'")
-        problem = StdioProblem(record["question_id"], record.get("question_title", ""), record["question_content"],
-                               _tests(record, "public_test_cases", where), _tests(record, "private_test_cases", where))
+        problem = StdioProblem(
+            record["question_id"],
+            record.get("question_title", ""),
+            record["question_content"],
+            _tests(record, "public_test_cases", where),
+            _tests(record, "private_test_cases", where),
+        )
         if not problem.tests:
             raise CwmError(f"{where}: no stdin tests")
         problems.append(problem)
@@ -73,9 +78,11 @@ def load_stdio_problems(path: str = SHIPPED_PROBLEMS) -> list[StdioProblem]:
 
 def stdio_prompt(problem: StdioProblem, language: str) -> list[str]:
     name = LANGUAGE_NAMES[language]
-    user = (f"Provide a {name} solution for the following competitive programming question: {problem.statement}.\n"
-            f"Your code should be enclosed in triple backticks like so: ```{language} YOUR CODE HERE ```. Use the "
-            f"backticks for your code only. Your code should read from and write to standard io.")
+    user = (
+        f"Provide a {name} solution for the following competitive programming question: {problem.statement}.\n"
+        f"Your code should be enclosed in triple backticks like so: ```{language} YOUR CODE HERE ```. Use the "
+        f"backticks for your code only. Your code should read from and write to standard io."
+    )
     return generation_prompt([("system", REASONING_SYSTEM_PROMPT), ("user", user)], reasoning=True)
 
 
@@ -90,11 +97,21 @@ def extract_code(completion: str, language: str) -> str | None:
 
 def same_output(actual: str, expected: str) -> bool:
     """Equal up to trailing spaces on lines and trailing blank lines (the usual judge rule)."""
+
     def norm(text):
         return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
     return norm(actual) == norm(expected)
-def grade_stdio(sandbox: Sandbox, source: str, language: str, tests: list[StdioTest],
-                timeout_per_test: float = 5.0, compile_timeout: float = 60.0) -> RewardResult:
+
+
+def grade_stdio(
+    sandbox: Sandbox,
+    source: str,
+    language: str,
+    tests: list[StdioTest],
+    timeout_per_test: float = 5.0,
+    compile_timeout: float = 60.0,
+) -> RewardResult:
     start = time.perf_counter()
     if language == "python":
         sandbox.put_file("main.py", source)
@@ -114,8 +131,11 @@ def grade_stdio(sandbox: Sandbox, source: str, language: str, tests: list[StdioT
         if result.timed_out:
             outcomes.append(TestOutcome(f"test {i}", False, "timeout"))
         elif result.exit_code != 0:
-            outcomes.append(TestOutcome(f"test {i}", False, f"exit code {result.exit_code}: "
-                                                            f"{result.stderr.decode(errors='replace')[-300:]}"))
+            outcomes.append(
+                TestOutcome(
+                    f"test {i}", False, f"exit code {result.exit_code}: {result.stderr.decode(errors='replace')[-300:]}"
+                )
+            )
         else:
             passed = same_output(actual, test.expected)
             outcomes.append(TestOutcome(f"test {i}", passed, "" if passed else f"got {actual[:200]!r}"))
@@ -135,8 +155,11 @@ class StdioTask:
         self.languages = tuple(languages)
 
     def prompt(self, problem: StdioProblem, language: str) -> Prompt:
-        return Prompt(self.name, stdio_prompt(problem, language),
-                      {"id": f"{problem.problem_id}/{language}", "problem": problem.problem_id, "language": language})
+        return Prompt(
+            self.name,
+            stdio_prompt(problem, language),
+            {"id": f"{problem.problem_id}/{language}", "problem": problem.problem_id, "language": language},
+        )
 
     def prompts(self) -> list[Prompt]:
         return [self.prompt(p, lang) for p in self.problems.values() for lang in self.languages]

@@ -16,10 +16,10 @@ import re
 import time
 
 from cwm_common.errors import CwmError
+from cwm_common.repo_paths import SWE_TASKS
 from cwm_data.chat_format import REASONING_SYSTEM_PROMPT, generation_prompt
 from cwm_envs.sandbox import Sandbox
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
-from cwm_common.repo_paths import SWE_TASKS
 from cwm_tasks.task import Prompt
 
 REPO_DIR = "repo"
@@ -50,8 +50,15 @@ class SweTask:
                 path = os.path.join(root, name)
                 with open(path) as f:
                     files[os.path.relpath(path, repo)] = f.read()
-        return cls(meta["instance_id"], meta["problem_statement"], tuple(meta["FAIL_TO_PASS"]),
-                   tuple(meta["PASS_TO_PASS"]), meta["test_patch"], meta["gold_patch"], files)
+        return cls(
+            meta["instance_id"],
+            meta["problem_statement"],
+            tuple(meta["FAIL_TO_PASS"]),
+            tuple(meta["PASS_TO_PASS"]),
+            meta["test_patch"],
+            meta["gold_patch"],
+            files,
+        )
 
     def setup(self, sandbox: Sandbox):
         """Puts the snapshot at /work/repo (what the agent works on)."""
@@ -69,8 +76,7 @@ def _apply(sandbox: Sandbox, patch: str, name: str) -> tuple[bool, str]:
     return result.ok, result.text()
 
 
-def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.0,
-              setup: bool = True) -> RewardResult:
+def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.0, setup: bool = True) -> RewardResult:
     """+1 iff the patch applies and every FAIL_TO_PASS and PASS_TO_PASS test passes; else -1 with why."""
     start = time.perf_counter()
     if not patch.strip():
@@ -84,16 +90,20 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
     if not applied:
         return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, log[-4000:])
     test_files = sorted({t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass})
-    run = sandbox.exec(["bash", "-c", f"cd {REPO_DIR} && python3 -m pytest -rA -q -p no:cacheprovider "
-                                      + " ".join(test_files)], timeout=timeout)
+    run = sandbox.exec(
+        ["bash", "-c", f"cd {REPO_DIR} && python3 -m pytest -rA -q -p no:cacheprovider " + " ".join(test_files)],
+        timeout=timeout,
+    )
     seen = {}
     for line in run.stdout.decode(errors="replace").splitlines():
         match = _RESULT_LINE.match(line)
         if match:
             seen[match.group(2)] = match.group(1)
-    outcomes = [TestOutcome(test, seen.get(test) == "PASSED", f"{kind}: {seen.get(test, 'not run')}")
-                for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
-                for test in tests]
+    outcomes = [
+        TestOutcome(test, seen.get(test) == "PASSED", f"{kind}: {seen.get(test, 'not run')}")
+        for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
+        for test in tests
+    ]
     seconds = time.perf_counter() - start
     if run.timed_out:
         return RewardResult(FAIL, "timeout", outcomes, seconds, run.text()[-4000:])
@@ -120,8 +130,9 @@ def patch_similarity(predicted: str, oracle: str) -> float:
     return sum(difflib.SequenceMatcher(None, got.get(f, ""), text).ratio() for f, text in want.items()) / len(want)
 
 
-def similarity_reward(result: RewardResult, predicted: str, oracle: str, threshold: float = 0.5,
-                      scale: float = 2.0) -> float:
+def similarity_reward(
+    result: RewardResult, predicted: str, oracle: str, threshold: float = 0.5, scale: float = 2.0
+) -> float:
     """CWM's shaped SWE reward: pass -> -1 + scale; a failing patch similar enough to the oracle ->
     -1 + threshold x scale; otherwise -1."""
     if result.passed:
@@ -129,16 +140,20 @@ def similarity_reward(result: RewardResult, predicted: str, oracle: str, thresho
     return -1.0 + threshold * scale if patch_similarity(predicted, oracle) >= threshold else -1.0
 
 
-SWE_SYSTEM = (REASONING_SYSTEM_PROMPT + "\n\n# Environment\nYou are in a Linux sandbox; the repository is at "
-              "/work/repo. Call exactly one tool per turn as <tool: NAME>, a newline, its input, a newline, "
-              "</tool>. Tools: bash (a command), edit (a path, then <<<<<<< SEARCH / ======= / >>>>>>> REPLACE), "
-              "create (a path, then the content), submit (the path of a patch file starting with 'diff'). Submit "
-              "before your final answer.")
+SWE_SYSTEM = (
+    REASONING_SYSTEM_PROMPT + "\n\n# Environment\nYou are in a Linux sandbox; the repository is at "
+    "/work/repo. Call exactly one tool per turn as <tool: NAME>, a newline, its input, a newline, "
+    "</tool>. Tools: bash (a command), edit (a path, then <<<<<<< SEARCH / ======= / >>>>>>> REPLACE), "
+    "create (a path, then the content), submit (the path of a patch file starting with 'diff'). Submit "
+    "before your final answer."
+)
 
 
 def swe_prompt(task: SweTask) -> list[str]:
-    user = (f"<issue_description>\n{task.problem_statement}\n</issue_description>\n"
-            f"Fix the issue in /work/repo, submit a git diff patch, then write a short report.")
+    user = (
+        f"<issue_description>\n{task.problem_statement}\n</issue_description>\n"
+        f"Fix the issue in /work/repo, submit a git diff patch, then write a short report."
+    )
     return generation_prompt([("system", SWE_SYSTEM), ("user", user)], reasoning=True)
 
 

@@ -16,8 +16,7 @@ def expression_reward(sandbox: Sandbox, completion: str, expected: int) -> Rewar
     line = completion.strip().split("\n")[0][:200]
     if not line:
         return RewardResult(FAIL, "no_answer")
-    result = sandbox.exec(["python3", "-c", "import sys; print(repr(eval(sys.stdin.read())))"], stdin=line,
-                          timeout=5)
+    result = sandbox.exec(["python3", "-c", "import sys; print(repr(eval(sys.stdin.read())))"], stdin=line, timeout=5)
     ok = result.ok and result.stdout.decode(errors="replace").strip() == repr(expected)
     return RewardResult(PASS if ok else FAIL, "passed" if ok else "failed", log=result.text()[-300:])
 
@@ -33,8 +32,11 @@ class EchoTask:
 
     def draw(self, rng: random.Random) -> Prompt:
         digit = rng.randint(0, self.largest)
-        return Prompt(self.name, [special(st.BEGIN_OF_TEXT), f"x = {digit}\nprint(x)\n# prints: "],
-                      {"id": str(digit), "answer": digit})
+        return Prompt(
+            self.name,
+            [special(st.BEGIN_OF_TEXT), f"x = {digit}\nprint(x)\n# prints: "],
+            {"id": str(digit), "answer": digit},
+        )
 
     def grade(self, sandbox, completion: str, meta: dict) -> RewardResult:
         return expression_reward(sandbox, completion, meta["answer"])

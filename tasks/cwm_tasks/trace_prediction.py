@@ -5,11 +5,11 @@ corpus's functions, one call each."""
 import glob
 import os
 
+from cwm_common.repo_paths import CORPUS
 from cwm_data import trace_format
 from cwm_data.generators.corpus_jobs import function_jobs
 from cwm_data.trace_frames import CALL, LINE, RETURN, TraceResult
 from cwm_data.tracer import trace
-from cwm_common.repo_paths import CORPUS
 
 METRICS = ("format_valid", "frame_exact", "locals", "return_value")
 
@@ -55,5 +55,9 @@ def trace_metrics(real: list, predicted: list | None) -> dict[str, float]:
     returns = [f.value for f in real if f.event == RETURN]
     predicted_returns = [f.value for f in predicted if f.event == RETURN]
     return_ok = bool(returns and predicted_returns and predicted_returns[-1] == returns[-1])
-    return {"format_valid": 1.0, "frame_exact": exact / len(real), "locals": hit / total if total else 1.0,
-            "return_value": float(return_ok)}
+    return {
+        "format_valid": 1.0,
+        "frame_exact": exact / len(real),
+        "locals": hit / total if total else 1.0,
+        "return_value": float(return_ok),
+    }

@@ -1,4 +1,5 @@
 """Functions exercising the tracer: each is called by tests/test_tracer.py with the arguments in CASES."""
+
 import functools
 
 
@@ -95,6 +96,7 @@ def traced(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -106,6 +108,7 @@ def decorated(a, b=2, *rest, **named):
 def closure(n):
     def add(x):
         return x + n
+
     return add(1) + add(2)
 
 
@@ -127,8 +130,18 @@ def fizz(n):
 
 
 CASES = [
-    ("fact", "5"), ("use_generator", "3"), ("comprehensions", "[1, 2, 3, 4]"), ("caught", "[1, -2, 3]"),
-    ("uncaught", "4"), ("reraise_in_finally", "-1"), ("reraise_in_finally", "2"), ("use_class", "10"),
-    ("bad_repr", ""), ("huge", ""), ("decorated", "1, 2, 3, 4, k=5"), ("closure", "10"), ("mutation", "[0]"),
+    ("fact", "5"),
+    ("use_generator", "3"),
+    ("comprehensions", "[1, 2, 3, 4]"),
+    ("caught", "[1, -2, 3]"),
+    ("uncaught", "4"),
+    ("reraise_in_finally", "-1"),
+    ("reraise_in_finally", "2"),
+    ("use_class", "10"),
+    ("bad_repr", ""),
+    ("huge", ""),
+    ("decorated", "1, 2, 3, 4, k=5"),
+    ("closure", "10"),
+    ("mutation", "[0]"),
     ("fizz", "7"),
 ]

@@ -12,9 +12,15 @@ from cwm_data.trace_frames import EXCEPTION_EXIT, TraceLimits
 from cwm_data.trace_runner import run_repo_trace
 
 
-def generate_repo_traces(repo_dir: str, out_dir: str, limits: TraceLimits, test_args: list[str] = (),
-                         suite_timeout_s: float = 600.0, max_episodes_per_function: int = 5,
-                         log: Callable[[str], None] = print) -> GenerationReport:
+def generate_repo_traces(
+    repo_dir: str,
+    out_dir: str,
+    limits: TraceLimits,
+    test_args: list[str] = (),
+    suite_timeout_s: float = 600.0,
+    max_episodes_per_function: int = 5,
+    log: Callable[[str], None] = print,
+) -> GenerationReport:
     start = time.perf_counter()
     log(f"running the test suite of {repo_dir} under the tracer (call depth {limits.max_depth})")
     result = run_repo_trace(repo_dir, test_args, limits, suite_timeout_s, max_episodes_per_function)
@@ -25,14 +31,28 @@ def generate_repo_traces(repo_dir: str, out_dir: str, limits: TraceLimits, test_
     name = os.path.basename(os.path.abspath(repo_dir))
     with ShardWriter(out_dir, f"repo-{name}") as shards:
         for episode in result.episodes:
-            shards.write(json.dumps({"source": episode.source, "status": episode.status, "origin": repo_dir,
-                                     "frames": [f.to_json() for f in episode.frames]}).encode())
+            shards.write(
+                json.dumps(
+                    {
+                        "source": episode.source,
+                        "status": episode.status,
+                        "origin": repo_dir,
+                        "frames": [f.to_json() for f in episode.frames],
+                    }
+                ).encode()
+            )
         paths = shards.close()
-    report = GenerationReport(jobs=len(result.episodes) + sum(dropped.values()), kept=len(result.episodes),
-                              kept_exceptions=sum(e.status == EXCEPTION_EXIT for e in result.episodes),
-                              dropped=dropped, seconds=time.perf_counter() - start, shards=paths)
+    report = GenerationReport(
+        jobs=len(result.episodes) + sum(dropped.values()),
+        kept=len(result.episodes),
+        kept_exceptions=sum(e.status == EXCEPTION_EXIT for e in result.episodes),
+        dropped=dropped,
+        seconds=time.perf_counter() - start,
+        shards=paths,
+    )
     with open(os.path.join(out_dir, f"repo-{name}-report.json"), "w") as f:
-        json.dump({**report.__dict__, "dropped": dict(dropped), "pytest_exit_code": result.pytest_exit_code}, f,
-                  indent=1)
+        json.dump(
+            {**report.__dict__, "dropped": dict(dropped), "pytest_exit_code": result.pytest_exit_code}, f, indent=1
+        )
     log(f"pytest exit code {result.pytest_exit_code}; " + report.summary())
     return report

@@ -39,20 +39,35 @@ class GenerationReport:
     def summary(self) -> str:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
         rate = self.jobs / self.seconds if self.seconds else 0.0
-        return (f"{self.jobs} jobs: kept {self.kept} ({self.kept_exceptions} ending in an exception), "
-                f"dropped {sum(self.dropped.values())} ({dropped}); {self.seconds:.1f}s, {rate:.1f} traces/s")
+        return (
+            f"{self.jobs} jobs: kept {self.kept} ({self.kept_exceptions} ending in an exception), "
+            f"dropped {sum(self.dropped.values())} ({dropped}); {self.seconds:.1f}s, {rate:.1f} traces/s"
+        )
 
 
 def trace_record(job: TraceJob, result: TraceResult) -> dict:
-    record = {"source": result.source, "status": result.status, "frames": [f.to_json() for f in result.frames],
-              "origin": job.origin, "entry": job.entry, "call_args": job.call_args}
+    record = {
+        "source": result.source,
+        "status": result.status,
+        "frames": [f.to_json() for f in result.frames],
+        "origin": job.origin,
+        "entry": job.entry,
+        "call_args": job.call_args,
+    }
     if job.stdin is not None:
         record.update(stdin=job.stdin, stdout=result.stdout)
     return record
 
 
-def run_jobs(jobs: Iterable[TraceJob], out_dir: str, prefix: str, limits: TraceLimits, workers: int,
-             log: Callable[[str], None] = print, progress_every_s: float = 5.0) -> GenerationReport:
+def run_jobs(
+    jobs: Iterable[TraceJob],
+    out_dir: str,
+    prefix: str,
+    limits: TraceLimits,
+    workers: int,
+    log: Callable[[str], None] = print,
+    progress_every_s: float = 5.0,
+) -> GenerationReport:
     jobs = list(jobs)
     report = GenerationReport(jobs=len(jobs))
     seen: set[str] = set()
@@ -63,7 +78,7 @@ def run_jobs(jobs: Iterable[TraceJob], out_dir: str, prefix: str, limits: TraceL
 
     with ShardWriter(out_dir, prefix) as shards, ThreadPoolExecutor(max(1, workers)) as pool:
         # pool.map keeps job order, so the shards are the same whatever the timing.
-        for done, (job, result) in enumerate(zip(jobs, pool.map(trace_one, jobs)), 1):
+        for done, (job, result) in enumerate(zip(jobs, pool.map(trace_one, jobs), strict=True), 1):
             if not result.complete:
                 report.dropped[result.status] += 1
             else:
@@ -78,8 +93,10 @@ def run_jobs(jobs: Iterable[TraceJob], out_dir: str, prefix: str, limits: TraceL
             now = time.perf_counter()
             if now - last >= progress_every_s or done == len(jobs):
                 last = now
-                log(f"traced {done}/{len(jobs)}: kept {report.kept}, dropped {sum(report.dropped.values())}, "
-                    f"{done / (now - start):.1f} traces/s")
+                log(
+                    f"traced {done}/{len(jobs)}: kept {report.kept}, dropped {sum(report.dropped.values())}, "
+                    f"{done / (now - start):.1f} traces/s"
+                )
         report.shards = shards.close()
     report.seconds = time.perf_counter() - start
     with open(os.path.join(out_dir, f"{prefix}-report.json"), "w") as f:

@@ -41,8 +41,9 @@ def trace_pieces(record: dict) -> list[str]:
         raise CwmError(f"trace record is not a valid trace: {e}") from None
 
 
-def to_document(raw: bytes | str, kind: str, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0,
-                seed: int = 0) -> dict[str, np.ndarray]:
+def to_document(
+    raw: bytes | str, kind: str, tokenizer: CwmTokenizer, keep_observation_prob: float = 0.0, seed: int = 0
+) -> dict[str, np.ndarray]:
     try:
         record = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

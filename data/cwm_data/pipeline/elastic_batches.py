@@ -32,16 +32,20 @@ class ElasticBatches:
     def __init__(self, cfg: PipelineConfig, virtual_shards: int):
         shards, processes = virtual_shards, cfg.process_count
         if shards % processes:
-            raise config_error("data.virtual_shards", f"({shards}) must be a multiple of the process count ({processes})")
+            raise config_error(
+                "data.virtual_shards", f"({shards}) must be a multiple of the process count ({processes})"
+            )
         rows, remainder = divmod(cfg.batch_size * processes, shards)
         if remainder or rows == 0:
-            raise config_error("data.virtual_shards",
-                               f"({shards}) must divide the global batch ({cfg.batch_size * processes} rows)")
+            raise config_error(
+                "data.virtual_shards", f"({shards}) must divide the global batch ({cfg.batch_size * processes} rows)"
+            )
         self.virtual_shards = shards
         # This process's shards: i, i + P, ...
-        self.iterators = {v: iter(build_dataset(dataclasses.replace(cfg, process_index=v, process_count=shards,
-                                                                    batch_size=rows)))
-                          for v in range(cfg.process_index, shards, processes)}
+        self.iterators = {
+            v: iter(build_dataset(dataclasses.replace(cfg, process_index=v, process_count=shards, batch_size=rows)))
+            for v in range(cfg.process_index, shards, processes)
+        }
 
     def __iter__(self):
         return self
@@ -52,19 +56,26 @@ class ElasticBatches:
 
     # The Grain checkpoint handler's protocol for iterators that are not Grain's own.
     def get_state(self) -> bytes:
-        return json.dumps({"virtual_shards": self.virtual_shards,
-                           "shards": {str(v): it.get_state() for v, it in self.iterators.items()}}).encode()
+        return json.dumps(
+            {
+                "virtual_shards": self.virtual_shards,
+                "shards": {str(v): it.get_state() for v, it in self.iterators.items()},
+            }
+        ).encode()
 
     def set_state(self, state: bytes):
         """From a state that holds (at least) this process's shards: its own, or merged_state's."""
         saved = json.loads(state)
         if saved["virtual_shards"] != self.virtual_shards:
-            raise CwmError(f"data.virtual_shards is {self.virtual_shards} but the checkpoint has "
-                           f"{saved['virtual_shards']}: the shards would hold other records")
+            raise CwmError(
+                f"data.virtual_shards is {self.virtual_shards} but the checkpoint has "
+                f"{saved['virtual_shards']}: the shards would hold other records"
+            )
         missing = [v for v in self.iterators if str(v) not in saved["shards"]]
         if missing:
-            raise CwmError(f"the checkpoint's data state lacks virtual shard {missing[0]} (a process's state file "
-                           f"is missing)")
+            raise CwmError(
+                f"the checkpoint's data state lacks virtual shard {missing[0]} (a process's state file is missing)"
+            )
         for v, iterator in self.iterators.items():
             iterator.set_state(saved["shards"][str(v)])
 

@@ -76,8 +76,10 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, d: Any) -> "PipelineConfig":
         d = dict(d)
-        sources = tuple(Source(name=s["name"], kind=s["kind"], paths=tuple(s["paths"]), weight=s.get("weight", 1.0))
-                        for s in d.pop("sources"))
+        sources = tuple(
+            Source(name=s["name"], kind=s["kind"], paths=tuple(s["paths"]), weight=s.get("weight", 1.0))
+            for s in d.pop("sources")
+        )
         return cls(sources=sources, **d)
 
 
@@ -127,7 +129,7 @@ def build_dataset(cfg: PipelineConfig) -> grain.IterDataset:
             raise CwmError(f"data source '{source.name}' has {n} records for {cfg.process_count} processes")
         docs_fn = _Documents(source, cfg.tokenizer, cfg.keep_observation_prob, cfg.seed)
         rates.append(source.weight / _mean_length(records.map(docs_fn), n))
-        shard = records[cfg.process_index::cfg.process_count]
+        shard = records[cfg.process_index :: cfg.process_count]
         shard = shard.shuffle(seed=cfg.seed + 7919 * k).repeat(cfg.num_epochs)
         per_source.append(shard.map(docs_fn))
     mixed = per_source[0] if len(per_source) == 1 else grain.MapDataset.mix(per_source, rates)
@@ -135,7 +137,8 @@ def build_dataset(cfg: PipelineConfig) -> grain.IterDataset:
     stream = mixed.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     stream = SkipMalformedIterDataset(stream, fail=cfg.on_malformed == "fail")
     packed = grain.experimental.ConcatThenSplitIterDataset(
-        stream, length_struct={"tokens": cfg.seq_len, "loss_mask": cfg.seq_len})
+        stream, length_struct={"tokens": cfg.seq_len, "loss_mask": cfg.seq_len}
+    )
     batches = packed.map(_row).batch(cfg.batch_size, drop_remainder=True)
     if cfg.num_workers > 0:
         # Each worker makes whole batches from its slice of the records: only full batches cross processes.
@@ -165,8 +168,12 @@ def malformed_counts(state) -> dict[str, int]:
 
 
 def _row(packed: dict) -> dict[str, np.ndarray]:
-    return {"tokens": packed["tokens"], "segment_ids": packed["tokens_segment_ids"].astype(np.int32),
-            "positions": packed["tokens_positions"].astype(np.int32), "loss_mask": packed["loss_mask"]}
+    return {
+        "tokens": packed["tokens"],
+        "segment_ids": packed["tokens_segment_ids"].astype(np.int32),
+        "positions": packed["tokens_positions"].astype(np.int32),
+        "loss_mask": packed["loss_mask"],
+    }
 
 
 def _allow_worker_processes():
