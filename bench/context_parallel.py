@@ -63,9 +63,11 @@ def main():
                 return out.astype(jnp.float32).sum()
 
             compiled = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(q, kv, kv, tokens, tokens).compile()
-            hlo = compiled.as_text()
+            hlo, analysis = compiled.as_text(), compiled.memory_analysis()
+            if hlo is None or analysis is None:
+                raise SystemExit(f"the {jax.default_backend()} compiler reports no HLO text or memory analysis")
             ops = {op: len(re.findall(rf"= \S+ {op}(-start)?\(", hlo)) for op in ("all-gather", "collective-permute")}
-            results[impl] = compiled.memory_analysis().temp_size_in_bytes / 2**30
+            results[impl] = analysis.temp_size_in_bytes / 2**30
             print(
                 f"{impl:9s}: {results[impl]:7.2f} GiB temporaries per device; "
                 + ", ".join(f"{n} {op}" for op, n in ops.items())

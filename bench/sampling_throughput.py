@@ -98,15 +98,14 @@ def main():
             q, k, v, q_positions=p, kv_positions=kp, window=None, block_size=512
         ),
     }
-    temps = {
-        name: jax.jit(fn)
-        .lower(q, cache, cache, positions, cache_positions)
-        .compile()
-        .memory_analysis()
-        .temp_size_in_bytes
-        / 2**30
-        for name, fn in impls.items()
-    }
+
+    def temp_gib(fn) -> float:
+        analysis = jax.jit(fn).lower(q, cache, cache, positions, cache_positions).compile().memory_analysis()
+        if analysis is None:
+            raise SystemExit(f"the {jax.default_backend()} compiler reports no memory analysis")
+        return analysis.temp_size_in_bytes / 2**30
+
+    temps = {name: temp_gib(fn) for name, fn in impls.items()}
     print(
         f"cwm-32b global layer, a 512-token prefill chunk over a 131,072-token cache: temporaries "
         f"reference {temps['reference']:.2f} GiB, blockwise {temps['blockwise']:.3f} GiB "

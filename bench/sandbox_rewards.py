@@ -12,11 +12,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox import ExecResult, Sandbox, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_factory import make_sandbox
 from cwm_envs.sandbox_files import read_file, write_file
 from cwm_tasks.humaneval import grade_function, humaneval_tasks
@@ -85,10 +86,14 @@ def main():
     args = parser.parse_args()
     tasks = humaneval_tasks()
     print(f"{len(tasks)} HumanEval tasks, canonical solutions; {os.cpu_count()} cores")
-    factories = {"bare subprocess": BareProcess}
+    factories: dict[str, Callable[[], Sandbox]] = {"bare subprocess": BareProcess}
     for backend in args.backends.split(","):
-        factories[backend] = lambda backend=backend: make_sandbox(backend, SandboxLimits(timeout_s=30))
-    bare = {}
+
+        def backend_factory(backend: str = backend) -> Sandbox:
+            return make_sandbox(backend, SandboxLimits(timeout_s=30))
+
+        factories[backend] = backend_factory
+    bare: dict[int, float] = {}
     for name, factory in factories.items():
         row = []
         for concurrency in (1, 2, 4, 8):

@@ -15,6 +15,7 @@ import pathlib
 import statistics
 import sys
 import time
+from typing import Any
 
 from cwm_data.fuzz import parse_args
 from cwm_data.trace_frames import TraceLimits
@@ -73,7 +74,7 @@ def _noop(frame, event, arg):
 
 def ratios(source: str, entry: str, call_args: str, min_seconds: float = 0.02) -> tuple[float, float, int]:
     """(no-op settrace / plain, tracer / plain, frames per call), repeating the call to fill min_seconds."""
-    namespace = {"__name__": "__main__"}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(source, FILENAME, "exec"), namespace)
     target = namespace[entry]
     args, kwargs = eval(f"(lambda *a, **k: (a, k))({call_args})", namespace)

@@ -25,6 +25,7 @@ def run(args):
     from cwm_jax.sampling import generate
 
     model, tokenizer = load_model_and_tokenizer(args)
+    stops: tuple[str, ...]
     if args.chat:
         pieces = generation_prompt([("user", args.prompt)], reasoning=False)
         stops = STOP_TOKENS

@@ -6,13 +6,14 @@ import ast
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 
 import ml_collections
 
 from cwm_common.errors import CwmError
 
 
-def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
+def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     if not os.path.exists(path):
         raise CwmError(f"{path}: config file not found")
     config = _load_json(path) if path.endswith(".json") else _load_python(path)
@@ -31,6 +32,8 @@ def _load_json(path: str) -> ml_collections.ConfigDict:
 
 def _load_python(path: str) -> ml_collections.ConfigDict:
     spec = importlib.util.spec_from_file_location(f"cwm_config_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise CwmError(f"{path}: not a Python (.py) or JSON (.json) config file")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

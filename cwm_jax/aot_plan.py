@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cwm_common.errors import CwmError
 from cwm_jax.config import ModelConfig
 from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, make_mesh
 from cwm_jax.train.optimizer import make_optimizer
@@ -100,6 +101,8 @@ def plan_memory(
         compiled = step.lower(state, batch).compile()
         compile_s = time.perf_counter() - start
     analysis = compiled.memory_analysis()
+    if analysis is None:
+        raise CwmError(f"the {jax.default_backend()} compiler reports no memory analysis for the train step")
     params = _per_device_bytes(state["params"])
     optimizer_bytes = _per_device_bytes(state["opt_state"])
     temps = analysis.temp_size_in_bytes

@@ -27,7 +27,7 @@ class ModelCompleter:
 
     def complete(self, prompts, max_new_tokens, stop_tokens=(), temperature=0.0, top_p=1.0, seed=0):
         """Completions; each is cut short where prompt + completion would pass the model's max_seq_len."""
-        out = []
+        out: list[list[int]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start : start + self.batch_size]
             # generate rounds its cache up to a multiple of 64 tokens: keep that inside max_seq_len.

@@ -165,6 +165,7 @@ def _parameters(source: str, entry: str) -> list[str]:
     for part in entry.split("."):
         node = next(n for n in scope if getattr(n, "name", None) == part)
         scope = getattr(node, "body", [])
+    assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)), entry  # mark_entry checked it is a function
     return [a.arg for a in node.args.posonlyargs + node.args.args]
 
 

@@ -25,7 +25,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     if coordinator:
         num_processes = num_processes if num_processes is not None else int(os.environ[ENV_COUNT])
         process_id = process_id if process_id is not None else int(os.environ[ENV_INDEX])
-        if jax.config.jax_platforms in (None, "", "cpu") and cpu_devices:
+        if jax.config.values["jax_platforms"] in (None, "", "cpu") and cpu_devices:
             jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk over TCP
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     elif os.environ.get(ENV_AUTO) == "auto":

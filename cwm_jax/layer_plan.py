@@ -25,7 +25,7 @@ class LayerPlan:
 def plan_layers(cfg: ModelConfig) -> LayerPlan:
     """The period that compiles the fewest layer bodies (block + tail); the smallest one on ties."""
     types, n = cfg.layer_types, cfg.n_layers
-    best = None
+    best: tuple[int, LayerPlan] | None = None
     for period in range(1, n + 1):
         n_blocks = 1
         while (n_blocks + 1) * period <= n and types[n_blocks * period : (n_blocks + 1) * period] == types[:period]:
@@ -33,4 +33,5 @@ def plan_layers(cfg: ModelConfig) -> LayerPlan:
         cost = period + n - n_blocks * period
         if best is None or cost < best[0]:
             best = (cost, LayerPlan(period, n_blocks, n))
+    assert best is not None  # ModelConfig validates n_layers >= 1
     return best[1]

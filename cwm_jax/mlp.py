@@ -11,10 +11,10 @@ from cwm_jax.sharding import constrain
 
 class MLP(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs, *, stack: int | None = None):
-        d, f, kw = cfg.d_model, cfg.ffn_dim, dict(dtype=jnp.dtype(cfg.param_dtype), stack=stack, std=cfg.init_std)
-        self.gate = param(rngs, (d, f), ("embed", "mlp"), **kw)
-        self.up = param(rngs, (d, f), ("embed", "mlp"), **kw)
-        self.down = param(rngs, (f, d), ("mlp", "embed"), **kw)
+        d, f, dtype, std = cfg.d_model, cfg.ffn_dim, jnp.dtype(cfg.param_dtype), cfg.init_std
+        self.gate = param(rngs, (d, f), ("embed", "mlp"), dtype=dtype, stack=stack, std=std)
+        self.up = param(rngs, (d, f), ("embed", "mlp"), dtype=dtype, stack=stack, std=std)
+        self.down = param(rngs, (f, d), ("mlp", "embed"), dtype=dtype, stack=stack, std=std)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dt = x.dtype

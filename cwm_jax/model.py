@@ -1,5 +1,7 @@
 """The CWM decoder: embedding, a stack of pre-norm blocks, final norm and an untied output head."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -133,7 +135,7 @@ class CwmModel(nnx.Module):
 
             x, new_blocks = jax.lax.scan(block, x, (blocks, block_states))
         else:
-            per_position = [[] for _ in range(period)]
+            per_position: list[list[Any]] = [[] for _ in range(period)]  # each layer state, per block
             for b in range(nb):
                 for k in range(period):
                     x, s = run(k, at(at(blocks, b), k), x, at(block_states[k], b))

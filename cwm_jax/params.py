@@ -20,6 +20,8 @@ def param(
         shape, axes = (stack, *shape), ("layers", *axes)
     if std is None:
         value = jnp.ones(shape, dtype)
+    elif rngs is None:
+        raise ValueError("a normal-initialized parameter (std set) needs rngs")
     else:
         value = std * jax.random.normal(rngs.params(), shape, dtype)
     return nnx.Param(value, logical_axes=axes)

@@ -17,11 +17,11 @@ class SelfAttention(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs, *, stack: int | None = None):
         self.cfg = cfg
         d, h, kv, hd = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        kw = dict(dtype=jnp.dtype(cfg.param_dtype), stack=stack, std=cfg.init_std)
-        self.q = param(rngs, (d, h, hd), ("embed", "heads", "head_dim"), **kw)
-        self.k = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), **kw)
-        self.v = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), **kw)
-        self.o = param(rngs, (h, hd, d), ("heads", "head_dim", "embed"), **kw)
+        dtype, std = jnp.dtype(cfg.param_dtype), cfg.init_std
+        self.q = param(rngs, (d, h, hd), ("embed", "heads", "head_dim"), dtype=dtype, stack=stack, std=std)
+        self.k = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), dtype=dtype, stack=stack, std=std)
+        self.v = param(rngs, (d, kv, hd), ("embed", "kv_heads", "head_dim"), dtype=dtype, stack=stack, std=std)
+        self.o = param(rngs, (h, hd, d), ("heads", "head_dim", "embed"), dtype=dtype, stack=stack, std=std)
 
     def _qkv(self, x, rotary):
         dt = x.dtype

@@ -53,10 +53,10 @@ class ShardingRules:
 
     @classmethod
     def with_overrides(cls, params: Mapping | None = None, activations: Mapping | None = None) -> "ShardingRules":
-        rules = cls()
+        param_table, activation_table = dict(PARAM_RULES), dict(ACTIVATION_RULES)
         for table, overrides, name in (
-            (rules.params, params, "param_rules"),
-            (rules.activations, activations, "activation_rules"),
+            (param_table, params, "param_rules"),
+            (activation_table, activations, "activation_rules"),
         ):
             for axis, target in (overrides or {}).items():
                 if axis not in table:
@@ -65,7 +65,7 @@ class ShardingRules:
                     if mesh_axis not in MESH_AXES:
                         raise config_error(f"{name}.{axis}", f"names an unknown mesh axis '{mesh_axis}'")
                 table[axis] = tuple(target) if isinstance(target, (list, tuple)) else target
-        return rules
+        return cls(params=param_table, activations=activation_table)
 
 
 def _as_tuple(target) -> tuple[str, ...]:
@@ -113,7 +113,8 @@ def spec_for(
     name: str = "tensor",
 ) -> PartitionSpec:
     """The PartitionSpec of logical `axes`; with a shape, checks every split divides its dimension."""
-    entries, used = [], set()
+    entries: list[str | tuple[str, ...] | None] = []
+    used: set[str] = set()
     for dim, axis in enumerate(axes):
         targets = tuple(t for t in _as_tuple(table.get(axis) if axis is not None else None) if t not in used)
         used.update(targets)
@@ -131,7 +132,7 @@ def spec_for(
 def param_shardings(abstract_params, mesh: jax.sharding.Mesh, rules: ShardingRules):
     """NamedShardings for a model's parameter state (from nnx.split / nnx.state), as a pure dict."""
     mesh_shape = dict(mesh.shape)
-    out = {}
+    out: dict = {}  # nested like the parameter state
     for path, variable in nnx.to_flat_state(abstract_params):
         axes = variable.get_metadata().get("logical_axes")
         name = "/".join(map(str, path))

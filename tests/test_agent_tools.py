@@ -23,7 +23,8 @@ def test_parser_accepts_exactly_the_cwm_shape():
     ):
         call, problem = parse_single_call(bad)
         assert call is None and problem, bad
-    assert "2 tool calls" in parse_single_call("<tool: bash>\na\n</tool>\n<tool: bash>\nb\n</tool>")[1]
+    _, problem = parse_single_call("<tool: bash>\na\n</tool>\n<tool: bash>\nb\n</tool>")
+    assert problem is not None and "2 tool calls" in problem
     assert parse_single_call("just an answer") == (None, None)
 
 
@@ -54,7 +55,7 @@ def test_tools_follow_cwm_rules(backend):
         assert accepted.submission == "diff --git a/m.py b/m.py\n" and "<submission>" in accepted.observation
         assert "Unknown tool 'rm'" in turn("rm", "-rf /").observation
         malformed = run_turn(sandbox, "<tool: bash>ls</tool>")
-        assert malformed.error and "Format error" in malformed.observation
+        assert malformed is not None and malformed.error and "Format error" in malformed.observation
         assert run_turn(sandbox, "All done.") is None
     finally:
         sandbox.close()

@@ -80,7 +80,8 @@ def test_scripted_model_drives_step_next_out_and_back(tokenizer):
     result = debugger.next()
     assert model.requests[-1][-1] == st.RETURN_SEP and result.event == RETURN
     assert debugger.frames[-2].event == CALL and "def g" in debugger.frames[-2].line
-    assert debugger.back().event == RETURN
+    back = debugger.back()
+    assert back is not None and back.event == RETURN
     assert debugger.locals() == {"xs": "[2, 5]"}
     # A fresh session stepping `out` of main ends at main's return.
     fresh = NeuralDebugger(ScriptedModel(tokenizer, real.frames), tokenizer, SOURCE, "main", args=[[2, 5]])

@@ -3,6 +3,7 @@
 import json
 import pathlib
 from math import comb
+from typing import Any
 
 import pytest
 from sandbox_fixtures import BACKENDS
@@ -87,7 +88,9 @@ def test_cruxeval_scored_by_executing_the_assertion(tokenizer, backend):
 
 
 def test_math_pass_at_k(tokenizer):
-    problems = [{"id": i, "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)]
+    problems: list[dict[str, Any]] = [
+        {"id": i, "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)
+    ]
     answers = {p["problem"]: p["answer"] for p in problems}
 
     def oracle(pieces):

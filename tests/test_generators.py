@@ -1,5 +1,6 @@
 """Trace generators: corpus -> shards with a report; hostile code is stopped and counted, the run goes on."""
 
+import importlib
 import json
 import pathlib
 import sys
@@ -47,9 +48,9 @@ def _records(paths):
 def test_hostile_functions_are_stopped_counted_and_the_run_goes_on(tmp_path):
     (tmp_path / "hostile.py").write_text(HOSTILE)
     jobs, skipped = function_jobs([str(tmp_path / "hostile.py")], per_function=2, seed=0)
-    assert skipped == [] and sorted({j.entry for j in jobs}) == ["add", "bomb", "hog", "spin"]
+    assert skipped == [] and {j.entry for j in jobs} == {"add", "bomb", "hog", "spin"}
     limits = TraceLimits(max_steps=2000, timeout_s=2.0, memory_mb=300)
-    logs = []
+    logs: list[str] = []
     report = run_jobs(jobs, str(tmp_path / "out"), "hostile", limits, workers=2, log=logs.append)
     records = _records(report.shards)
     assert {r["entry"] for r in records} == {"add", "bomb"}  # the fork bomb ends in an exception: refused
@@ -100,8 +101,8 @@ def test_repository_suite_is_cut_into_function_episodes(tmp_path):
     } <= entries
     sys.path.insert(0, str(repo))
     try:
-        from textkit import stats, tokens
-
+        stats = importlib.import_module("textkit.stats")  # the repo under test, importable from sys.path only
+        tokens = importlib.import_module("textkit.tokens")
         functions = {**vars(tokens), **vars(stats)}
         for ep in episodes:
             frames = [Frame.from_json(f) for f in ep["frames"]]
@@ -110,8 +111,10 @@ def test_repository_suite_is_cut_into_function_episodes(tmp_path):
             # max_depth 0: only the entry's own frames, no nested call frames.
             assert [f.event for f in frames].count(CALL) == 1
             name = frames[0].line.split("(")[0].split()[-1]
-            if frames[-1].event == "return" and name in functions and "self" not in frames[0].locals:
-                args = [eval(v, {}) for v in frames[0].locals.values()]
+            entry_locals = frames[0].locals
+            assert entry_locals is not None  # a call frame carries its arguments
+            if frames[-1].event == "return" and name in functions and "self" not in entry_locals:
+                args = [eval(v, {}) for v in entry_locals.values()]
                 assert safe_repr(functions[name](*args), 1000) == frames[-1].value
     finally:
         sys.path.remove(str(repo))

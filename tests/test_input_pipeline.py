@@ -93,20 +93,26 @@ def _documents(batches, tokenizer) -> list[tuple[str, int]]:
     return [(tokenizer.decode(part[1:]), len(part)) for part in np.split(ids, cuts)[1:]]
 
 
+def _doc_number(text: str) -> int:
+    match = re.match(r"doc (\d+) ", text)
+    assert match is not None, text
+    return int(match.group(1))
+
+
 def test_two_processes_see_every_record_once_per_epoch(corpus):
     tokenizer = corpus[2]
-    seen = collections.Counter()
+    seen: collections.Counter[int] = collections.Counter()
     for index in (0, 1):
         cfg = _config(corpus, [("text", 1.0)], num_epochs=1, batch_size=1, process_index=index, process_count=2)
         docs = _documents(list(build_dataset(cfg)), tokenizer)
-        seen.update(int(re.match(r"doc (\d+) ", text).group(1)) for text, _ in docs)
+        seen.update(_doc_number(text) for text, _ in docs)
     assert sorted(seen) == list(range(101)) and set(seen.values()) == {1}
 
 
 def test_mixture_weights_are_token_fractions(corpus):
     cfg = _config(corpus, MIXTURE, seq_len=256)
     batches = _take(iter(build_dataset(cfg)), 150)
-    tokens = collections.Counter()
+    tokens: collections.Counter[str] = collections.Counter()
     for doc, length in _documents(batches, corpus[2])[1:-1]:  # the first and last may be cut by the window
         kind = (
             "trace" if doc.startswith(st.TRACE_CONTEXT_START) else "agent" if "<|start_header_id|>" in doc else "text"

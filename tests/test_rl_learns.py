@@ -23,7 +23,7 @@ from cwm_rl.story import run_story
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("story")
-    lines = []
+    lines: list[str] = []
     result = run_story(str(workdir), train_steps=150, rl_steps=20, rl_mode="sync", log=lines.append)
     return workdir, result, lines
 
@@ -63,7 +63,7 @@ def test_story_runs_and_reward_rises(story):
 def test_rl_resumes_from_its_last_checkpoint(story):
     workdir, result, _ = story
     # Running again with more steps resumes from the last checkpoint (step 20) and appends steps 21-22.
-    logs = []
+    logs: list[str] = []
     run_rl(
         _rl_config(workdir / "tiny", "--config.steps=22", "--config.rl.mode=sync"), str(workdir / "rl"), log=logs.append
     )
@@ -74,7 +74,9 @@ def test_rl_resumes_from_its_last_checkpoint(story):
 
 def _run_with_external_actors(cfg, workdir, log):
     """The learner launches no actors; this test starts the commands it prints, as other hosts would."""
-    lines, out, errors = [], {}, []
+    lines: list[str] = []
+    out: dict = {}
+    errors: list[BaseException] = []
 
     def learn():
         try:
@@ -84,7 +86,7 @@ def _run_with_external_actors(cfg, workdir, log):
 
     learner = threading.Thread(target=learn)
     learner.start()
-    commands = []
+    commands: list[str] = []
     while len(commands) < 2 and learner.is_alive():
         commands = ["cwm " + line.split(": cwm ", 1)[1] for line in list(lines) if line.startswith("start actor ")]
         time.sleep(0.05)

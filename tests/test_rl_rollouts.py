@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import time
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -114,7 +115,7 @@ def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
 def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(tokenizer, backend):
     task = SweAgentTask()
     prompt = task.draw(random.Random(0))
-    pools = []
+    pools: list[SandboxPool] = []
 
     def kill_on_second_turn(turn):
         if turn == 1:
@@ -153,7 +154,7 @@ def test_learner_batch_puts_rewards_on_the_last_model_token():
 
 
 def test_weights_cross_processes_through_a_directory(tmp_path):
-    params = {"a": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "b": np.ones(4, np.float32)}
+    params: dict[str, Any] = {"a": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "b": np.ones(4, np.float32)}
     channel = DirectoryWeights(str(tmp_path), keep=2)
     for version in (1, 2, 3):
         channel.publish(version, {"a": {"w": params["a"]["w"] * version}, "b": params["b"]})

@@ -31,6 +31,7 @@ def test_power_law_fit_recovers_known_exponents_and_its_uncertainty_is_calibrate
         lr = 19.29 * compute**-0.177 * np.exp(rng.normal(0, 0.05, compute.shape))
         fit = fit_power_law(compute, lr)
         assert abs(fit.exponent + 0.177) < 0.03 and abs(fit.coefficient / 19.29 - 1) < 2.0
+        assert fit.exponent_stderr is not None  # 12 points: enough for a standard error
         inside += abs(fit.exponent + 0.177) < 2 * fit.exponent_stderr
     assert 0.88 <= inside / 200 <= 0.99  # ~95% of 2-sigma intervals cover the true exponent
     exact = fit_power_law(compute, 30.17 * compute**0.231)

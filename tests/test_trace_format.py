@@ -1,5 +1,6 @@
 import json
 import pathlib
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,8 @@ from cwm_data.tracer import trace
 
 HERE = pathlib.Path(__file__).parent
 CASES_SOURCE = (HERE / "data" / "trace_cases.py").read_text()
-exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace := {})
+namespace: dict[str, Any] = {}
+exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace)
 CRUXEVAL = [
     json.loads(line)
     for line in (HERE.parent / "data" / "benchmarks" / "cruxeval" / "cruxeval.jsonl").read_text().splitlines()

@@ -3,6 +3,7 @@
 import json
 import pathlib
 import sys
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,8 @@ from cwm_data.tracer import FILENAME, START_MARKER, trace
 
 HERE = pathlib.Path(__file__).parent
 CASES_SOURCE = (HERE / "data" / "trace_cases.py").read_text()
-exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace := {})
+namespace: dict[str, Any] = {}
+exec(compile(CASES_SOURCE, "trace_cases", "exec"), namespace)
 CASES = namespace["CASES"]
 CRUXEVAL = [
     json.loads(line)
@@ -23,7 +25,7 @@ _NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 
 def settrace_reference(source: str, entry: str, call_args: str):
     """Executed lines of the entry's call tree as plain sys.settrace reports them, and the real outcome."""
-    namespace = {"__name__": "__main__"}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(source, FILENAME, "exec"), namespace)
     args, kwargs = eval(f"(lambda *a, **k: (a, k))({call_args})", namespace)
     target = getattr(namespace[entry], "__wrapped__", namespace[entry]).__code__
@@ -77,7 +79,8 @@ def test_cruxeval_return_values_and_lines_match_python():
         result = trace(sample["code"], "f", sample["input"])
         lines, _ = settrace_reference(sample["code"], "f", sample["input"])
         expected = eval(sample["output"])
-        if result.status != OK or eval(result.frames[-1].value) != expected or traced_lines(result) != lines:
+        returned = result.frames[-1].value if result.status == OK else None
+        if returned is None or eval(returned) != expected or traced_lines(result) != lines:
             mismatches.append(sample["id"])
     assert len(CRUXEVAL) == 800 and mismatches == []
 

@@ -137,7 +137,7 @@ def test_tiny_config_writes_metrics_checkpoints_tensorboard_and_a_profile(tmp_pa
             "--config.profile_steps=2",
         ],
     )
-    logs = []
+    logs: list[str] = []
     result = train(config, str(tmp_path), log=logs.append)
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in records] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in records)

@@ -38,7 +38,7 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
     )
     rules, mesh = active_rules(), jax.sharding.get_abstract_mesh()
     axis = rules.activations.get("length") if rules is not None else None
-    if mesh.empty or axis is None or mesh.shape.get(axis, 1) == 1:
+    if rules is None or mesh.empty or axis is None or mesh.shape.get(axis, 1) == 1:
         return blockwise.attend(*args, **kwargs)
     if not isinstance(axis, str):
         raise CwmError(f"ring attention runs over one mesh axis; activation_rules.length is {axis!r}")
@@ -65,7 +65,8 @@ def _ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments, *, axis, 
 
     @jax.checkpoint
     def fold(state, chunk):
-        keys = blockwise.key_blocks(*chunk, blocks, size)
+        chunk_k, chunk_v, chunk_positions, chunk_segments = chunk
+        keys = blockwise.key_blocks(chunk_k, chunk_v, chunk_positions, chunk_segments, blocks, size)
 
         @jax.checkpoint
         def query_block(_, xs):

@@ -14,12 +14,10 @@ def evaluate_trace_prediction(
     reals = real_traces(cases)
     prompts = [tokenizer.encode_pieces(prediction_prompt(real)) for real in reals]
     outs = completer.complete(prompts, max_new_tokens, (tokenizer.special_id(st.END_OF_TEXT),))
-    items = [
-        {
-            "entry": real.frames[0].line.strip(),
-            **trace_metrics(real.frames, predicted_frames(real, tokenizer.decode_pieces(out))),
-        }
+    metrics = [
+        trace_metrics(real.frames, predicted_frames(real, tokenizer.decode_pieces(out)))
         for real, out in zip(reals, outs, strict=True)
     ]
-    summary = {k: sum(i[k] for i in items) / len(items) for k in METRICS} if items else {}
+    items = [{"entry": real.frames[0].line.strip(), **m} for real, m in zip(reals, metrics, strict=True)]
+    summary = {k: sum(m[k] for m in metrics) / len(metrics) for k in METRICS} if metrics else {}
     return {"task": "trace_prediction", "n": len(items), "summary": summary, "items": items}

@@ -1,7 +1,8 @@
 """ModelConfig <-> Hugging Face `CwmConfig` (config.json)."""
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from cwm_common.errors import CwmError
 from cwm_jax.config import LAYER_TYPES, SLIDING, ModelConfig, from_mapping
@@ -29,7 +30,7 @@ ACCEPTED_MODEL_TYPES = ("cwm", "llama")
 def model_config_from_hf(hf: dict[str, Any], source: str, **overrides: Any) -> ModelConfig:
     """Reads an HF config dict; `source` names the file in errors. Overrides set execution fields."""
 
-    def fail(field: str, rule: str):
+    def fail(field: str, rule: str) -> NoReturn:
         raise CwmError(f"{source}: field '{field}' {rule}")
 
     def need(field: str):
@@ -82,7 +83,7 @@ def model_config_from_hf(hf: dict[str, Any], source: str, **overrides: Any) -> M
         raise CwmError(f"{source}: {e}{hint}") from None
 
 
-def _rope_fields(hf: dict[str, Any], fail) -> dict[str, Any]:
+def _rope_fields(hf: dict[str, Any], fail: Callable[[str, str], NoReturn]) -> dict[str, Any]:
     # transformers >= 5 writes `rope_parameters`; older files carry `rope_theta` plus `rope_scaling`.
     rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
     theta = rope.get("rope_theta", hf.get("rope_theta"))

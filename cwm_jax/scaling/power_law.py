@@ -37,7 +37,7 @@ def fit_power_law(x, y) -> PowerLaw:
     design = np.stack([np.ones_like(x), np.log(x)], axis=1)
     (log_a, b), *_ = np.linalg.lstsq(design, np.log(y), rcond=None)
     n = len(x)
-    stderr = (None, None)
+    stderr: tuple[float | None, float | None] = (None, None)
     if n > 2:
         residuals = np.log(y) - design @ np.array([log_a, b])
         sigma2 = float(residuals @ residuals) / (n - 2)

@@ -52,7 +52,10 @@ def run_sweep(cfg: ml_collections.ConfigDict, workdir: str, emit: str | None = N
         build_shipped_corpus(shipped, cfg.train.data.tokenizer_vocab, log=lambda m: None)
         for run in runs:
             run.config.data.shipped_dir = shipped
-    trained, skipped, commands, train_seconds = [], [], [], {}
+    trained: list[str] = []
+    skipped: list[str] = []
+    commands: list[str] = []
+    train_seconds: dict[str, float] = {}
     for run in runs:
         config_path = _write_run_config(workdir, run)
         if is_finished(workdir, run):

@@ -27,7 +27,7 @@ def git_commit() -> str:
 
 
 def run_manifest(config, mesh, start_step: int = 0, data_iterator=None) -> dict:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)

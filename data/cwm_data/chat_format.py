@@ -51,7 +51,7 @@ def assistant_start(reasoning: bool) -> list[str]:
 
 def generation_prompt(messages: list[tuple[str, str]], reasoning: bool) -> list[str]:
     """`<|begin_of_text|>`, a turn per (role, text), then the assistant's open turn."""
-    pieces = [special(st.BEGIN_OF_TEXT)]
+    pieces: list[str] = [special(st.BEGIN_OF_TEXT)]
     for role, text in messages:
         pieces += turn(role, text)
     return pieces + assistant_start(reasoning)

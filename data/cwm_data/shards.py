@@ -10,7 +10,7 @@ class ShardWriter:
         os.makedirs(directory, exist_ok=True)
         self.directory, self.prefix, self.records_per_shard = directory, prefix, records_per_shard
         self.paths: list[str] = []
-        self._writer = None
+        self._writer: ArrayRecordWriter | None = None
         self._in_shard = 0
         self.count = 0
 

@@ -47,7 +47,8 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
     calls = [(j.source, j.entry, j.call_args, j.stdin) for j in jobs] + [
         (s["code"], "f", s["input"], None) for s in crux
     ]
-    texts, predictions = [], []
+    texts: list[str] = []
+    predictions: list[str] = []
     with ShardWriter(out_dir, "traces", records_per_shard=500) as shards:
         for source, entry, call_args, stdin in calls:
             result = trace(source, entry, call_args, stdin, limits)
@@ -63,9 +64,10 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
                 )
                 if len(texts) < 300:
                     texts.append(trace_format.to_text(trace_format.render(result.frames, True)))
-                if entry is not None and result.frames[-1].event == "return":
+                returned = result.frames[-1]
+                if entry is not None and returned.event == "return" and returned.value is not None:
                     # Output prediction in plain Python: the call, then what printing it shows.
-                    printed = _printed(result.frames[-1].value)
+                    printed = _printed(returned.value)
                     if printed is not None:
                         predictions.append(f"{source.rstrip()}\n\nprint({entry}({call_args}))\n# prints: {printed}\n")
         trace_paths = shards.close()

@@ -18,6 +18,7 @@ Token text is a list of pieces: SpecialToken pieces are special tokens, plain st
 """
 
 import json
+from typing import NoReturn
 
 from cwm_data import special_tokens as st
 from cwm_data.special_tokens import SpecialToken, special
@@ -91,9 +92,13 @@ def render(frames: list[Frame], complete: bool) -> list[str]:
             raise TraceFormatError("frame after the entry point returned", len(pieces), k)
         pieces.append(special(_EVENT_TOKEN[frame.event]))
         if frame.event == CALL:
+            if frame.locals is None:
+                raise TraceFormatError("call frame without locals", len(pieces), k)
             scopes.enter(frame.locals)
             pieces += [json.dumps(frame.locals), special(st.ACTION_SEP), frame.line]
         elif frame.event == LINE:
+            if frame.locals is None:
+                raise TraceFormatError("line frame without locals", len(pieces), k)
             known = scopes.line()
             if known is None:
                 raise TraceFormatError("line frame outside any scope", len(pieces), k)
@@ -156,7 +161,7 @@ def parse(pieces: list[str]) -> tuple[list[Frame], bool]:
     pieces = _merge_text(pieces)
     i, n = 0, len(pieces)
 
-    def fail(message: str):
+    def fail(message: str) -> NoReturn:
         raise TraceFormatError(message, min(i, n), len(frames))
 
     def expect_special(name: str):

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 
 from cwm_data.trace_frames import KILLED, TraceLimits, TraceResult
 from cwm_data.trace_worker import worker_cgroup
@@ -65,7 +66,7 @@ class RepoTraceResult:
 
 def run_repo_trace(
     repo_dir: str,
-    test_args: list[str] = (),
+    test_args: Sequence[str] = (),
     limits: TraceLimits = TraceLimits(),
     suite_timeout_s: float = 600.0,
     max_episodes_per_function: int = 5,

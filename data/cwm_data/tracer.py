@@ -22,6 +22,7 @@ import io
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cwm_data.trace_frames import ERROR, MEMORY_LIMIT, TraceLimits, TraceResult
 from cwm_data.trace_recorder import Recorder, SourceFiles, Stop
@@ -104,7 +105,7 @@ def trace(
             try:
                 exec(module_code, namespace)
                 target = namespace
-                fn = None
+                fn: Any = None  # whatever the entry's dotted name resolves to
                 for part in entry.split("."):
                     fn = target[part] if isinstance(target, dict) else getattr(target, part)
                     target = fn

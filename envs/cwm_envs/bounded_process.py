@@ -19,6 +19,7 @@ def run_bounded(argv: list[str], stdin: bytes, timeout: float, max_output: int, 
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **popen
     )
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     # A writer thread: a command that prints before reading must not deadlock against us.
     threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
     fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
@@ -98,6 +99,7 @@ class LineWorker:
     def ask(self, request: dict, deadline_s: float) -> dict | None:
         """The reply, or None if none came in time or the process died (it is then gone). A process that had
         died before the request came raises BrokenPipeError."""
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are PIPEs
         self.process.stdin.write((json.dumps(request) + "\n").encode())
         self.process.stdin.flush()
         end = time.monotonic() + deadline_s

@@ -10,7 +10,8 @@ import io
 import os
 import tarfile
 
-import docker
+import docker.client
+import docker.errors
 
 IMAGE = "cwm-sandbox"
 _PASSWD = "root:x:0:0:root:/root:/bin/bash\nsandbox:x:65534:65534:sandbox:/work:/bin/bash\n"
@@ -56,7 +57,7 @@ def _rootfs() -> bytes:
     return buffer.getvalue()
 
 
-def ensure_image(client: docker.DockerClient) -> str:
+def ensure_image(client: docker.client.DockerClient) -> str:
     """The image tag, importing it if this host does not have it yet (content-addressed by the rootfs)."""
     rootfs = _rootfs()
     tag = f"{IMAGE}:{hashlib.sha256(rootfs).hexdigest()[:12]}"

@@ -20,7 +20,9 @@ import tempfile
 import threading
 import time
 
-import docker
+import docker.client
+import docker.errors
+import docker.types
 
 from cwm_envs.docker_image import ensure_image
 from cwm_envs.sandbox import TIMEOUT_EXIT, WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
@@ -32,16 +34,16 @@ LABEL = "cwm-sandbox"
 _REAP = 'setsid "$@" <&0 & child=$!; wait $child; status=$?; kill -9 -- -$child 2>/dev/null; exit $status'
 SANDBOX_UID = 65534
 _client_lock = threading.Lock()
-_client: docker.DockerClient | None = None
+_client: docker.client.DockerClient | None = None
 _stale_removed = False
 
 
-def client() -> docker.DockerClient:
+def client() -> docker.client.DockerClient:
     """A shared client; raises docker.errors.DockerException if no daemon answers."""
     global _client
     with _client_lock:
         if _client is None:
-            candidate = docker.from_env(timeout=60)
+            candidate = docker.client.from_env(timeout=60)
             candidate.ping()
             _client = candidate
     return _client

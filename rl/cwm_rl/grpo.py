@@ -63,6 +63,8 @@ def grpo_loss(
         "ratio_mean": jnp.sum(ratio * mask) / jnp.maximum(jnp.sum(mask), 1.0),
     }
     if kl_coef:
+        if ref_logp is None:
+            raise ValueError("a KL penalty (kl_coef) needs ref_logp")
         delta = ref_logp - new_logp
         kl = jnp.exp(delta) - delta - 1.0
         loss = loss + kl_coef * jnp.sum(kl * mask) / budget

@@ -12,6 +12,8 @@ import collections
 import contextlib
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +32,7 @@ from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.learner import make_batch, make_rl_step
 from cwm_rl.plot import plot_rewards
-from cwm_rl.samples import FAILED, INFRA_FAILED
+from cwm_rl.samples import FAILED, INFRA_FAILED, Sample
 
 RL_CONSOLE = (
     ("reward_mean", "reward {:+.3f}"),
@@ -63,8 +65,8 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     check_rl_config(cfg)
     rl = cfg.rl
     model, tokenizer = initial_policy(cfg)
-    graphdef, params = nnx.split(model)
-    params = nnx.to_pure_dict(params)
+    graphdef, param_state = nnx.split(model)
+    params = nnx.to_pure_dict(param_state)
     optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
     state = {
@@ -90,7 +92,8 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=True, console=RL_CONSOLE)
     last_reward = None
     with contextlib.ExitStack() as stack:
-        collect, actors = None, None
+        collect: Callable[[int, int, Any], tuple[list[Sample], dict]] | None = None
+        actors: ProcessActors | ThreadActor | None = None
         if rl.mode == "async" and rl.actor_processes:
             actors = ProcessActors(cfg, workdir, start, start, state["params"], log)
         else:
@@ -103,7 +106,11 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             for step in range(start + 1, cfg.steps + 1):
                 version = step - 1  # the policy version being trained, and the batch index
                 step_start = time.perf_counter()
-                samples, gen = actors.take(version) if actors else collect(version, version, state["params"])
+                if actors:
+                    samples, gen = actors.take(version)
+                else:
+                    assert collect is not None  # without actors, this process collects
+                    samples, gen = collect(version, version, state["params"])
                 waited = time.perf_counter() - step_start
                 batch = make_batch(samples, rows, rl.group_size)
                 state, metrics = rl_step(state, batch, reference)

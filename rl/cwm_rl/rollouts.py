@@ -16,6 +16,7 @@ from cwm_common.config_rules import config_error
 from cwm_data.chat_format import STOP_TOKENS, observation, tool_role
 from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.pool import SandboxPool
+from cwm_envs.sandbox import Sandbox
 from cwm_jax.sampling import generate
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
 from cwm_tasks.agent_tools import run_turn
@@ -158,7 +159,9 @@ class RolloutWorker:
         if len(episode.context) >= self.settings.max_episode_tokens:
             episode.done = True
             return
-        outcome = self._guard(episode, lambda: run_turn(episode.sandbox, text, self.settings.tool_timeout_s))
+        sandbox = episode.sandbox
+        assert sandbox is not None  # _agent_episodes gives every episode a sandbox before its first turn
+        outcome = self._guard(episode, lambda: run_turn(sandbox, text, self.settings.tool_timeout_s))
         if episode.status != OK or outcome is None:  # a sandbox failure, or a final answer
             episode.done = True
             return
@@ -171,7 +174,7 @@ class RolloutWorker:
     @staticmethod
     def _guard(episode: "_Episode", action):
         try:
-            if not episode.sandbox.alive():
+            if episode.sandbox is None or not episode.sandbox.alive():
                 raise RuntimeError("the sandbox died")
             return action()
         except Exception as e:
@@ -183,9 +186,13 @@ class _Episode:
     def __init__(self, group: int, prompt: Prompt, prompt_ids: list[int]):
         self.group, self.prompt, self.prompt_ids = group, prompt, prompt_ids
         self.context = list(prompt_ids)
-        self.completion, self.mask, self.logprobs, self.last_turn = [], [], [], []
-        self.done, self.status, self.reward, self.submission, self.why = False, OK, FAIL, None, ""
-        self.sandbox = None
+        self.completion: list[int] = []
+        self.mask: list[int] = []  # 1 on model tokens, 0 on environment tokens
+        self.logprobs: list[float] = []
+        self.last_turn: list[int] = []  # the model's tokens of its latest turn
+        self.done, self.status, self.reward, self.why = False, OK, FAIL, ""
+        self.submission: str | None = None
+        self.sandbox: Sandbox | None = None  # set for every episode before its first action
 
     def add(self, tokens, mask, logprobs):
         self.context += tokens

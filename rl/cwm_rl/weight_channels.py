@@ -51,7 +51,7 @@ class DirectoryWeights:
         }
         fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
+            np.savez(f, allow_pickle=True, **flat)  # the default, named so no array name can take its place
         os.replace(temp, os.path.join(self.directory, f"version-{version}.npz"))
         for old in self._versions()[: -self.keep]:
             os.remove(os.path.join(self.directory, f"version-{old}.npz"))

@@ -21,7 +21,7 @@ def main():
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            reply = {"equal": compare(request["answer"], request["reference"])}
+            reply: dict[str, bool | str] = {"equal": compare(request["answer"], request["reference"])}
         except Exception as e:  # a bad request or a sympy failure is that answer's problem, not the worker's
             reply = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
         sys.stdout.write(json.dumps(reply) + "\n")

@@ -28,8 +28,10 @@ class Task(Protocol):
 
 
 class SingleTurnTask(Task, Protocol):
-    stops: tuple[str, ...]  # special tokens that end a completion
     needs_sandbox: bool
+
+    @property
+    def stops(self) -> tuple[str, ...]: ...  # special tokens that end a completion
 
     def grade(self, sandbox: Sandbox | None, completion: str, meta: dict) -> RewardResult: ...
 

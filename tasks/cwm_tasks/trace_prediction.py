@@ -18,7 +18,7 @@ def corpus_cases() -> list[tuple[str, str, str]]:
     """(source, entry, call-args source) for each function of the shipped corpus."""
     paths = sorted(glob.glob(os.path.join(CORPUS, "functions", "*.py")))
     jobs, _ = function_jobs(paths, per_function=1)
-    return [(j.source, j.entry, j.call_args) for j in jobs]
+    return [(j.source, j.entry, j.call_args) for j in jobs if j.entry is not None]  # function jobs all have one
 
 
 def real_traces(cases: list[tuple[str, str, str]]) -> list[TraceResult]:

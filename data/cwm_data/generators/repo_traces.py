@@ -4,7 +4,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cwm_data.generators.trace_jobs import GenerationReport
 from cwm_data.shards import ShardWriter
@@ -16,7 +16,7 @@ def generate_repo_traces(
     repo_dir: str,
     out_dir: str,
     limits: TraceLimits,
-    test_args: list[str] = (),
+    test_args: Sequence[str] = (),
     suite_timeout_s: float = 600.0,
     max_episodes_per_function: int = 5,
     log: Callable[[str], None] = print,

@@ -70,7 +70,7 @@ def run_jobs(
 ) -> GenerationReport:
     jobs = list(jobs)
     report = GenerationReport(jobs=len(jobs))
-    seen: set[str] = set()
+    seen: set[tuple[str, str | None, str]] = set()  # (origin, entry, frames fingerprint)
     start = last = time.perf_counter()
 
     def trace_one(job: TraceJob) -> TraceResult:
