@@ -1,6 +1,10 @@
-"""Test setup: 8 simulated CPU devices and a persistent compilation cache, both before jax starts."""
+"""Test setup: 8 simulated CPU devices and a persistent compilation cache, both before jax starts; tests
+marked for machinery this machine lacks (bwrap, docker, gpu, tpu) are skipped with the reason."""
 
 import os
+import shutil
+
+import pytest
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -15,4 +19,30 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 def pytest_configure(config):
     import jax  # only now: jax reads the environment above when it is first imported
 
-    assert jax.device_count() == 8, "XLA_FLAGS was read before conftest could set 8 host devices"
+    assert len(jax.devices("cpu")) == 8, "XLA_FLAGS was read before conftest could set 8 host devices"
+
+
+def _missing(marker: str) -> str | None:
+    """Why this machine cannot run tests with `marker`, or None if it can."""
+    if marker == "bwrap":
+        return None if shutil.which("bwrap") else "bubblewrap is not installed (./dev test installs it as root)"
+    if marker == "docker":
+        from cwm_envs.docker_sandbox import docker_available
+
+        return docker_available()
+    import jax
+
+    backend = jax.default_backend()
+    return None if backend == marker else f"needs a {marker.upper()}; jax's backend here is {backend}"
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        for marker in ("bwrap", "docker", "gpu", "tpu"):
+            if item.get_closest_marker(marker):
+                if marker not in reasons:
+                    reasons[marker] = _missing(marker)
+                reason = reasons[marker]
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=reason))

@@ -1,27 +1,13 @@
-"""Which sandbox backends this machine can run, for parametrized tests (missing ones skip with the reason)."""
-
-import shutil
+"""The sandbox backends, for parametrized tests (conftest skips a backend this machine lacks, with the reason)."""
 
 import pytest
 
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
 
-
-def _docker_reason():
-    from cwm_envs.docker_sandbox import docker_available
-
-    return docker_available()
-
-
 BACKENDS = [
-    pytest.param(
-        "bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-    ),
-    pytest.param(
-        "docker",
-        marks=[pytest.mark.docker, pytest.mark.skipif(_docker_reason() is not None, reason=str(_docker_reason()))],
-    ),
+    pytest.param("bwrap", marks=pytest.mark.bwrap),
+    pytest.param("docker", marks=pytest.mark.docker),
 ]
 
 

@@ -87,14 +87,8 @@ def test_gen_traces_command_writes_shards_and_a_report(tmp_path, capsys):
     assert (tmp_path / "out" / "functions-00000.arrayrecord").exists()
 
 
+@pytest.mark.bwrap
 def test_sandbox_exec_passes_output_and_status_through():
-    import shutil
-
-    import pytest
-
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
-
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "cwm_cli.main", "sandbox", "exec", *args],
@@ -111,6 +105,7 @@ def test_sandbox_exec_passes_output_and_status_through():
     assert flood.returncode == 125 and len(flood.stdout) == 1000
 
 
+@pytest.mark.bwrap
 def test_reward_code_prints_json(tmp_path, capsys):
     (tmp_path / "sol.py").write_text("def add(a, b):\n    return a - b\n")
     (tmp_path / "tests.py").write_text(
@@ -122,6 +117,7 @@ def test_reward_code_prints_json(tmp_path, capsys):
     assert main(["reward", "code", "--solution", str(tmp_path / "none.py"), "--tests", "x"]) == 2
 
 
+@pytest.mark.bwrap
 def test_reward_swe_reports_like_the_swe_bench_harness(tmp_path, capsys, monkeypatch):
     task = ROOT / "data" / "swe_tasks" / "calc-divide-by-zero"
     gold = json.loads((task / "task.json").read_text())["gold_patch"]
@@ -160,6 +156,7 @@ def test_one_loader_reads_every_saved_format(tmp_path):
         cwm_jax.load_model(str(tmp_path))
 
 
+@pytest.mark.bwrap
 def test_eval_stdio_runs_a_model_from_the_command_line(tmp_path, capsys):
     model_dir = tmp_path / "model"
     cwm_jax.to_hf(cwm_jax.CwmModel(cwm_jax.from_preset("cwm-tiny"), nnx.Rngs(3)), str(model_dir))

@@ -92,6 +92,7 @@ def test_bfloat16_export_and_load(hf_dir, tmp_path):
     assert np.abs(logits - expected).max() < 0.1 * np.abs(expected).max()
 
 
+@pytest.mark.slow
 def test_a_training_runs_checkpoint_exports_to_transformers(tmp_path, capsys):
     """Train (a few SFT-sized steps on 8 devices), then `cwm convert cwm-to-hf WORKDIR`: transformers loads
     it and gives the trained params' logits."""

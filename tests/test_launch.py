@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, "-m", "cwm_cli.main", "train", "--config", "configs/tiny.py"]
@@ -91,6 +92,7 @@ def _final_loss(output: str) -> list[float]:
     return [float(line.rsplit("loss", 1)[1]) for line in output.splitlines() if "process " in line and ": step" in line]
 
 
+@pytest.mark.slow
 def test_two_processes_train_together_and_agree(tmp_path):
     common = [
         "--config.data.kind=synthetic",
@@ -130,6 +132,7 @@ def _final_params(workdir: Path, step: int):
     return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")["params"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_restart_ends_bit_identical(tmp_path):
     args = ["--config.steps=16", "--config.checkpoint_every=4", "--config.log_every=100"]
     reference = _run([*TRAIN, "--workdir", str(tmp_path / "reference"), *args], env=_env())
@@ -190,6 +193,7 @@ def test_sigterm_checkpoints_the_current_step_and_stops(tmp_path):
     assert (tmp_path / "checkpoints" / str(stopped) / "state").is_dir() and stopped < 500
 
 
+@pytest.mark.slow
 def test_a_run_resumes_on_another_process_count_with_the_same_batches(tmp_path):
     """Shipped data in 2 virtual shards: two processes train 4 steps; dropping their last checkpoint, one
     process resumes at step 2 and trains steps 3-4 on the same rows (summed in another order)."""

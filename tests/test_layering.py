@@ -133,3 +133,29 @@ def test_a_planted_cycle_is_found(tmp_path):
     assert cycles(import_graph({"planted": package})) == [["planted.a", "planted.b", "planted.c"]]
     (package / "c.py").write_text("def helper():\n    pass\n")
     assert cycles(import_graph({"planted": package})) == []
+
+
+def _sources(*exempt: str):
+    for name, path in module_files(PACKAGES).items():
+        if name not in exempt:
+            yield name, path.read_text()
+
+
+def test_the_chat_format_is_written_out_in_one_module():
+    home = "cwm_data.chat_format"
+    for name, text in _sources(home, "cwm_data.special_tokens"):
+        for spelling in ("START_HEADER", "<|start_header_id|>", "You always reason before responding"):
+            assert spelling not in text, f"{name} renders chat itself ({spelling!r}); use {home}"
+
+
+def test_rl_and_the_evals_are_thin_users_of_the_task_families():
+    graph = import_graph(PACKAGES)
+    for name, targets in graph.items():
+        if name.startswith("cwm_rl"):
+            assert not any(t.startswith("cwm_jax.evals") for t in targets), f"{name} imports the evals"
+    for name, text in _sources():
+        if not name.startswith("cwm_tasks"):
+            for prompt_text in ("Wrap your answer in", "competitive programming question", "submit a git diff patch"):
+                assert prompt_text not in text, (
+                    f"{name} writes a task's prompt ({prompt_text!r}); it lives in cwm_tasks"
+                )

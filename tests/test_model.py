@@ -94,7 +94,7 @@ def test_positions_restart_per_document():
     np.testing.assert_array_equal(positions_from_segments(segments), [[0, 1, 2, 0, 1, 0, 1], list(range(7))])
 
 
-@pytest.mark.parametrize("remat", ["full", "save_dots"])
+@pytest.mark.parametrize("remat", [pytest.param("full", marks=pytest.mark.slow), "save_dots"])
 def test_remat_keeps_values_and_gradients(remat):
     cfg = _tiny()
     plain = CwmModel(cfg, nnx.Rngs(2))

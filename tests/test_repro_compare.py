@@ -61,6 +61,7 @@ def _compare(capsys, a, b, *flags):
     return code, capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_same_mesh_reruns_are_bitwise_identical(runs, capsys):
     code, out = _compare(capsys, runs["a"], runs["rerun"])
     assert code == 0 and "IDENTICAL (bitwise)" in out and "compared 6 steps" in out
@@ -70,11 +71,13 @@ def test_same_mesh_reruns_are_bitwise_identical(runs, capsys):
     assert manifest["data_state"] == {"step": 0} and "XLA_FLAGS" in manifest["environment"]
 
 
+@pytest.mark.slow
 def test_another_mesh_agrees_within_fp32_tolerance(runs, capsys):
     code, out = _compare(capsys, runs["a"], runs["mesh"], "--rtol", "1e-5")
     assert code == 0 and "mesh.fsdp: 1 -> 2" in out, out
 
 
+@pytest.mark.slow
 def test_a_planted_perturbation_is_found_at_its_step(runs, capsys):
     # Step 4 is the first update at the new rate: the logged lr moves there; the loss, taken before a step's
     # update, first moves at step 5.
@@ -105,6 +108,7 @@ print(jax.device_count(), sum(float(np.abs(np.asarray(a, np.float64)).sum()) for
 """
 
 
+@pytest.mark.slow
 def test_a_run_trained_on_8_devices_loads_its_params_on_one(runs):
     """Inference elsewhere (one device) reads only the params of an 8-device run's checkpoint, unchanged."""
     saved = ocp.StandardCheckpointer().restore(os.path.join(runs["a"], "checkpoints", "6", "state"))["params"]

@@ -20,6 +20,7 @@ from cwm_tasks.swe import grade_swe, patch_similarity, shipped_swe_tasks, simila
 MATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "math"
 
 
+@pytest.mark.bwrap
 def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     tasks = humaneval_tasks()
     assert len(tasks) == 164

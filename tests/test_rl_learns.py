@@ -19,6 +19,8 @@ from cwm_jax.train.repro_compare import compare_runs
 from cwm_rl.loop import run_rl
 from cwm_rl.story import run_story
 
+pytestmark = [pytest.mark.slow, pytest.mark.bwrap]
+
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):

@@ -45,6 +45,7 @@ def test_greedy_equals_transformers_generate_across_the_window(pair):
     assert cwm_jax.generate(model, [prompt], 15) == [expected]
 
 
+@pytest.mark.slow
 def test_cached_decoding_equals_recomputing_each_step(pair):
     _, model = pair
     assert cwm_jax.generate(model, [PROMPTS[1]], 15) == [_greedy_by_recomputing(model, PROMPTS[1], 15)]

@@ -72,6 +72,7 @@ def toy_sweep(tmp_path_factory):
     return workdir, cfg, run_sweep(cfg, workdir, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_toy_sweep_fits_through_its_points(toy_sweep):
     workdir, _, result = toy_sweep
     assert len(result["trained"]) == 6 and all(r["finished"] for r in result["rows"])
@@ -93,6 +94,7 @@ def test_toy_sweep_fits_through_its_points(toy_sweep):
         assert len(f.read().splitlines()) == 7
 
 
+@pytest.mark.slow
 def test_resuming_the_sweep_reruns_nothing_and_emitted_commands_train_like_the_sweep(toy_sweep):
     workdir, cfg, first = toy_sweep
     again = run_sweep(cfg, workdir, log=lambda m: None)
@@ -117,6 +119,7 @@ def test_resuming_the_sweep_reruns_nothing_and_emitted_commands_train_like_the_s
     )
 
 
+@pytest.mark.slow
 def test_a_run_whose_config_changed_is_not_silently_mixed_in(toy_sweep):
     workdir, cfg, _ = toy_sweep
     changed = load_config("configs/sweeps/toy.py", ["--config.sweep.tokens=(10240,)", "--config.train.z_loss=0.1"])
