@@ -3,6 +3,7 @@
 import ml_collections
 
 from cwm_jax.presets import preset_fields
+from cwm_jax.train.optimizer import cwm_optimizer_config
 
 
 def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
@@ -30,20 +31,7 @@ def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c.steps = 100
     c.batch_size = 8  # global, in sequences
     c.grad_accum = 1
-    c.optimizer = ml_collections.ConfigDict(
-        dict(
-            peak_lr=8e-4,
-            warmup_steps=2000,
-            schedule="cosine",
-            decay_factor=100.0,
-            wsd_decay_fraction=0.2,
-            b1=0.9,
-            b2=0.95,
-            eps=1e-8,
-            weight_decay=0.1,
-            clip_norm=1.0,
-        )
-    )
+    c.optimizer = cwm_optimizer_config()
     c.z_loss = 0.0
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
     c.param_rules = ml_collections.ConfigDict()  # logical axis -> mesh axis overrides (cwm_jax/sharding.py)

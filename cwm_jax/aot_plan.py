@@ -11,12 +11,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from cwm_common.errors import CwmError
 from cwm_jax.config import ModelConfig
 from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, make_mesh
-from cwm_jax.train.optimizer import make_optimizer
+from cwm_jax.train.optimizer import cwm_optimizer_config, make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, state_shardings
 from cwm_jax.train.step import make_train_step
 
@@ -67,21 +66,7 @@ def plan_memory(
     devices = devices if devices is not None else jax.devices()
     mesh = make_mesh(mesh_spec, devices)
     rules = ShardingRules()
-    opt_cfg = ml_collections.ConfigDict(
-        dict(
-            peak_lr=1e-4,
-            warmup_steps=10,
-            schedule="cosine",
-            decay_factor=100.0,
-            wsd_decay_fraction=0.2,
-            b1=0.9,
-            b2=0.95,
-            eps=1e-8,
-            weight_decay=0.1,
-            clip_norm=1.0,
-        )
-    )
-    optimizer, schedule = make_optimizer(opt_cfg, 1000)
+    optimizer, schedule = make_optimizer(cwm_optimizer_config(peak_lr=1e-4, warmup_steps=10), 1000)
     with jax.set_mesh(mesh), activation_rules(rules):
         shardings = state_shardings(model_cfg, optimizer, mesh, rules)
         state = abstract_state(model_cfg, optimizer, shardings)

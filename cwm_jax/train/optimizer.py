@@ -1,8 +1,28 @@
 """CWM's optimizer: AdamW (0.9, 0.95), weight decay 0.1, global-norm clipping at 1.0 (CWM.md section 5.1)."""
 
+from typing import Any
+
+import ml_collections
 import optax
 
 from cwm_jax.train.schedule import learning_rate_schedule
+
+
+def cwm_optimizer_config(**changes: Any) -> ml_collections.ConfigDict:
+    """The pre/mid-training recipe's optimizer fields (what configs' `optimizer` block holds), with changes."""
+    fields = dict(
+        peak_lr=8e-4,
+        warmup_steps=2000,
+        schedule="cosine",
+        decay_factor=100.0,
+        wsd_decay_fraction=0.2,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        weight_decay=0.1,
+        clip_norm=1.0,
+    )
+    return ml_collections.ConfigDict({**fields, **changes})
 
 
 def make_optimizer(opt_cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
