@@ -122,3 +122,16 @@ def test_exec_stdin_files_and_status(backend):
         assert sandbox.exec("ls").stdout == b""
     finally:
         sandbox.close()
+
+
+def test_a_missing_backend_is_a_named_error(monkeypatch):
+    import shutil
+
+    from cwm_common.errors import CwmError
+    from cwm_envs.sandbox_factory import make_sandbox
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(CwmError, match=r"the bwrap sandbox backend needs bubblewrap: install it"):
+        make_sandbox("bwrap")
+    with pytest.raises(CwmError, match="unknown sandbox backend 'podman'; backends: bwrap, docker"):
+        make_sandbox("podman")
