@@ -1,8 +1,9 @@
 """What a task family gives its users (evals and RL): prompts as token pieces, and a grader.
 
-A single-turn family grades one completion; an agent family sets up a sandbox for an episode of tool calls
-and grades what the agent submitted. Families with a fixed problem set list it in `prompts()` (evals go
-through it in order); RL draws with `draw(rng)`.
+A single-turn family grades one completion; an agent family (`multi_turn`; cwm_tasks.swe) has
+`setup(sandbox, meta)`, which readies a sandbox for an episode of tool calls, and `grade(sandbox,
+submission, meta)`, which grades what the agent submitted. Families with a fixed problem set list it in
+`prompts()` (evals go through it in order); RL draws with `draw(rng)`.
 """
 
 import dataclasses
@@ -38,9 +39,3 @@ class SingleTurnTask(Task, Protocol):
 
 class ProblemSet(SingleTurnTask, Protocol):
     def prompts(self) -> list[Prompt]: ...
-
-
-class AgentTask(Task, Protocol):
-    def setup(self, sandbox: Sandbox, meta: dict) -> None: ...
-
-    def grade(self, sandbox: Sandbox, submission: str | None, meta: dict) -> RewardResult: ...
