@@ -19,8 +19,12 @@ MATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "ma
 
 
 def direct(answer: str, reference: str) -> bool:
-    gold, predicted = parse(f"${reference}$"), parse(f"$\\boxed{{{answer}}}$")
+    gold, predicted = parse(f"\\boxed{{{reference}}}"), parse(f"\\boxed{{{answer}}}")
     return bool(gold) and bool(predicted) and verify(gold, predicted)
+
+
+def reply(answer: str) -> str:
+    return f"Done.\n</think>\n$\\boxed{{{answer}}}$"
 
 
 def main():
@@ -31,17 +35,17 @@ def main():
     for path in sorted(MATH.glob("*.jsonl")):
         references += [str(json.loads(line)["answer"]) for line in path.read_text().splitlines() if line.strip()]
     references = (references * (args.n // len(references) + 1))[: args.n]
-    grade_math("\\boxed{1}", "1")  # start a worker: its imports are not what is measured
+    grade_math(reply("1"), "1")  # start a worker: its imports are not what is measured
 
     start = time.perf_counter()
     assert all(direct(r, r) for r in references)
     in_process = args.n / (time.perf_counter() - start)
     start = time.perf_counter()
-    assert all(grade_math(f"\\boxed{{{r}}}", r).passed for r in references)
+    assert all(grade_math(reply(r), r).passed for r in references)
     workers = args.n / (time.perf_counter() - start)
     with ThreadPoolExecutor(4) as threads:
         start = time.perf_counter()
-        assert all(r.passed for r in threads.map(lambda r: grade_math(f"\\boxed{{{r}}}", r), references))
+        assert all(r.passed for r in threads.map(lambda r: grade_math(reply(r), r), references))
         threaded = args.n / (time.perf_counter() - start)
     print(
         f"{args.n} answers: in-process {in_process:.0f}/s; worker process {workers:.0f}/s "

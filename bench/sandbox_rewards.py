@@ -9,6 +9,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import ExecResult, Sandbox, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_factory import make_sandbox
 from cwm_envs.sandbox_files import read_file, write_file
+from cwm_envs.shell_session import PipeShell
 from cwm_tasks.humaneval import grade_function, humaneval_tasks
 
 
@@ -40,6 +42,17 @@ class BareProcess:
 
     def get_file(self, path):
         return read_file(self.work_dir, path)
+
+    def open_shell(self) -> PipeShell:
+        process = subprocess.Popen(
+            ["bash", "--noprofile", "--norc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.work_dir,
+            start_new_session=True,
+        )
+        return PipeShell(process)
 
     def reset(self):
         shutil.rmtree(self.work_dir)

@@ -10,7 +10,7 @@ GRADED = ("math", "humaneval", "stdio")
 def add_parser(subparsers):
     from cwm_cli.model_args import add_model_args
     from cwm_envs.sandbox import BACKENDS
-    from cwm_tasks.math_problems import MATH_SETS
+    from cwm_tasks.math_problems import EXTRACTIONS, MATH_SETS
     from cwm_tasks.stdio_programs import LANGUAGES
 
     p = subparsers.add_parser(
@@ -23,6 +23,13 @@ def add_parser(subparsers):
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--math-set", choices=MATH_SETS, default="gsm8k_test")
+    p.add_argument(
+        "--math-extraction",
+        choices=EXTRACTIONS,
+        default="release",
+        help="how a math answer is read: the release's rule (one </think>, one $\\boxed{...}$), or lenient "
+        "(the last \\boxed{} anywhere; not comparable with CWM's numbers)",
+    )
     p.add_argument(
         "--language",
         choices=LANGUAGES,
@@ -84,7 +91,7 @@ def _family(task: str, args):
     if task == "math":
         from cwm_tasks.math_problems import MathTask
 
-        return MathTask(args.math_set)
+        return MathTask(args.math_set, extraction=args.math_extraction)
     if task == "stdio":
         from cwm_tasks.stdio_programs import LANGUAGES, StdioTask
 

@@ -62,7 +62,8 @@ class NeuralDebugger:
             names = _parameters(self.source, entry)
             bound = dict(zip(names, (repr(a) for a in args or []), strict=False))
             bound.update({k: repr(v) for k, v in (kwargs or {}).items()})
-            self.frames.append(Frame(CALL, self.source.splitlines(keepends=True)[def_lineno - 1], bound))
+            # The call frame shows the def line unmarked, as traces do (the marker is in the context only).
+            self.frames.append(Frame(CALL, source.splitlines(keepends=True)[def_lineno - 1], bound))
 
     # --- requests ---
     def _prefix(self, forced: str | None) -> list[str]:

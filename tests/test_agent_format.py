@@ -68,7 +68,7 @@ def test_observation_keeping_is_random_but_reproducible(tok):
             lambda m: m.__setitem__(
                 2, {"role": "assistant", "content": "<tool: bash>\nls\n</tool><tool: bash>\nls\n</tool>"}
             ),
-            "2 tool calls",
+            "Expected one tool call, but found 2: bash, bash",
         ),
         (
             lambda m: m.__setitem__(2, {"role": "assistant", "content": "<tool: rm_rf>\n/\n</tool>"}),

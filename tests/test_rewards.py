@@ -12,7 +12,7 @@ from sandbox_fixtures import BACKENDS, sandbox_of
 from cwm_envs.pool import SandboxPool
 from cwm_tasks import math_verify_pool
 from cwm_tasks.humaneval import grade_function, humaneval_tasks
-from cwm_tasks.math_problems import extract_boxed, grade_math
+from cwm_tasks.math_problems import grade_math, last_boxed
 from cwm_tasks.math_verify_pool import compare_in_worker
 from cwm_tasks.stdio_programs import StdioTest, grade_stdio
 from cwm_tasks.swe import grade_swe, patch_similarity, shipped_swe_tasks, similarity_reward
@@ -51,33 +51,42 @@ def _references():
     return [(source, str(answer)) for source, answer in rows]
 
 
+def reply(answer: str) -> str:
+    """A response in the release's format: reasoning, </think>, one $\\boxed{...}$."""
+    return f"Let me work it out.\n</think>\nThe answer is $\\boxed{{{answer}}}$."
+
+
 def test_math_references_pass_in_equivalent_forms_and_fail_when_perturbed():
     refs = _references()
     assert len(refs) == 30 + 40 + 1319
     for source, answer in refs:
         value = float(answer)
-        assert grade_math(f"The answer is \\boxed{{{answer}}}.", answer).reward == 1, (source, answer)
+        assert grade_math(reply(answer), answer).reward == 1, (source, answer)
         other = f"\\frac{{{int(value * 2)}}}{{2}}" if value == int(value) else f"{value:.6f}"
-        assert grade_math(f"\\boxed{{{other}}}", answer).reward == 1, (source, answer, other)
-        assert grade_math(f"\\boxed{{{value + 1:g}}}", answer).reward == -1, (source, answer)
+        assert grade_math(reply(other), answer).reward == 1, (source, answer, other)
+        assert grade_math(reply(f"{value + 1:g}"), answer).reward == -1, (source, answer)
 
 
 def test_math_equivalence_beyond_strings():
-    assert grade_math("\\boxed{\\frac{1}{2}}", "0.5").reward == 1
-    assert grade_math("so \\boxed{\\sqrt{8}}", "2\\sqrt{2}").reward == 1
-    assert grade_math("\\boxed{x^2 + 2x + 1}", "(x+1)^2").reward == 1
-    assert grade_math("\\boxed{3}", "2").reward == -1
+    assert grade_math(reply("\\frac{1}{2}"), "0.5").reward == 1
+    assert grade_math(reply("\\sqrt{8}"), "2\\sqrt{2}").reward == 1
+    assert grade_math(reply("x^2 + 2x + 1"), "(x+1)^2").reward == 1
+    assert grade_math(reply("3"), "2").reward == -1
     assert grade_math("no box here: 2", "2").status == "no_answer"
-    assert extract_boxed("\\boxed{1} then \\boxed{\\frac{a}{b}}") == "\\frac{a}{b}"
+    assert last_boxed("\\boxed{1} then \\boxed{\\frac{a}{b}}") == "\\frac{a}{b}"
+    # The lenient reading is an explicit option: an answer boxed without $...$ or </think> counts only there.
+    assert grade_math("so \\boxed{3}", "3").status == "no_answer"
+    assert grade_math("so \\boxed{3}", "3", extraction="lenient").reward == 1
 
 
-TOWER = "\\boxed{9^{9^{9^{9}}}}"  # sympy would hold the GIL computing it; Math-Verify's SIGALRM ends it
+# sympy would hold the GIL computing it; Math-Verify's SIGALRM ends it
+TOWER = "done\n</think>\n$\\boxed{9^{9^{9^{9}}}}$"
 
 
 def test_math_grading_from_rollout_threads_cannot_freeze_the_caller():
     # Graded in this process off the main thread, TOWER froze the whole process (no SIGALRM, GIL held).
     threads = ThreadPoolExecutor(4)
-    futures = [threads.submit(grade_math, response, "2") for response in (TOWER, TOWER, "\\boxed{2}", "\\boxed{3}")]
+    futures = [threads.submit(grade_math, response, "2") for response in (TOWER, TOWER, reply("2"), reply("3"))]
     ticks = 0
     while not all(f.done() for f in futures) and ticks < 12_000:
         time.sleep(0.01)  # this thread keeps running while the workers compute
@@ -87,8 +96,8 @@ def test_math_grading_from_rollout_threads_cannot_freeze_the_caller():
 
 
 def test_a_comparison_past_its_deadline_kills_its_worker_and_the_next_one_works():
-    assert compare_in_worker("9^{9^{9^{9}}}", "2", deadline_s=0.5) is None
-    assert compare_in_worker("\\frac{1}{2}", "0.5") == {"equal": True}
+    assert compare_in_worker("\\boxed{9^{9^{9^{9}}}}", "2", deadline_s=0.5) is None
+    assert compare_in_worker("\\boxed{\\frac{1}{2}}", "0.5") == {"equal": True}
     assert all(w.process.poll() is None for w in math_verify_pool._all)  # the killed one is gone from the pool
 
 

@@ -32,14 +32,14 @@ from cwm_rl.weight_channels import DirectoryWeights
 from cwm_tasks.swe import SweAgentTask
 
 FIX = (
-    "<tool: edit>\nrepo/calc.py\n<<<<<<< SEARCH\n    return a / b\n=======\n    if b == 0:\n        return None\n"
-    "    return a / b\n>>>>>>> REPLACE\n</tool>"
+    "Guard the division.\n</think>\n<tool: edit>\ncalc.py\n<<<<<<< SEARCH\n    return a / b\n=======\n"
+    "    if b == 0:\n        return None\n    return a / b\n>>>>>>> REPLACE\n</tool>"
 )
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    texts = [FIX, "x = 1\nprint(x)\n# prints: 1", "<think>\nok\n</think>\nDone."] * 10
+    texts = [FIX, "x = 1\nprint(x)\n# prints: 1", "<think>\nok\n</think>\nDone.", "<output>\n</output>"] * 10
     return train_sentencepiece(texts, 400, str(tmp_path_factory.mktemp("tok") / "t.model"))
 
 
@@ -62,7 +62,7 @@ class Scripted:
 
 def _worker(tokenizer, tasks, script, backend, on_turn=None, pool_size=2, **settings):
     pool = SandboxPool(lambda: make_sandbox(backend, SandboxLimits(timeout_s=10)), pool_size)
-    defaults = dict(group_size=2, max_new_tokens=64, max_turns=6, max_episode_tokens=4000, tool_timeout_s=10)
+    defaults = dict(group_size=2, max_new_tokens=64, max_turns=6, max_episode_tokens=30000, tool_timeout_s=10)
     return pool, RolloutWorker(
         tokenizer, pool, tasks, RolloutSettings(**{**defaults, **settings}), Scripted(tokenizer, script, on_turn)
     )
@@ -90,22 +90,33 @@ def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
     prompt = next(p for p in (task.draw(random.Random(i)) for i in range(20)) if p.meta["id"] == "calc-divide-by-zero")
     script = [
         FIX,
-        '<tool: bash>\ncd repo && python3 -c "import calc; print(calc.divide(1, 0))"\n</tool>',
-        "<tool: submit>\nrepo/fix.diff\n</tool>",
+        'Check it.\n</think>\n<tool: bash>\npython3 -c "import calc; print(calc.divide(1, 0))"\n</tool>',
+        "No tool here: a format error, answered as a user message.\n</think>\nI think it works.",
+        "Submit.\n</think>\n<tool: submit>\nfix.diff\n</tool>",
         "Done.\n</think>\n## Summary\nFixed.",
     ]
     pool, worker = _worker(tokenizer, {"swe": task}, script, backend)
     with pool:
         # The patch file is made by the environment here (the scripted model cannot run git itself).
-        worker.tasks["swe"].setup = lambda sandbox, meta: (
-            task.tasks[meta["id"]].setup(sandbox),
-            sandbox.put_file("repo/fix.diff", task.tasks[meta["id"]].gold_patch),
-        )
+        setup = task.setup
+
+        def setup_with_patch(sandbox, meta):
+            tools = setup(sandbox, meta)
+            sandbox.put_file("repo/fix.diff", task.tasks[meta["id"]].gold_patch)
+            return tools
+
+        worker.tasks["swe"].setup = setup_with_patch
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.reward for s in samples] == [1.0, 1.0] and all(s.status == OK for s in samples)
     sample = samples[0]
     text = tokenizer.decode(sample.completion)
-    assert "<|start_header_id|>tool: edit<|end_header_id|>" in text and "None" in text and "<submission>" in text
+    assert "<|start_header_id|>tool: edit<|end_header_id|>\n\n<output>\nFile calc.py has been successfully" in text
+    assert "None\n\n</output>\n\n<budget>\n* Remaining turns: 4\n* Remaining tokens: " in text
+    assert "<|start_header_id|>user<|end_header_id|>\n\nFormatError: No tool calls found<|eot_id|>" in text
+    assert (
+        "<submission>\ndiff --git" in text
+        and text.count("<|start_header_id|>assistant<|end_header_id|>\n\n<think>\n") == 4
+    )
     observation = [t for t, m in zip(sample.completion, sample.model_mask, strict=True) if m == 0]
     assert "tool: bash" in tokenizer.decode(observation) and sum(sample.model_mask) < len(sample.completion)
     assert all(lp == 0.0 for lp, m in zip(sample.logprobs, sample.model_mask, strict=True) if m == 0)
@@ -128,7 +139,12 @@ def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(to
         samples, _ = worker.collect(None, 0, [prompt], seed=0)
     assert [s.status for s in samples] == [INFRA_FAILED, INFRA_FAILED] and not any(s.trained for s in samples)
     pool, worker = _worker(
-        tokenizer, {"swe": task}, ["<tool: bash>\nsleep 3\n</tool>"], backend, episode_timeout_s=2.0, max_turns=50
+        tokenizer,
+        {"swe": task},
+        ["Wait.\n</think>\n<tool: bash>\nsleep 3\n</tool>"],
+        backend,
+        episode_timeout_s=2.0,
+        max_turns=50,
     )
     start = time.perf_counter()
     with pool:

@@ -11,9 +11,10 @@ One JSON object per line:
         ...
         {"role": "assistant", "content": "## Summary ..."}]}
 
-Rules: roles are system (first only), user, assistant, tool; an assistant turn holds at most one tool call
-in CWM's `<tool: NAME>\\n...\\n</tool>` form, naming one of bash, edit, create, submit; a tool message answers
-the call just before it and carries its `name`.
+Rules: roles are system (first only), user, assistant, tool; an assistant turn is a final answer (no tool tag
+after its reasoning) or calls exactly one tool as CWM's agent environment requires (cwm_data.chat_format:
+reasoning, `</think>`, one `<tool: NAME>\\n...\\n</tool>` naming bash, edit, create or submit); a tool message
+answers the call just before it and carries its `name`.
 
 Rendering (cwm_data.chat_format): `<|begin_of_text|>`, then a turn per message, whose role is the role or
 "tool: NAME"; bodies are stripped of surrounding whitespace except tool results. Loss mask: assistant bodies
@@ -28,7 +29,17 @@ from typing import Any
 
 from cwm_common.errors import CwmError
 from cwm_data import special_tokens as st
-from cwm_data.chat_format import AGENT_TOOLS, body, header, parse_single_call, tool_role
+from cwm_data.chat_format import (
+    AGENT_TOOLS,
+    THINK_END,
+    FormatError,
+    ToolCall,
+    after_reasoning,
+    body,
+    header,
+    parse_tool_call,
+    tool_role,
+)
 from cwm_data.special_tokens import special
 from cwm_data.tokenizer import CwmTokenizer
 
@@ -55,12 +66,7 @@ def validate_episode(episode: Any) -> dict:
         if role == "system" and i != 0:
             raise CwmError(f"{where}: a system message may only come first")
         if role == "assistant":
-            call, problem = parse_single_call(message["content"])
-            if problem:
-                raise CwmError(f"{where}.content: {problem}")
-            if call and call.name not in AGENT_TOOLS:
-                raise CwmError(f"{where}.content calls unknown tool {call.name!r}; tools: {', '.join(AGENT_TOOLS)}")
-            pending_call = call
+            pending_call = _tool_call(message["content"], where)
         elif role == "tool":
             if pending_call is None:
                 raise CwmError(f"{where}: a tool message must answer the assistant's tool call just before it")
@@ -70,6 +76,20 @@ def validate_episode(episode: Any) -> dict:
         else:
             pending_call = None
     return episode
+
+
+def _tool_call(content: str, where: str) -> ToolCall | None:
+    """The turn's tool call; None for a final answer (no tool tag after the reasoning)."""
+    answer = after_reasoning(content)
+    if "<tool:" not in answer and "</tool>" not in answer:
+        return None
+    try:
+        call = parse_tool_call(content, reasoning=THINK_END in content)
+    except FormatError as e:
+        raise CwmError(f"{where}.content: {e}") from None
+    if call.name not in AGENT_TOOLS:
+        raise CwmError(f"{where}.content calls unknown tool {call.name!r}; tools: {', '.join(AGENT_TOOLS)}")
+    return call
 
 
 def parse_episode_line(line: str | bytes) -> dict:
@@ -92,8 +112,7 @@ def render_episode(
     mask = [0]
     for message in episode["messages"]:
         head = tokenizer.encode_pieces(header(_role_text(message)))
-        text = message["content"] if message["role"] == "tool" else message["content"].strip()
-        tail = tokenizer.encode_pieces(body(text))
+        tail = tokenizer.encode_pieces(body(_role_text(message), message["content"]))
         if message["role"] == "assistant":
             trained = 1
         elif message["role"] in OBSERVATION_ROLES:

@@ -1,9 +1,14 @@
-"""CWM's chat format (CWM.md section 2.2): the one place that writes or reads a dialog.
+"""CWM's chat format, as the release renders it (cwm/text/tokenizers.py, cwm/rl/envs/prompts.py): the one place
+that writes or reads a dialog.
 
 A turn is `<|start_header_id|>ROLE<|end_header_id|>` + "\\n\\n" + body + `<|eot_id|>`; ROLE is system, user,
-assistant or `tool: NAME` (a tool's observation). A generation prompt is `<|begin_of_text|>`, the turns, and an
-open assistant header, which a reasoning prompt follows with "<think>\\n". An assistant turn calls at most one
-tool as `<tool: NAME>` newline BODY newline `</tool>`, NAME one of the agent tools (CWM.md section 4.2).
+assistant or `tool: NAME` (a tool's result). Bodies are stripped of surrounding whitespace, except a tool's
+result. A generation prompt is `<|begin_of_text|>`, the turns, and an open assistant header, which a reasoning
+prompt follows with "<think>\\n" (the release re-opens every assistant turn so in its agent environment).
+Generation stops at `<|eom_id|>`, `<|eot_id|>` or `<|end_of_text|>`.
+
+An assistant turn that acts writes its reasoning, "</think>", then exactly one `<tool: NAME>` newline BODY
+newline `</tool>`; `parse_tool_call` applies the release's checks in its order and with its messages.
 
 Everything here is token pieces (cwm_data.special_tokens): special tokens are SpecialToken pieces, bodies
 plain text, so a body that spells a special token never becomes one.
@@ -15,17 +20,26 @@ import re
 from cwm_data import special_tokens as st
 from cwm_data.special_tokens import special
 
+ASSISTANT_DESCRIPTION = "You are a helpful AI assistant."
 REASONING_SYSTEM_PROMPT = (
-    "You are a helpful AI assistant. You always reason before responding, using the "
-    "following format:\n<think>\nyour internal reasoning\n</think>\nyour external response"
+    f"{ASSISTANT_DESCRIPTION} You always reason before responding, using the following format:\n\n"
+    "<think>\nyour internal reasoning\n</think>\nyour external response"
 )
 THINK_START = "<think>\n"
+THINK_END = "</think>"
 
 # Special tokens that end an assistant's turn (and a plain completion) when generating.
-STOP_TOKENS = (st.EOT, st.END_OF_TEXT)
+STOP_TOKENS = (st.EOM, st.EOT, st.END_OF_TEXT)
 
 AGENT_TOOLS = ("bash", "edit", "create", "submit")
-TOOL_CALL = re.compile(r"<tool: ([A-Za-z_]+)>\n(.*?)\n</tool>", re.DOTALL)
+TOOL_CALL = re.compile(r"<tool:\s([a-zA-Z_]+)>\n(.*?)\n</tool>", re.DOTALL)
+
+
+def system_prompt(environment: str | None = None) -> str:
+    """The reasoning system prompt, with an "# Environment" section when the task has one."""
+    if not environment:
+        return REASONING_SYSTEM_PROMPT
+    return f"{REASONING_SYSTEM_PROMPT}\n\n# Environment\n\n{environment.strip()}"
 
 
 def tool_role(name: str) -> str:
@@ -33,15 +47,16 @@ def tool_role(name: str) -> str:
 
 
 def header(role: str) -> list[str]:
-    return [special(st.START_HEADER), role, special(st.END_HEADER), "\n\n"]
+    return [special(st.START_HEADER), role.strip(), special(st.END_HEADER), "\n\n"]
 
 
-def body(text: str) -> list[str]:
-    return [text, special(st.EOT)]
+def body(role: str, text: str) -> list[str]:
+    """A finished turn's body: stripped unless it is a tool's result, then `<|eot_id|>`."""
+    return [text if role.startswith("tool:") else text.strip(), special(st.EOT)]
 
 
 def turn(role: str, text: str) -> list[str]:
-    return header(role) + body(text)
+    return header(role) + body(role, text)
 
 
 def assistant_start(reasoning: bool) -> list[str]:
@@ -57,9 +72,9 @@ def generation_prompt(messages: list[tuple[str, str]], reasoning: bool) -> list[
     return pieces + assistant_start(reasoning)
 
 
-def observation(role: str, text: str) -> list[str]:
+def observation(role: str, text: str, reasoning: bool) -> list[str]:
     """What an environment appends after an assistant turn: its message, then the assistant's next turn."""
-    return turn(role, text) + assistant_start(reasoning=False)
+    return turn(role, text) + assistant_start(reasoning)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,20 +83,43 @@ class ToolCall:
     body: str
 
 
+class FormatError(ValueError):
+    """An assistant turn that is not reasoning, "</think>", and exactly one well-formed tool call."""
+
+
 def format_tool_call(name: str, text: str) -> str:
     return f"<tool: {name}>\n{text}\n</tool>"
 
 
-def parse_tool_calls(text: str) -> list[ToolCall]:
-    """Every well-formed call in `text`, in order."""
-    return [ToolCall(m.group(1), m.group(2)) for m in TOOL_CALL.finditer(text)]
+def after_reasoning(text: str) -> str:
+    """What a reasoning turn says after its first "</think>" (all of it when there is none)."""
+    return text.split(THINK_END, 1)[-1]
 
 
-def parse_single_call(text: str) -> tuple[ToolCall | None, str | None]:
-    """(the call, None) for a turn with exactly one call; (None, why) otherwise (no call is not an error)."""
-    calls = parse_tool_calls(text)
+def parse_tool_call(text: str, reasoning: bool) -> ToolCall:
+    """The one tool call of an assistant turn, or FormatError with the release's message. With reasoning only
+    the text after "</think>" counts (a call inside the reasoning is not a call)."""
+    if reasoning:
+        endings = text.count(THINK_END)
+        if endings != 1:
+            raise FormatError(f"Expected exactly one thinking end token, got {endings}")
+        text = after_reasoning(text)
+    calls = [ToolCall(name, call_body) for name, call_body in TOOL_CALL.findall(text)]
     if len(calls) > 1:
-        return None, f"{len(calls)} tool calls in one turn; exactly one is allowed"
-    if not calls and "<tool:" in text:
-        return None, "a '<tool:' tag that is not '<tool: NAME>', newline, body, newline, '</tool>'"
-    return (calls[0] if calls else None), None
+        raise FormatError(
+            f"Expected one tool call, but found {len(calls)}: {', '.join(c.name for c in calls)}. "
+            "Ensure only one <tool:...></tool> block is present in the response."
+        )
+    opening, closing = text.count("<tool:"), text.count("</tool>")
+    if len(calls) != opening or len(calls) != closing:
+        raise FormatError(
+            f"Mismatch in tool tag counts: found {len(calls)} tool calls via regex, but counted {opening} "
+            f"opening tags and {closing} closing tags."
+        )
+    if not calls:
+        raise FormatError("No tool calls found")
+    if not calls[0].body.strip():
+        raise FormatError(
+            f"Tool '{calls[0].name}' requires non-empty arguments, but received empty or whitespace-only input."
+        )
+    return calls[0]

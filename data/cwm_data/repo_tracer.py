@@ -66,11 +66,8 @@ class EpisodeDriver:
         key = (code.co_filename, code.co_firstlineno)
         if self.per_function.get(key, 0) >= self.max_per_function:
             return None
-        def_line = self.files.def_line(code)
-        marked_line = self.files.line(code.co_filename, def_line)[:-1] + START_MARKER + "\n"
-        files = self.files.with_line_replaced(code.co_filename, def_line, marked_line)
-        self.active = Recorder(files, code, self.limits, standalone=False)
-        self.active_source = files.source(code.co_filename)
+        self.active = Recorder(self.files, code, self.limits, standalone=False)
+        self.active_source = self.files.marked(code.co_filename, self.files.def_line(code), START_MARKER)
         return self.active.global_trace(frame, event, arg)
 
     def finish(self):

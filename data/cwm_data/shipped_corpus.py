@@ -16,7 +16,7 @@ from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.trace_frames import TraceLimits
 from cwm_data.tracer import trace
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the release's ".." rule and unmarked call frames
 
 
 def _printed(value_repr: str) -> str | None:

@@ -6,13 +6,17 @@ A frame in token text (CWM.md section 3.1):
     return     <|return_sep|><|action_sep|> LINE <|arg_sep|> VALUE <|frame_sep|>
     exception  <|exception_sep|><|action_sep|> LINE <|arg_sep|> VALUE <|frame_sep|>
 and a complete trace ends with <|end_of_text|>. LOCALS is a JSON object of repr strings, VALUE a JSON
-string. In a line frame, ".." stands for a value unchanged since the previous frame of the same scope.
+string.
 
-Scopes, as a reader reconstructs them: a call opens one, a return closes it, an exception frame closes the
-scope before it when that scope was itself unwinding (an exception frame with no line frame since). The
-tracer guarantees that a scope left by an exception ends with an exception frame, so this is exact for
-traces it makes; for any frames, the writer simulates this reader and writes ".." only where the reader
-resolves it to the true value, so parse(render(frames)) == frames always holds.
+".." in a line frame stands for an unchanged value, resolved as the release's reader does (demos/cwmdbg.py,
+`CWMDebugger.local_vars`): walk back through the earlier frames in trace order, taking the first value
+written for that name (a frame without the name, or with "..", passes); a call frame is consulted and then
+ends the walk, a return frame ends it, exception frames are passed through. So after a callee returns, the
+caller's values are written out again. The writer writes ".." only where this rule gives the true value,
+so parse(render(frames)) == frames always holds.
+
+Scopes, for checking a trace's structure: a call opens one, a return closes it, an exception frame closes the
+scope before it when that scope was itself unwinding (an exception frame with no line frame since).
 
 Token text is a list of pieces: SpecialToken pieces are special tokens, plain str pieces ordinary text.
 """
@@ -38,38 +42,50 @@ class TraceFormatError(ValueError):
 
 
 class _Scopes:
-    """The reader's view of which scope a frame belongs to (see the module docstring)."""
+    """Which scopes are open, for checking a trace's structure (see the module docstring)."""
 
     def __init__(self):
-        self.stack: list[dict] = []  # {"locals": {...}, "unwinding": an exception frame, no line frame since}
+        self.unwinding: list[bool] = []  # per open scope: an exception frame came, and no line frame since
 
-    def enter(self, locals_: dict):
-        self.stack.append({"locals": dict(locals_), "unwinding": False})
+    def enter(self):
+        self.unwinding.append(False)
 
-    def line(self) -> dict | None:
-        if not self.stack:
-            return None
-        self.stack[-1]["unwinding"] = False
-        return self.stack[-1]["locals"]
+    def line(self) -> bool:
+        if not self.unwinding:
+            return False
+        self.unwinding[-1] = False
+        return True
 
     def leave(self) -> bool:
-        if not self.stack:
+        if not self.unwinding:
             return False
-        self.stack.pop()
+        self.unwinding.pop()
         return True
 
     def exception(self) -> bool:
-        if self.stack and self.stack[-1]["unwinding"]:
-            self.stack.pop()
-        if not self.stack:
+        if self.unwinding and self.unwinding[-1]:
+            self.unwinding.pop()
+        if not self.unwinding:
             return False
-        self.stack[-1]["unwinding"] = True
+        self.unwinding[-1] = True
         return True
 
     @property
     def finished(self) -> bool:
         """Whether <|end_of_text|> may come now: the entry returned, or an exception is leaving it."""
-        return not self.stack or self.stack[-1]["unwinding"]
+        return not self.unwinding or self.unwinding[-1]
+
+
+def resolve_unchanged(written: list[tuple[str, dict]], name: str) -> str | None:
+    """The value ".." stands for in the next frame, by the release's rule, given the frames so far as
+    written ((event, locals as written)); None when the rule finds none."""
+    for event, shown in reversed(written):
+        value = shown.get(name, UNCHANGED)
+        if value != UNCHANGED:
+            return value
+        if event in (CALL, RETURN):
+            return None
+    return None
 
 
 def prompt(marked_source: str) -> list[str]:
@@ -85,30 +101,34 @@ def render(frames: list[Frame], complete: bool) -> list[str]:
     """
     pieces: list[str] = []
     scopes = _Scopes()
+    written: list[tuple[str, dict]] = []
     for k, frame in enumerate(frames):
         if frame.event not in _EVENT_TOKEN:
             raise TraceFormatError(f"unknown event {frame.event!r}", len(pieces), k)
-        if k and not scopes.stack:
+        if k and not scopes.unwinding:
             raise TraceFormatError("frame after the entry point returned", len(pieces), k)
         pieces.append(special(_EVENT_TOKEN[frame.event]))
         if frame.event == CALL:
             if frame.locals is None:
                 raise TraceFormatError("call frame without locals", len(pieces), k)
-            scopes.enter(frame.locals)
+            scopes.enter()
+            written.append((CALL, frame.locals))
             pieces += [json.dumps(frame.locals), special(st.ACTION_SEP), frame.line]
         elif frame.event == LINE:
             if frame.locals is None:
                 raise TraceFormatError("line frame without locals", len(pieces), k)
-            known = scopes.line()
-            if known is None:
+            if not scopes.line():
                 raise TraceFormatError("line frame outside any scope", len(pieces), k)
-            shown = {name: UNCHANGED if known.get(name, None) == v else v for name, v in frame.locals.items()}
-            known.clear()
-            known.update(frame.locals)
+            shown = {
+                name: UNCHANGED if value != UNCHANGED and resolve_unchanged(written, name) == value else value
+                for name, value in frame.locals.items()
+            }
+            written.append((LINE, shown))
             pieces += [json.dumps(shown), special(st.ACTION_SEP), frame.line]
         else:
             if not (scopes.leave() if frame.event == RETURN else scopes.exception()):
                 raise TraceFormatError(f"{frame.event} frame outside any scope", len(pieces), k)
+            written.append((frame.event, {}))
             pieces += [special(st.ACTION_SEP), frame.line, special(st.ARG_SEP), json.dumps(frame.value)]
         pieces.append(special(st.FRAME_SEP))
     if complete:
@@ -158,6 +178,7 @@ def parse(pieces: list[str]) -> tuple[list[Frame], bool]:
     """Frames (with ".." resolved) and whether the trace is complete; TraceFormatError says where not."""
     frames: list[Frame] = []
     scopes = _Scopes()
+    written: list[tuple[str, dict]] = []
     pieces = _merge_text(pieces)
     i, n = 0, len(pieces)
 
@@ -194,7 +215,7 @@ def parse(pieces: list[str]) -> tuple[list[Frame], bool]:
             return frames, True
         if not isinstance(token, SpecialToken) or token not in _TOKEN_EVENT:
             fail(f"expected a frame's event token, got {_describe(pieces, i)}")
-        if frames and scopes.finished and not scopes.stack:
+        if frames and scopes.finished and not scopes.unwinding:
             fail("frame after the entry point returned")
         event = _TOKEN_EVENT[token]
         i += 1
@@ -207,18 +228,18 @@ def parse(pieces: list[str]) -> tuple[list[Frame], bool]:
             if event == CALL:
                 if UNCHANGED in shown.values():
                     fail('".." in a call frame (a new scope has no earlier values)')
-                scopes.enter(shown)
+                scopes.enter()
                 resolved = shown
             else:
-                known = scopes.line()
-                if known is None:
+                if not scopes.line():
                     fail("line frame outside any scope")
-                missing = [k for k, v in shown.items() if v == UNCHANGED and k not in known]
-                if missing:
-                    fail(f'".." for {missing[0]!r}, which has no earlier value in this scope')
-                resolved = {k: known[k] if v == UNCHANGED else v for k, v in shown.items()}
-                known.clear()
-                known.update(resolved)
+                resolved = {}
+                for name, value in shown.items():
+                    found = resolve_unchanged(written, name) if value == UNCHANGED else value
+                    if found is None:
+                        fail(f'".." for {name!r}, which no earlier frame since the last call or return gives')
+                    resolved[name] = found
+            written.append((event, shown))
             frame = Frame(event, line, resolved)
         else:
             expect_special(st.ACTION_SEP)
@@ -229,6 +250,7 @@ def parse(pieces: list[str]) -> tuple[list[Frame], bool]:
                 fail("the value must be a JSON string")
             if not (scopes.leave() if event == RETURN else scopes.exception()):
                 fail(f"{event} frame outside any scope")
+            written.append((event, {}))
             frame = Frame(event, line, None, value)
         expect_special(st.FRAME_SEP)
         frames.append(frame)

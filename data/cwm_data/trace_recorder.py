@@ -83,14 +83,14 @@ class SourceFiles:
     def __contains__(self, filename: str) -> bool:
         return filename in self._lines
 
-    def with_line_replaced(self, filename: str, lineno: int, text: str) -> "SourceFiles":
-        """A copy in which one line reads differently (the entry's def line, marked)."""
-        copy = SourceFiles()
-        copy._lines, copy._def_lines, copy._numbered = dict(self._lines), self._def_lines, dict(self._numbered)
-        copy._numbered.pop(filename, None)
-        copy._lines[filename] = list(self._lines[filename])
-        copy._lines[filename][lineno - 1] = text
-        return copy
+    def marked(self, filename: str, lineno: int, marker: str) -> str:
+        """The file's source with `marker` at the end of one line (the entry's def line in a prompt's context);
+        frames keep showing the line unmarked."""
+        lines = list(self._lines[filename])
+        line = lines[lineno - 1]
+        newline = "\n" if line.endswith("\n") else ""
+        lines[lineno - 1] = line.removesuffix(newline) + marker + newline
+        return "".join(lines)
 
     def source(self, filename: str) -> str:
         return "".join(self._lines[filename])

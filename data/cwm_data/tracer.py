@@ -118,7 +118,7 @@ def trace(
                 return fn(*args, **kwargs)
 
         files = SourceFiles()
-        files.add(FILENAME, marked)
+        files.add(FILENAME, source)  # frames show the entry's def line unmarked, as the release's traces do
         recorder = Recorder(files, entry_code, limits, on_stop=lambda status: on_stop(result(status)))
         raised = None
         sys.settrace(recorder.global_trace)

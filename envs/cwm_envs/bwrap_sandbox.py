@@ -9,6 +9,7 @@ leaves behind when the command exits.
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 
@@ -16,6 +17,7 @@ from cwm_common.errors import CwmError
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.sandbox import WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+from cwm_envs.shell_session import PipeShell
 
 _FIRST_UID = 200_000
 _next_uid = itertools.count()
@@ -46,6 +48,7 @@ class BwrapSandbox:
                 "or choose the docker backend"
             )
         self.limits = limits
+        self._shells: list[PipeShell] = []  # persistent sessions, ended with the sandbox's other processes
         self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
         self.work_dir = os.path.join(self._root, "work")
         os.mkdir(self.work_dir)
@@ -61,11 +64,11 @@ class BwrapSandbox:
             with open(os.path.join(self._root, name), "w") as f:
                 f.write(content)
 
-    def _argv(self, argv: list[str]) -> list[str]:
+    def _argv(self, argv: list[str], die_with_parent: bool = True) -> list[str]:
         lim = self.limits
         outer = [
             "bwrap",
-            "--die-with-parent",
+            *(["--die-with-parent"] if die_with_parent else []),
             "--new-session",
             "--unshare-ipc",
             "--unshare-pid",
@@ -124,6 +127,23 @@ class BwrapSandbox:
             self.limits.max_output_bytes,
         )
 
+    def open_shell(self) -> PipeShell:
+        """A bash process in this sandbox (own namespaces, same /work), fed through pipes, output combined.
+
+        Not --die-with-parent: that follows the thread that started it, and an episode's turns run on
+        different threads. The shell ends when its stdin closes (with this process at the latest), and its
+        pid namespace with it."""
+        process = subprocess.Popen(
+            self._argv(["bash", "--noprofile", "--norc"], die_with_parent=False),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        shell = PipeShell(process)
+        self._shells.append(shell)
+        return shell
+
     def put_file(self, path: str, data) -> None:
         write_file(self.work_dir, path, as_bytes(data), self.uid if self._as_root else None)
 
@@ -131,11 +151,18 @@ class BwrapSandbox:
         return read_file(self.work_dir, path)
 
     def reset(self) -> None:
-        """Empties /work for the next task (no process outlives its command here)."""
+        """Ends open shells and empties /work for the next task (no other process outlives its command)."""
+        self._end_shells()
         clear_directory(self.work_dir)
+
+    def _end_shells(self):
+        for shell in self._shells:
+            shell.kill()
+        self._shells.clear()
 
     def alive(self) -> bool:
         return os.path.isdir(self.work_dir)
 
     def close(self) -> None:
+        self._end_shells()
         shutil.rmtree(self._root, ignore_errors=True)

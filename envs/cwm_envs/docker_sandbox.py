@@ -14,11 +14,13 @@ so a crashed run leaves nothing behind for long.
 
 import os
 import shutil
+import signal
 import socket
 import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 import docker.client
 import docker.errors
@@ -169,6 +171,30 @@ class DockerSandbox:
             code = TIMEOUT_EXIT if timed_out else -9
         return ExecResult(code, stdout, stderr, time.perf_counter() - start, timed_out, truncated)
 
+    def open_shell(self) -> "DockerShell":
+        """A bash process in the container, attached through Docker's exec socket."""
+        api = client().api
+        exec_id = api.exec_create(
+            self.container.id,
+            ["bash", "--noprofile", "--norc"],
+            stdin=True,
+            workdir=WORKDIR,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+        )["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        return DockerShell(sock._sock, lambda: api.exec_inspect(exec_id)["Running"], lambda: self._end_exec(exec_id))
+
+    def _end_exec(self, exec_id: str):
+        """Kills one exec's process: from the host by pid as root, else every process of the sandbox user."""
+        pid = client().api.exec_inspect(exec_id).get("Pid")
+        if os.getuid() == 0 and pid:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        self._end_leftovers()
+
     def _pump(self, raw: socket.socket, stdin: bytes, deadline: float, running):
         """Sends stdin, then reads Docker's multiplexed frames until EOF, the deadline or the output cap;
         stops early once the command has exited (background children may hold the stream open)."""
@@ -264,3 +290,38 @@ def _send_and_close(raw: socket.socket, data: bytes):
         raw.shutdown(socket.SHUT_WR)  # end of stdin for the command
     except OSError:
         pass
+
+
+class DockerShell:
+    """A shell reached through an attached exec socket: Docker frames each write (8-byte header: stream,
+    size), so stdout and stderr come back in the order they were written. The socket stays open after the
+    shell exits (its stdin is still attached), so a quiet socket is checked against the exec's state."""
+
+    def __init__(self, raw: socket.socket, running: Callable[[], bool], end: Callable[[], None]):
+        self.raw, self._running, self._end = raw, running, end
+        self._buffer = b""
+
+    def write(self, data: bytes) -> None:
+        self.raw.sendall(data)
+
+    def read(self, timeout: float) -> bytes | None:
+        self.raw.settimeout(timeout)
+        try:
+            chunk = self.raw.recv(65536)
+        except TimeoutError:
+            return b"" if self._running() else None
+        if not chunk:
+            return None
+        self._buffer += chunk
+        out = bytearray()
+        while len(self._buffer) >= 8:
+            size = struct.unpack(">I", self._buffer[4:8])[0]
+            if len(self._buffer) < 8 + size:
+                break
+            out += self._buffer[8 : 8 + size]
+            self._buffer = self._buffer[8 + size :]
+        return bytes(out)
+
+    def kill(self) -> None:
+        self._end()
+        self.raw.close()

@@ -9,6 +9,8 @@ memory / processes / CPU, a read-only system, and no access to the host's other 
 import dataclasses
 from typing import Protocol
 
+from cwm_envs.shell_session import ShellProcess
+
 WORKDIR = "/work"
 BACKENDS = ("bwrap", "docker")  # sandbox_factory.make_sandbox makes them
 TIMEOUT_EXIT = 124  # exit status reported when a command ran out of time (as coreutils `timeout`)
@@ -53,6 +55,10 @@ class Sandbox(Protocol):
         """Writes a file (path relative to /work, or absolute under /work)."""
 
     def get_file(self, path: str) -> bytes: ...
+
+    def open_shell(self) -> ShellProcess:
+        """A bash process in the sandbox for a persistent session (shell_session.ShellSession)."""
+        ...
 
     def reset(self) -> None:
         """Readies the sandbox for the next task: leftover processes ended, /work emptied."""

@@ -14,6 +14,7 @@ from cwm_jax.inference_io import check_vocab, find_tokenizer, load_model
 from cwm_jax.model import CwmModel
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.task_mixture import TaskMixture
+from cwm_tasks.swe import AgentLimits
 
 
 def initial_policy(cfg):
@@ -38,7 +39,9 @@ def make_collector(cfg, tokenizer, graphdef):
     """collect(batch_index, version, params) -> (samples, gen stats), with a pool of sandboxes for rewards
     open for the duration."""
     rl = cfg.rl
-    mixture = TaskMixture(dict(rl.tasks), cfg.seed)
+    # The agent is told the budget it really has (the release's prompt names its limits).
+    agent_limits = AgentLimits(rl.max_episode_tokens, rl.max_turns, rl.tool_timeout_s)
+    mixture = TaskMixture(dict(rl.tasks), cfg.seed, {"swe": {"limits": agent_limits}})
     settings = RolloutSettings(
         rl.group_size,
         rl.max_new_tokens,

@@ -13,13 +13,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cwm_common.config_rules import config_error
-from cwm_data.chat_format import STOP_TOKENS, observation, tool_role
+from cwm_data import special_tokens as st
+from cwm_data.chat_format import STOP_TOKENS, THINK_END, FormatError, observation, parse_tool_call, tool_role, turn
 from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import Sandbox
 from cwm_jax.sampling import generate
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
-from cwm_tasks.agent_tools import run_turn
+from cwm_tasks.agent_tools import (
+    TRUNCATION_MARK,
+    AgentTools,
+    NoSuchToolError,
+    tool_message,
+    unfilled_tool_message,
+)
 from cwm_tasks.reward_result import FAIL
 from cwm_tasks.task import Prompt
 
@@ -33,6 +40,7 @@ class RolloutSettings:
     max_turns: int = 8
     max_episode_tokens: int = 4096  # prompt + every turn + every observation
     tool_timeout_s: float = 30.0
+    max_feedback_tokens: int = 32768  # a tool result or error message is cut to this (the release's)
     score_timeout_s: float = 120.0  # waiting for a free sandbox
     episode_timeout_s: float = 600.0  # an agent episode still running then is a failed sample
 
@@ -46,6 +54,7 @@ class RolloutWorker:
         self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
         self.generate = generate_fn
         self.stops = tuple(tokenizer.special_id(name) for name in STOP_TOKENS)
+        self.eot = tokenizer.special_id(st.EOT)
 
     def collect(self, model, version: int, prompts: list[Prompt], seed: int) -> tuple[list[Sample], dict]:
         """G samples per prompt (groups consecutive, in prompt order) and generation statistics."""
@@ -116,7 +125,9 @@ class RolloutWorker:
         with contextlib.ExitStack() as stack:
             for episode in episodes:
                 episode.sandbox = stack.enter_context(self.pool.sandbox(timeout=settings.score_timeout_s))
-                self._guard(episode, lambda e=episode: self.tasks[e.prompt.task].setup(e.sandbox, e.prompt.meta))
+                episode.tools = self._guard(
+                    episode, lambda e=episode: self.tasks[e.prompt.task].setup(e.sandbox, e.prompt.meta)
+                )
             for turn in range(settings.max_turns):
                 if time.perf_counter() > deadline:
                     for episode in episodes:
@@ -144,6 +155,8 @@ class RolloutWorker:
                 with ThreadPoolExecutor(len(active)) as threads:
                     list(threads.map(self._act, active))
             for episode in episodes:
+                if episode.tools is not None:
+                    episode.tools.close()
                 if episode.status == OK:
                     self._guard(
                         episode,
@@ -154,21 +167,51 @@ class RolloutWorker:
         return [e.sample(version) for e in episodes]
 
     def _act(self, episode: "_Episode"):
-        """Runs the tool call of the episode's last turn and appends the observation (or ends the episode)."""
+        """Answers the episode's last turn as the release's agent environment does: runs its tool call and
+        appends the result with the budget notice; a malformed turn gets a user message saying what is wrong,
+        unless a patch was submitted already, which makes it the final answer (the episode ends)."""
+        settings, tools = self.settings, episode.tools
+        assert tools is not None  # _agent_episodes sets every episode up before its first turn
         text = self.tokenizer.decode([t for t in episode.last_turn if t not in self.stops])
-        if len(episode.context) >= self.settings.max_episode_tokens:
+        episode.turns += 1
+        if len(episode.context) >= settings.max_episode_tokens:
             episode.done = True
             return
-        sandbox = episode.sandbox
-        assert sandbox is not None  # _agent_episodes gives every episode a sandbox before its first turn
-        outcome = self._guard(episode, lambda: run_turn(sandbox, text, self.settings.tool_timeout_s))
-        if episode.status != OK or outcome is None:  # a sandbox failure, or a final answer
+        try:
+            call = parse_tool_call(text, reasoning=True)
+            result = self._guard(episode, lambda: tools.run(call))
+        except (FormatError, NoSuchToolError) as e:
+            if episode.submission is not None and text.count(THINK_END) == 1:
+                episode.done = True
+                return
+            self._observe(episode, "user", f"{type(e).__name__}: {e}")
+            return
+        if result is None:  # the sandbox failed
             episode.done = True
             return
-        if outcome.submission is not None:
-            episode.submission = outcome.submission
-        role = tool_role(outcome.tool) if outcome.tool else "user"
-        tokens = self.tokenizer.encode_pieces(observation(role, outcome.observation))
+        if result.submission is not None:
+            episode.submission = result.submission
+        role = tool_role(call.name)
+        estimate = len(self.tokenizer.encode_pieces(turn(role, unfilled_tool_message(result.feedback))))
+        remaining_tokens = (
+            settings.max_episode_tokens - len(episode.context) - min(estimate, settings.max_feedback_tokens)
+        )
+        self._observe(
+            episode, role, tool_message(result.feedback, settings.max_turns - episode.turns, remaining_tokens)
+        )
+
+    def _observe(self, episode: "_Episode", role: str, text: str):
+        """Appends an environment message (cut to max_feedback_tokens, "[...]" marking the cut) and re-opens
+        the assistant's turn with "<think>"; a model turn that did not end with <|eot_id|> gets one first."""
+        limit = self.settings.max_feedback_tokens
+        if len(self.tokenizer.encode_pieces(turn(role, text))) > limit:
+            body = self.tokenizer.encode(text)
+            overhead = len(self.tokenizer.encode_pieces(turn(role, text))) - len(body)
+            cut = self.tokenizer.encode(TRUNCATION_MARK)
+            text = self.tokenizer.decode(body[: max(0, limit - overhead - len(cut))] + cut)
+        tokens = self.tokenizer.encode_pieces(observation(role, text, reasoning=True))
+        if not episode.last_turn or episode.last_turn[-1] != self.eot:
+            tokens = [self.eot, *tokens]
         episode.add(tokens, [0] * len(tokens), [0.0] * len(tokens))
 
     @staticmethod
@@ -192,7 +235,9 @@ class _Episode:
         self.last_turn: list[int] = []  # the model's tokens of its latest turn
         self.done, self.status, self.reward, self.why = False, OK, FAIL, ""
         self.submission: str | None = None
+        self.turns = 0  # model turns answered so far
         self.sandbox: Sandbox | None = None  # set for every episode before its first action
+        self.tools: AgentTools | None = None
 
     def add(self, tokens, mask, logprobs):
         self.context += tokens

@@ -11,10 +11,12 @@ class TaskMixture:
     """Draws (task, prompt) by weight; batch b's prompts depend only on (seed, b), so a resumed or an
     asynchronous run sees the same prompts at the same step as a synchronous one."""
 
-    def __init__(self, weights: dict[str, float], seed: int):
+    def __init__(self, weights: dict[str, float], seed: int, options: dict[str, dict] | None = None):
+        """`options`: keyword arguments for a family's constructor, by task name."""
         require_known(weights)
         require(any(w > 0 for w in weights.values()), "rl.tasks", "has every task weight at 0")
-        self.tasks = {name: make_task(name) for name, w in weights.items() if w > 0}
+        options = options or {}
+        self.tasks = {name: make_task(name, **options.get(name, {})) for name, w in weights.items() if w > 0}
         self.names = sorted(self.tasks)
         self.weights = [weights[n] for n in self.names]
         self.seed = seed

@@ -12,9 +12,11 @@ TIMEOUT_S = 5
 
 
 def compare(answer: str, reference: str) -> bool:
-    gold = parse(f"${reference}$", parsing_timeout=TIMEOUT_S)
-    predicted = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=TIMEOUT_S)
-    return bool(gold) and bool(predicted) and verify(gold, predicted, timeout_seconds=TIMEOUT_S)
+    """The release's Math-Verify comparison: the answer's `\\boxed{...}` text against the boxed reference,
+    both read with the Latex and expression extractors (parse's defaults)."""
+    gold = parse(f"\\boxed{{{reference}}}", parsing_timeout=TIMEOUT_S)
+    predicted = parse(answer, parsing_timeout=TIMEOUT_S)
+    return bool(gold) and bool(predicted) and verify(gold, predicted, strict=True, timeout_seconds=TIMEOUT_S)
 
 
 def main():

@@ -29,6 +29,6 @@ def require_known(names, field: str = "rl.tasks"):
         raise config_error(field, f"names an unknown task '{unknown[0]}'; tasks: {', '.join(TASKS)}")
 
 
-def make_task(name: str) -> Task:
+def make_task(name: str, **options) -> Task:
     require_known([name])
-    return TASKS[name]()
+    return TASKS[name](**options)

@@ -17,8 +17,9 @@ import time
 
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
-from cwm_data.chat_format import REASONING_SYSTEM_PROMPT, generation_prompt
-from cwm_envs.sandbox import Sandbox
+from cwm_data.chat_format import generation_prompt, system_prompt
+from cwm_envs.sandbox import WORKDIR, Sandbox
+from cwm_tasks.agent_tools import AgentTools
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 from cwm_tasks.task import Prompt
 
@@ -140,21 +141,124 @@ def similarity_reward(
     return -1.0 + threshold * scale if patch_similarity(predicted, oracle) >= threshold else -1.0
 
 
-SWE_SYSTEM = (
-    REASONING_SYSTEM_PROMPT + "\n\n# Environment\nYou are in a Linux sandbox; the repository is at "
-    "/work/repo. Call exactly one tool per turn as <tool: NAME>, a newline, its input, a newline, "
-    "</tool>. Tools: bash (a command), edit (a path, then <<<<<<< SEARCH / ======= / >>>>>>> REPLACE), "
-    "create (a path, then the content), submit (the path of a patch file starting with 'diff'). Submit "
-    "before your final answer."
+# The release's agent environment (SYSTEM_UBUNTU, with the edit and create tools) and its issue-solving user
+# prompt (USER_ISSUE_SOLVING), word for word.
+SWE_ENVIRONMENT = (
+    "You are working in a linux container. The container session is persistent but will restart when "
+    "encountering errors or after a {session_timeout} session timeout in each turn. You are also "
+    "constrained by a {context_size} total context window limit. You can interact with the container "
+    "through the following tool interface for at most {max_turns} turns. Here are the specifications:\n"
+    "\n"
+    "<tool: bash>\n"
+    "[command(s)]\n"
+    "</tool>\n"
+    "Executes bash command(s) [command(s)] in the current session. [command(s)] can be any "
+    "non-interactive bash command(s), either single or multi-line.\n"
+    "\n"
+    "<tool: edit>\n"
+    "[path]\n"
+    "<<<<<<< SEARCH\n"
+    "[search_lines]\n"
+    "=======\n"
+    "[replacement_lines]\n"
+    ">>>>>>> REPLACE\n"
+    "</tool>\n"
+    "Replaces [search_lines] from [path] with [replacement_lines], where [path] must exist and "
+    "[search_lines] must uniquely and exactly match one or more consecutive lines from the original "
+    "file, including indentations and whitespaces.\n"
+    "\n"
+    "<tool: create>\n"
+    "[path]\n"
+    "[content]\n"
+    "</tool>\n"
+    "Creates a new file at [path] with [content], where [path] must not exist, but its parent directory "
+    "must exist.\n"
+    "\n"
+    "<tool: submit>\n"
+    "[result]\n"
+    "</tool>\n"
+    "Marks [result] as your final submission. The meaning and format of [result] depends on the specific "
+    "user request.\n"
+    "\n"
+    "REQUIREMENTS:\n"
+    "* You cannot invoke more than one tool in each step.\n"
+    "* You must invoke exactly one tool in each step before any <tool: submit> call.\n"
+    "* After successful submission, provide a final response if the request is resolved, otherwise "
+    "continue iterating. You cannot provide a final response before invoking <tool: submit>."
+)
+
+SWE_USER = (
+    "Solve the following issue by implementing the necessary code changes and submitting a patch file:\n"
+    "\n"
+    "<issue_description>\n"
+    "{issue}\n"
+    "</issue_description>\n"
+    "\n"
+    "The [result] argument of <tool: submit> should be the path to a patch file that resolves the issue. "
+    "This file must be accessible from the current working directory and should contain the end-to-end "
+    "code changes in git diff format. You can refine and submit your patch multiple times as needed to "
+    "ensure correctness.\n"
+    "\n"
+    "Once you've submitted at least once and are confident in your solution, provide a final response "
+    "summarizing your work using the following markdown template as a guide. Feel free to adjust the "
+    "sections as necessary to fit the specific issue and solution:\n"
+    "\n"
+    "```markdown\n"
+    "## Issue Summary\n"
+    "\n"
+    "Brief description of the issue (bug/feature/enhancement), affected component, and expected outcome.\n"
+    "\n"
+    "## Investigation and Reproduction\n"
+    "\n"
+    "Steps taken to understand and reproduce the issue: commands executed, test cases run, error "
+    "messages, debugging approach, and root cause analysis. For features, describe requirement analysis "
+    "and codebase exploration.\n"
+    "\n"
+    "## Solution and Code Changes\n"
+    "\n"
+    "High-level approach and rationale for the chosen solution. Specific modifications by "
+    "file/component, including new functions, classes, or architectural decisions. Explain how changes "
+    "work together if multiple files are involved.\n"
+    "\n"
+    "## Testing and Verification\n"
+    "\n"
+    "Description of how you ensure the patch fully resolves the issue, including new tests added (or "
+    "test changes made) to verify correctness, how you ran existing tests to prevent regressions, and "
+    "how comprehensive your testing process is (e.g., what edge cases you covered, how you validated "
+    "correctness across different scenarios).\n"
+    "```\n"
+    "\n"
+    "Your primary objective is to ensure patch correctness above all else - thoroughly explore the "
+    "codebase, think hard, and leverage significant execution to verify correctness by writing "
+    "comprehensive tests to validate your solution and running existing tests to prevent regressions. "
+    "Only submit when you are genuinely confident in your patch's correctness.\n"
+    "\n"
+    "I've uploaded the corresponding code repository at {repo_root} and installed all the necessary "
+    "dependencies. Now, the bash session has started, with the current working directory set to the repo "
+    "root."
 )
 
 
-def swe_prompt(task: SweTask) -> list[str]:
-    user = (
-        f"<issue_description>\n{task.problem_statement}\n</issue_description>\n"
-        f"Fix the issue in /work/repo, submit a git diff patch, then write a short report."
+REPO_ROOT = f"{WORKDIR}/{REPO_DIR}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentLimits:
+    """What the agent is told about its budget (the release's SWERLConfig: 131072, 128, 120 s)."""
+
+    context_size: int = 131072
+    max_turns: int = 128
+    session_timeout_s: float = 120.0
+
+
+def swe_prompt(task: SweTask, limits: AgentLimits = AgentLimits()) -> list[str]:
+    environment = SWE_ENVIRONMENT.format(
+        session_timeout=f"{int(limits.session_timeout_s)}-second",
+        context_size=limits.context_size,
+        max_turns=limits.max_turns,
     )
-    return generation_prompt([("system", SWE_SYSTEM), ("user", user)], reasoning=True)
+    user = SWE_USER.format(issue=task.problem_statement, repo_root=REPO_ROOT)
+    return generation_prompt([("system", system_prompt(environment)), ("user", user)], reasoning=True)
 
 
 class SweAgentTask:
@@ -163,15 +267,18 @@ class SweAgentTask:
 
     name, multi_turn = "swe", True
 
-    def __init__(self, tasks: list[SweTask] | None = None):
+    def __init__(self, tasks: list[SweTask] | None = None, limits: AgentLimits = AgentLimits()):
         self.tasks = {t.instance_id: t for t in (tasks or shipped_swe_tasks())}
+        self.limits = limits
 
     def draw(self, rng: random.Random) -> Prompt:
         task = self.tasks[rng.choice(sorted(self.tasks))]
-        return Prompt(self.name, swe_prompt(task), {"id": task.instance_id})
+        return Prompt(self.name, swe_prompt(task, self.limits), {"id": task.instance_id})
 
-    def setup(self, sandbox: Sandbox, meta: dict):
+    def setup(self, sandbox: Sandbox, meta: dict) -> AgentTools:
+        """The repository in the sandbox, and the agent's tools working in it."""
         self.tasks[meta["id"]].setup(sandbox)
+        return AgentTools(sandbox, REPO_ROOT, self.limits.session_timeout_s)
 
     def grade(self, sandbox: Sandbox, submission: str | None, meta: dict) -> RewardResult:
         if not submission:

@@ -1,8 +1,8 @@
 """What a task family gives its users (evals and RL): prompts as token pieces, and a grader.
 
 A single-turn family grades one completion; an agent family (`multi_turn`; cwm_tasks.swe) has
-`setup(sandbox, meta)`, which readies a sandbox for an episode of tool calls, and `grade(sandbox,
-submission, meta)`, which grades what the agent submitted. Families with a fixed problem set list it in
+`setup(sandbox, meta)`, which readies a sandbox for an episode and returns its `AgentTools`, and
+`grade(sandbox, submission, meta)`, which grades what the agent submitted. Families with a fixed problem set list it in
 `prompts()` (evals go through it in order); RL draws with `draw(rng)`.
 """
 
