@@ -14,19 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cwm_common.config_rules import config_error
 from cwm_data import special_tokens as st
-from cwm_data.chat_format import STOP_TOKENS, THINK_END, FormatError, observation, parse_tool_call, tool_role, turn
+from cwm_data.chat_format import STOP_TOKENS, THINK_END, FormatError, observation, parse_tool_call, tool_role
 from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import Sandbox
 from cwm_jax.sampling import generate
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
-from cwm_tasks.agent_tools import (
-    TRUNCATION_MARK,
-    AgentTools,
-    NoSuchToolError,
-    tool_message,
-    unfilled_tool_message,
-)
+from cwm_tasks.agent_tools import AgentTools, NoSuchToolError, fit_message, tool_result_message
 from cwm_tasks.reward_result import FAIL
 from cwm_tasks.task import Prompt
 
@@ -192,23 +186,21 @@ class RolloutWorker:
         if result.submission is not None:
             episode.submission = result.submission
         role = tool_role(call.name)
-        estimate = len(self.tokenizer.encode_pieces(turn(role, unfilled_tool_message(result.feedback))))
-        remaining_tokens = (
-            settings.max_episode_tokens - len(episode.context) - min(estimate, settings.max_feedback_tokens)
+        message = tool_result_message(
+            self.tokenizer,
+            role,
+            result.feedback,
+            settings.max_turns - episode.turns,
+            len(episode.context),
+            settings.max_episode_tokens,
+            settings.max_feedback_tokens,
         )
-        self._observe(
-            episode, role, tool_message(result.feedback, settings.max_turns - episode.turns, remaining_tokens)
-        )
+        self._observe(episode, role, message)
 
     def _observe(self, episode: "_Episode", role: str, text: str):
-        """Appends an environment message (cut to max_feedback_tokens, "[...]" marking the cut) and re-opens
-        the assistant's turn with "<think>"; a model turn that did not end with <|eot_id|> gets one first."""
-        limit = self.settings.max_feedback_tokens
-        if len(self.tokenizer.encode_pieces(turn(role, text))) > limit:
-            body = self.tokenizer.encode(text)
-            overhead = len(self.tokenizer.encode_pieces(turn(role, text))) - len(body)
-            cut = self.tokenizer.encode(TRUNCATION_MARK)
-            text = self.tokenizer.decode(body[: max(0, limit - overhead - len(cut))] + cut)
+        """Appends an environment message (cut to max_feedback_tokens) and re-opens the assistant's turn with
+        "<think>"; a model turn that did not end with <|eot_id|> gets one first."""
+        text = fit_message(self.tokenizer, role, text, self.settings.max_feedback_tokens)
         tokens = self.tokenizer.encode_pieces(observation(role, text, reasoning=True))
         if not episode.last_turn or episode.last_turn[-1] != self.eot:
             tokens = [self.eot, *tokens]

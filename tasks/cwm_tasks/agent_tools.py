@@ -9,7 +9,8 @@ A tool's result goes back to the model as `<output>\\n{feedback}\\n</output>` an
 
 import dataclasses
 
-from cwm_data.chat_format import AGENT_TOOLS, ToolCall
+from cwm_data.chat_format import AGENT_TOOLS, ToolCall, turn
+from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.sandbox import WORKDIR, Sandbox
 from cwm_envs.shell_session import ENDED, TIMEOUT, TOO_LONG, ShellSession
 
@@ -116,9 +117,32 @@ def tool_message(feedback: str, remaining_turns: int | str, remaining_tokens: in
     )
 
 
-def unfilled_tool_message(feedback: str) -> str:
-    """What the release measures to estimate a tool turn's length: the budget notice with its placeholders."""
-    return OUTPUT.format(feedback=feedback) + "\n\n" + BUDGET
+def fit_message(tokenizer: CwmTokenizer, role: str, text: str, limit: int) -> str:
+    """The message cut to `limit` tokens as a whole turn, "[...]" marking the cut (the release's right cut)."""
+    whole = len(tokenizer.encode_pieces(turn(role, text)))
+    if whole <= limit:
+        return text
+    body = tokenizer.encode(text)
+    cut = tokenizer.encode(TRUNCATION_MARK)
+    return tokenizer.decode(body[: max(0, limit - (whole - len(body)) - len(cut))] + cut)
+
+
+def tool_result_message(
+    tokenizer: CwmTokenizer,
+    role: str,
+    feedback: str,
+    remaining_turns: int,
+    context_tokens: int,
+    context_size: int,
+    limit: int,
+) -> str:
+    """A tool's turn as the model sees it after `context_tokens` tokens of the episode: the output, the budget
+    notice (the tokens left once this turn is added, estimated as the release does: with the notice's
+    placeholders, at most `limit`), cut to `limit` tokens."""
+    unfilled = OUTPUT.format(feedback=feedback) + "\n\n" + BUDGET
+    estimate = min(len(tokenizer.encode_pieces(turn(role, unfilled))), limit)
+    text = tool_message(feedback, remaining_turns, context_size - context_tokens - estimate)
+    return fit_message(tokenizer, role, text, limit)
 
 
 class AgentTools:

@@ -261,6 +261,19 @@ def swe_prompt(task: SweTask, limits: AgentLimits = AgentLimits()) -> list[str]:
     return generation_prompt([("system", system_prompt(environment)), ("user", user)], reasoning=True)
 
 
+def agent_workspace(sandbox: Sandbox, limits: AgentLimits) -> AgentTools:
+    """The repository at /work/repo made a git checkout of its snapshot (as the release's task images are, so
+    `git diff` gives the agent its patch), and the agent's tools working in it."""
+    made = sandbox.exec(
+        f"cd {REPO_DIR} && git init -q && git add -A && "
+        "git -c user.name=cwm -c user.email=cwm@localhost commit -q -m snapshot",
+        timeout=60,
+    )
+    if not made.ok:
+        raise RuntimeError(f"could not make /work/{REPO_DIR} a git checkout: {made.text()[-300:]}")
+    return AgentTools(sandbox, REPO_ROOT, limits.session_timeout_s)
+
+
 class SweAgentTask:
     """Multi-turn: the agent fixes an issue in a repo with CWM's tools; its last submission is graded by
     FAIL_TO_PASS / PASS_TO_PASS tests."""
@@ -278,7 +291,7 @@ class SweAgentTask:
     def setup(self, sandbox: Sandbox, meta: dict) -> AgentTools:
         """The repository in the sandbox, and the agent's tools working in it."""
         self.tasks[meta["id"]].setup(sandbox)
-        return AgentTools(sandbox, REPO_ROOT, self.limits.session_timeout_s)
+        return agent_workspace(sandbox, self.limits)
 
     def grade(self, sandbox: Sandbox, submission: str | None, meta: dict) -> RewardResult:
         if not submission:
