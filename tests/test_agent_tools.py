@@ -5,8 +5,16 @@ rules."""
 import pytest
 from sandbox_fixtures import BACKENDS, sandbox_of
 
-from cwm_data.chat_format import FormatError, ToolCall, format_tool_call, parse_tool_call
-from cwm_tasks.agent_tools import SUBMISSION, AgentTools, NoSuchToolError
+from cwm_data.chat_format import FormatError, ToolCall, format_tool_call, parse_tool_call, turn
+from cwm_tasks.agent_tools import (
+    SUBMISSION,
+    TRUNCATION_MARK,
+    AgentTools,
+    NoSuchToolError,
+    fit_message,
+    tool_message,
+)
+from cwm_tasks.trajectory_replay import llama3_tokenizer
 
 TURN_ERRORS = [
     ("no thinking end\n<tool: bash>\nls\n</tool>", "Expected exactly one thinking end token, got 0"),
@@ -101,6 +109,11 @@ def test_tools_behave_like_the_release(backend):
             "expected.\n"
         )
         assert sandbox.get_file("repo/m.py").decode() == "def f():\n    return 1\n\n\ndef g():\n    return 3\n"
+        # An empty replacement (a blank line before the REPLACE marker) leaves an empty line, as the release's does.
+        assert run("edit", "m.py\n<<<<<<< SEARCH\ndef f():\n=======\n\n>>>>>>> REPLACE").startswith(
+            "File m.py has been successfully updated at line 1"
+        )
+        assert sandbox.get_file("repo/m.py").decode().startswith("\n    return 1\n")
         # create: path, then the content as given (no newline added); relative to the session's directory.
         assert run("create", "new.py\nx = 1") == "File created successfully at: new.py (1 lines).\n"
         assert sandbox.get_file("repo/new.py") == b"x = 1"
@@ -123,3 +136,12 @@ def test_tools_behave_like_the_release(backend):
     finally:
         tools.close()
         sandbox.close()
+
+
+def test_long_messages_are_cut_to_their_token_limit_with_the_release_marker():
+    tokenizer = llama3_tokenizer()
+    text = tool_message("word " * 5000, 10, 1000)
+    cut = fit_message(tokenizer, "tool: bash", text, 200)
+    assert cut.endswith(TRUNCATION_MARK) and text.startswith(cut[: -len(TRUNCATION_MARK)])
+    assert 190 <= len(tokenizer.encode_pieces(turn("tool: bash", cut))) <= 200
+    assert fit_message(tokenizer, "tool: bash", "short", 200) == "short"
