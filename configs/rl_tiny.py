@@ -42,6 +42,7 @@ def get_config():
             max_turns=6,
             max_episode_tokens=448,
             tool_timeout_s=10.0,
+            episode_timeout_s=600.0,
             sandbox_backend="bwrap",
             sandbox_memory_mb=512,
             pool_size=4,

@@ -3,6 +3,7 @@
 import ml_collections
 
 from cwm_jax.presets import preset_fields
+from cwm_jax.sharding import ACTIVATION_RULES, PARAM_RULES
 from cwm_jax.train.optimizer import cwm_optimizer_config
 
 
@@ -34,8 +35,9 @@ def base(model: str = "cwm-tiny") -> ml_collections.ConfigDict:
     c.optimizer = cwm_optimizer_config()
     c.z_loss = 0.0
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, sequence=1))
-    c.param_rules = ml_collections.ConfigDict()  # logical axis -> mesh axis overrides (cwm_jax/sharding.py)
-    c.activation_rules = ml_collections.ConfigDict()
+    # logical axis -> mesh axis (cwm_jax/sharding.py); e.g. --config.param_rules.kv_heads=None replicates
+    c.param_rules = ml_collections.ConfigDict(dict(PARAM_RULES))
+    c.activation_rules = ml_collections.ConfigDict(dict(ACTIVATION_RULES))
     c.checkpoint_every = 100
     c.keep_checkpoints = 3
     c.log_every = 10

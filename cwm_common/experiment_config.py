@@ -65,6 +65,8 @@ def apply_override(config: ml_collections.ConfigDict, override: str):
 def _parse_like(current, raw: str, field: str):
     if isinstance(current, ml_collections.ConfigDict):
         raise CwmError(f"config field '{field}' is a group; override its fields (--config.{field}.NAME=...)")
+    if raw == "None":  # any field may be unset (a sharding rule that replicates, an optional path)
+        return None
     if isinstance(current, str):
         return raw
     if isinstance(current, bool):

@@ -54,15 +54,18 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     return nnx.merge(graphdef, abstract)
 
 
-def find_tokenizer(explicit: str | None, *model_dirs: str | None) -> CwmTokenizer:
-    """An explicit tokenizer file, else tokenizer.model in the model directory or in a workdir's data/."""
+def find_tokenizer(
+    explicit: str | None, *model_dirs: str | None, how_to_give: str = "give --tokenizer"
+) -> CwmTokenizer:
+    """An explicit tokenizer file, else tokenizer.model in the model directory or in a workdir's data/;
+    `how_to_give` tells the user how to name one (a flag, or a config field)."""
     candidates = [explicit] if explicit else []
     for directory in filter(None, model_dirs):
         candidates += [os.path.join(directory, "tokenizer.model"), os.path.join(directory, "data", "tokenizer.model")]
     for path in candidates:
         if os.path.exists(path):
             return CwmTokenizer.load(path)
-    raise CwmError(f"no tokenizer found (looked at {', '.join(candidates) or 'nothing'}); give --tokenizer")
+    raise CwmError(f"no tokenizer found (looked at {', '.join(candidates) or 'nothing'}); {how_to_give}")
 
 
 def check_vocab(model_cfg: ModelConfig, tokenizer: CwmTokenizer):

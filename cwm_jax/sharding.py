@@ -123,7 +123,8 @@ def spec_for(
             if shape[dim] % ways:
                 raise CwmError(
                     f"cannot shard {name}: dimension {dim} ('{axis}', size {shape[dim]}) does not "
-                    f"divide over mesh axis {'x'.join(targets)} ({ways} ways)"
+                    f"divide over mesh axis {'x'.join(targets)} ({ways} ways); --config.param_rules.{axis}=None "
+                    "replicates it"
                 )
         entries.append(None if not targets else targets[0] if len(targets) == 1 else targets)
     return PartitionSpec(*entries)

@@ -22,8 +22,9 @@ from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
+from cwm_rl.collector import initial_policy, rollout_settings
 from cwm_rl.learner import make_batch
-from cwm_rl.loop import check_rl_config
+from cwm_rl.loop import check_rl_config, loss_budget
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
@@ -239,3 +240,28 @@ def test_a_pool_smaller_than_the_agent_episodes_is_a_named_config_error(tokenize
     pool, worker = _worker(tokenizer, {"swe": task}, ["Done."], backend, pool_size=1)
     with pool, pytest.raises(CwmError, match=r"config field 'rl.pool_size' \(1\) must be at least the agent episodes"):
         worker.collect(None, 0, [task.draw(random.Random(0))], seed=0)
+
+
+def test_the_loss_budget_counts_turns_only_when_an_agent_task_is_drawn():
+    cfg = load_config(f"{CONFIGS}/rl_tiny.py")
+    assert "swe" in cfg.rl.tasks and cfg.rl.tasks.swe == 0.0
+    assert loss_budget(cfg.rl) == 8 * 8 * 6  # rows x max_new_tokens; swe is listed at weight 0
+    swe = load_config(f"{CONFIGS}/rl_tiny.py", ["--config.rl.tasks.swe=1.0"])
+    assert loss_budget(swe.rl) == 8 * 8 * 6 * 6  # x max_turns
+    assert loss_budget(load_config(f"{CONFIGS}/rl_tiny.py", ["--config.rl.budget_tokens=1000"]).rl) == 1000
+
+
+def test_rollout_settings_come_from_the_config_by_name():
+    cfg = load_config(f"{CONFIGS}/rl_tiny.py", ["--config.rl.episode_timeout_s=5.5", "--config.rl.top_p=0.9"])
+    settings = rollout_settings(cfg.rl)
+    assert settings.episode_timeout_s == 5.5 and settings.top_p == 0.9
+    for field in dataclasses.fields(settings):
+        if field.name in cfg.rl:
+            assert getattr(settings, field.name) == cfg.rl[field.name], field.name
+
+
+def test_a_missing_tokenizer_names_the_config_field(tmp_path):
+    cfg = load_config(f"{CONFIGS}/rl_tiny.py")
+    with pytest.raises(CwmError, match="set config field 'policy.tokenizer'") as error:
+        initial_policy(cfg)
+    assert "--tokenizer" not in str(error.value)

@@ -166,3 +166,10 @@ def test_sft_batches_train_only_assistant_tokens(tmp_path):
     assert "<tool: " in trained and "</think>" in trained  # assistant turns
     assert "<|start_header_id|>" in untrained and "<issue_description>" not in trained
     assert "<|start_header_id|>" not in trained and "<output>" not in trained  # headers and tool results
+
+
+def test_a_rule_a_mesh_cannot_divide_is_overridden_from_the_command_line(tmp_path, capsys):
+    base = ["train", "--config", TINY, "--config.data.kind=synthetic", "--config.steps=1", "--config.mesh.tensor=2"]
+    assert main([*base, "--workdir", str(tmp_path / "a")]) == 2
+    assert "--config.param_rules.kv_heads=None replicates it" in capsys.readouterr().err  # cwm-tiny: 1 KV head
+    assert main([*base, "--config.param_rules.kv_heads=None", "--workdir", str(tmp_path / "b")]) == 0

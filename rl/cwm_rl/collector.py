@@ -24,7 +24,9 @@ def initial_policy(cfg):
         model = load_model(policy.model)
     else:
         model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
-    tokenizer = find_tokenizer(policy.tokenizer or None, policy.model or None)
+    tokenizer = find_tokenizer(
+        policy.tokenizer or None, policy.model or None, how_to_give="set config field 'policy.tokenizer'"
+    )
     check_vocab(model.cfg, tokenizer)
     require(
         cfg.rl.max_episode_tokens <= model.cfg.max_seq_len - 64,
@@ -32,6 +34,20 @@ def initial_policy(cfg):
         f"({cfg.rl.max_episode_tokens}) must leave 64 tokens below the model's max_seq_len ({model.cfg.max_seq_len})",
     )
     return model, tokenizer
+
+
+def rollout_settings(rl) -> RolloutSettings:
+    """The rollout settings the `rl` config block names."""
+    return RolloutSettings(
+        group_size=rl.group_size,
+        max_new_tokens=rl.max_new_tokens,
+        temperature=rl.temperature,
+        top_p=rl.top_p,
+        max_turns=rl.max_turns,
+        max_episode_tokens=rl.max_episode_tokens,
+        tool_timeout_s=rl.tool_timeout_s,
+        episode_timeout_s=rl.episode_timeout_s,
+    )
 
 
 @contextlib.contextmanager
@@ -42,15 +58,7 @@ def make_collector(cfg, tokenizer, graphdef):
     # The agent is told the budget it really has (the release's prompt names its limits).
     agent_limits = AgentLimits(rl.max_episode_tokens, rl.max_turns, rl.tool_timeout_s)
     mixture = TaskMixture(dict(rl.tasks), cfg.seed, {"swe": {"limits": agent_limits}})
-    settings = RolloutSettings(
-        rl.group_size,
-        rl.max_new_tokens,
-        rl.temperature,
-        rl.top_p,
-        rl.max_turns,
-        rl.max_episode_tokens,
-        rl.tool_timeout_s,
-    )
+    settings = rollout_settings(rl)
     limits = SandboxLimits(timeout_s=rl.tool_timeout_s, memory_mb=rl.sandbox_memory_mb)
     with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits), rl.pool_size) as pool:
         worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)

@@ -33,6 +33,7 @@ from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.learner import make_batch, make_rl_step
 from cwm_rl.plot import plot_rewards
 from cwm_rl.samples import FAILED, INFRA_FAILED, Sample
+from cwm_tasks.registry import is_agent_task
 
 RL_CONSOLE = (
     ("reward_mean", "reward {:+.3f}"),
@@ -60,6 +61,15 @@ def check_rl_config(cfg):
     )
 
 
+def loss_budget(rl) -> int:
+    """The GRPO loss's constant denominator: rl.budget_tokens, else the most tokens a batch's rows can generate
+    (x max_turns when an agent task is drawn at all: weight > 0)."""
+    if rl.budget_tokens:
+        return rl.budget_tokens
+    agents = any(weight > 0 and is_agent_task(name) for name, weight in rl.tasks.items())
+    return rl.prompts_per_step * rl.group_size * rl.max_new_tokens * (rl.max_turns if agents else 1)
+
+
 def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     check_workdir(workdir)
     check_rl_config(cfg)
@@ -85,7 +95,7 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     write_manifest(workdir, manifest)
     reference = params if rl.kl_coef else None
     rows = rl.prompts_per_step * rl.group_size
-    budget = rl.budget_tokens or rows * rl.max_new_tokens * (rl.max_turns if "swe" in rl.tasks else 1)
+    budget = loss_budget(rl)
     rl_step = make_rl_step(
         graphdef, optimizer, rl.group_size, rl.eps_low, rl.eps_high, budget, rl.normalize_std, rl.kl_coef
     )
