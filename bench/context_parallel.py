@@ -24,7 +24,7 @@ def main():
 
     from cwm_jax.attention import ATTENTION_IMPLS
     from cwm_jax.presets import from_preset
-    from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, spec_for
+    from cwm_jax.sharding import ShardingRules, make_mesh, on_mesh, spec_for
 
     cfg = from_preset(args.preset)
     mesh = make_mesh({"sequence": args.sequence, "data": 1, "fsdp": 1, "tensor": 1})
@@ -33,7 +33,7 @@ def main():
     def shape(heads):
         return (1, args.seq_len, heads, cfg.head_dim)
 
-    with jax.set_mesh(mesh), activation_rules(rules):
+    with on_mesh(mesh, rules):
 
         def sharding(axes):
             return jax.sharding.NamedSharding(mesh, spec_for(axes, rules.activations))

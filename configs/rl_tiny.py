@@ -12,7 +12,16 @@ from configs.train_defaults import base
 
 def get_config():
     c = ml_collections.ConfigDict()
-    c.model = base("cwm-tiny").model  # used only when no policy.model is given
+    defaults = base("cwm-tiny")
+    # The model when no policy.model is given; its execution fields (dtype, remat, attention_impl, ...) also
+    # apply to a loaded policy.
+    c.model = defaults.model
+    # The learner runs on the trainer's mesh with the trainer's rules; rows (prompts x group) split over the
+    # batch axes, grad_accum micro-batches per update.
+    c.mesh = defaults.mesh
+    c.param_rules = defaults.param_rules
+    c.activation_rules = defaults.activation_rules
+    c.grad_accum = 1
     c.policy = ml_collections.ConfigDict(dict(model="", tokenizer=""))
     c.rl = ml_collections.ConfigDict(
         dict(
@@ -43,12 +52,16 @@ def get_config():
             max_episode_tokens=448,
             tool_timeout_s=10.0,
             episode_timeout_s=600.0,
+            # The sampler generates on the learner's devices laid out for decoding: this mesh (tensor parallel
+            # by default; a dimension that does not divide is replicated), resharded on device after each update.
+            sampler_mesh=ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=-1, sequence=1)),
+            logprob_chunk=512,  # positions per output-head chunk when the learner takes log-probs
             sandbox_backend="bwrap",
             sandbox_memory_mb=512,
             pool_size=4,
         )
     )
-    c.optimizer = base().optimizer
+    c.optimizer = defaults.optimizer
     c.optimizer.peak_lr = 5e-4
     c.optimizer.warmup_steps = 0
     c.optimizer.schedule = "constant"

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 
 from cwm_common.errors import CwmError
 from cwm_jax.config import ModelConfig
-from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, make_mesh
+from cwm_jax.sharding import ShardingRules, data_sharding, make_mesh, on_mesh
 from cwm_jax.train.optimizer import cwm_optimizer_config, make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, state_shardings
-from cwm_jax.train.step import make_train_step
+from cwm_jax.train.step import make_train_step, next_token_objective
 
 GIB = 2**30
 
@@ -67,7 +67,7 @@ def plan_memory(
     mesh = make_mesh(mesh_spec, devices)
     rules = ShardingRules()
     optimizer, schedule = make_optimizer(cwm_optimizer_config(peak_lr=1e-4, warmup_steps=10), 1000)
-    with jax.set_mesh(mesh), activation_rules(rules):
+    with on_mesh(mesh, rules):
         shardings = state_shardings(model_cfg, optimizer, mesh, rules)
         state = abstract_state(model_cfg, optimizer, shardings)
         batch_spec = data_sharding(mesh, rules)
@@ -77,7 +77,7 @@ def plan_memory(
         }
         graphdef, _ = abstract_model(model_cfg)
         step = jax.jit(
-            make_train_step(graphdef, optimizer, schedule, grad_accum, 0.0),
+            make_train_step(graphdef, optimizer, schedule, grad_accum, next_token_objective(0.0)),
             in_shardings=(shardings, batch_spec),
             out_shardings=(shardings, None),
             donate_argnums=0,

@@ -7,6 +7,9 @@ from typing import Any
 from cwm_common.config_rules import config_error
 from cwm_common.errors import CwmError
 
+# The fields that say how a model runs, not what it computes (beyond float rounding): a run may set them for
+# a model it loads.
+EXECUTION_FIELDS = ("param_dtype", "dtype", "attention_impl", "attention_block_size", "scan_layers", "remat")
 FULL = "full_attention"
 SLIDING = "sliding_attention"
 LAYER_TYPES = (FULL, SLIDING)

@@ -1,7 +1,10 @@
-"""Token-level next-token cross-entropy in fp32, with a loss mask, and the z-loss term."""
+"""Token-level next-token cross-entropy in fp32, with a loss mask, and the z-loss term; per-token log-probs
+with the output head applied in chunks (memory-bounded, for long RL episodes)."""
 
 import jax
 import jax.numpy as jnp
+
+from cwm_jax.model import head_logits
 
 
 def token_losses(logits: jax.Array, tokens: jax.Array):
@@ -28,3 +31,28 @@ def next_token_loss(logits: jax.Array, tokens: jax.Array, mask: jax.Array | None
     nll, _ = token_losses(logits, tokens)
     weights = target_weights(tokens, mask, None)
     return jnp.sum(nll * weights), jnp.sum(weights)
+
+
+def token_logprobs(model, tokens: jax.Array, segment_ids: jax.Array | None = None, chunk: int = 512) -> jax.Array:
+    """log p(tokens[t+1] | ..t) [B, T-1] in fp32, with the output head applied `chunk` positions at a time and
+    recomputed in the backward pass: no [B, T, vocab] array exists, only one chunk's [B, chunk, vocab]."""
+    hidden = model.hidden(tokens, segment_ids=segment_ids)[:, :-1]
+    targets = tokens[:, 1:]
+    batch, length, width = hidden.shape
+    chunk = min(chunk, length)
+    pad = -length % chunk
+    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+    targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    pieces = length // chunk + (pad > 0)
+    hidden = hidden.reshape(batch, pieces, chunk, width).swapaxes(0, 1)
+    targets = targets.reshape(batch, pieces, chunk).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def piece_logprobs(lm_head, h, t):
+        logits = head_logits(h, lm_head)
+        picked = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
+        return picked - jax.nn.logsumexp(logits, axis=-1)
+
+    lm_head = model.lm_head[...]
+    out = jax.lax.map(lambda xs: piece_logprobs(lm_head, *xs), (hidden, targets))
+    return out.swapaxes(0, 1).reshape(batch, pieces * chunk)[:, :length]

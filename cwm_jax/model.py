@@ -29,6 +29,12 @@ def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
     return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
 
 
+def head_logits(hidden: jax.Array, lm_head: jax.Array) -> jax.Array:
+    """The output head: fp32 logits [B, T, vocab] of hidden states [B, T, d] and the head kernel [d, vocab]."""
+    logits = jnp.einsum("btd,dv->btv", hidden, lm_head.astype(hidden.dtype), preferred_element_type=jnp.float32)
+    return constrain(logits, ("batch", "length", "vocab"))
+
+
 class CwmModel(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -50,6 +56,13 @@ class CwmModel(nnx.Module):
         segment_ids [B, T] mark packed documents (no attention across them); positions default to
         restarting at 0 in each document.
         """
+        return self.head(self.hidden(tokens, segment_ids=segment_ids, positions=positions))
+
+    def hidden(
+        self, tokens: jax.Array, *, segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+    ) -> jax.Array:
+        """The final-normed hidden states [B, T, d] the output head reads (chunked log-probs apply the head
+        a piece at a time: cwm_jax/loss.py)."""
         if segment_ids is None:
             segment_ids = jnp.zeros(tokens.shape, jnp.int32)
         if positions is None:
@@ -62,7 +75,11 @@ class CwmModel(nnx.Module):
             ), state
 
         x, _ = self._run_layers(self._embed(tokens), layer_fn)
-        return self._logits(x)
+        return self.final_norm(x)
+
+    def head(self, hidden: jax.Array) -> jax.Array:
+        """Logits [B, T, vocab] in fp32 of final-normed hidden states."""
+        return head_logits(hidden, self.lm_head[...])
 
     def extend(self, tokens: jax.Array, positions: jax.Array, valid: jax.Array, cache: dict):
         """Runs new tokens [B, C] at `positions` against a KV cache (cwm_jax/kv_cache.py) and returns
@@ -85,16 +102,11 @@ class CwmModel(nnx.Module):
             )
 
         x, layers = self._run_layers(self._embed(tokens), layer_fn, cache["layers"])
-        return self._logits(x), {"layers": layers, "positions": cache["positions"]}
+        return self.head(self.final_norm(x)), {"layers": layers, "positions": cache["positions"]}
 
     def _embed(self, tokens):
         dt = jnp.dtype(self.cfg.dtype)
         return constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt), ("batch", "length", "embed"))
-
-    def _logits(self, x):
-        x = self.final_norm(x)
-        logits = jnp.einsum("btd,dv->btv", x, self.lm_head[...].astype(x.dtype), preferred_element_type=jnp.float32)
-        return constrain(logits, ("batch", "length", "vocab"))
 
     def _run_layers(self, x, layer_fn, states: dict | None = None):
         """Runs every layer: layer_fn(index, layer, x, state) -> (x, state).

@@ -111,8 +111,10 @@ def spec_for(
     mesh_shape: Mapping[str, int] | None = None,
     shape: tuple[int, ...] | None = None,
     name: str = "tensor",
+    replicate_indivisible: bool = False,
 ) -> PartitionSpec:
-    """The PartitionSpec of logical `axes`; with a shape, checks every split divides its dimension."""
+    """The PartitionSpec of logical `axes`; with a shape, checks every split divides its dimension (or, with
+    replicate_indivisible, replicates a dimension that does not divide)."""
     entries: list[str | tuple[str, ...] | None] = []
     used: set[str] = set()
     for dim, axis in enumerate(axes):
@@ -120,7 +122,10 @@ def spec_for(
         used.update(targets)
         if shape is not None and mesh_shape is not None and targets:
             ways = math.prod(mesh_shape[t] for t in targets)
-            if shape[dim] % ways:
+            if shape[dim] % ways and replicate_indivisible:
+                used.difference_update(targets)
+                targets = ()
+            elif shape[dim] % ways:
                 raise CwmError(
                     f"cannot shard {name}: dimension {dim} ('{axis}', size {shape[dim]}) does not "
                     f"divide over mesh axis {'x'.join(targets)} ({ways} ways); --config.param_rules.{axis}=None "
@@ -130,14 +135,18 @@ def spec_for(
     return PartitionSpec(*entries)
 
 
-def param_shardings(abstract_params, mesh: jax.sharding.Mesh, rules: ShardingRules):
-    """NamedShardings for a model's parameter state (from nnx.split / nnx.state), as a pure dict."""
+def param_shardings(
+    abstract_params, mesh: jax.sharding.Mesh, rules: ShardingRules, replicate_indivisible: bool = False
+):
+    """NamedShardings for a model's parameter state (from nnx.split / nnx.state), as a pure dict; a
+    dimension a rule cannot divide is an error, or replicated with replicate_indivisible (a sampler's
+    layout, where replication only costs memory)."""
     mesh_shape = dict(mesh.shape)
     out: dict = {}  # nested like the parameter state
     for path, variable in nnx.to_flat_state(abstract_params):
         axes = variable.get_metadata().get("logical_axes")
         name = "/".join(map(str, path))
-        spec = spec_for(axes, rules.params, mesh_shape, variable.shape, f"parameter '{name}'")
+        spec = spec_for(axes, rules.params, mesh_shape, variable.shape, f"parameter '{name}'", replicate_indivisible)
         node = out
         for key in path[:-1]:
             node = node.setdefault(key, {})
@@ -156,6 +165,13 @@ def activation_rules(rules: ShardingRules):
         yield
     finally:
         _ACTIVE_RULES.reset(token)
+
+
+@contextlib.contextmanager
+def on_mesh(mesh: jax.sharding.Mesh, rules: ShardingRules):
+    """Runs (and traces) computations on `mesh` with the activation constraints of `rules`."""
+    with jax.set_mesh(mesh), activation_rules(rules):
+        yield
 
 
 def active_rules() -> ShardingRules | None:
@@ -177,13 +193,23 @@ def data_sharding(mesh: jax.sharding.Mesh, rules: ShardingRules) -> NamedShardin
     return NamedSharding(mesh, spec_for(("batch", "length"), rules.activations))
 
 
+def rows_sharding(mesh: jax.sharding.Mesh, rules: ShardingRules) -> NamedSharding:
+    """Where an array of rows lives (its first dimension split over the batch axes, the rest replicated)."""
+    return NamedSharding(mesh, spec_for(("batch",), rules.activations))
+
+
+def batch_ways(mesh: jax.sharding.Mesh, rules: ShardingRules) -> int:
+    """How many ways the batch's rows are split."""
+    return math.prod(dict(mesh.shape)[a] for a in _as_tuple(rules.activations["batch"]))
+
+
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
 def local_batch_size(global_batch: int, mesh: jax.sharding.Mesh, rules: ShardingRules) -> int:
     """Rows this process feeds: the global batch over processes (rows are split across data axes)."""
-    ways = math.prod(dict(mesh.shape)[a] for a in _as_tuple(rules.activations["batch"]))
+    ways = batch_ways(mesh, rules)
     if global_batch % ways:
         raise config_error("batch_size", f"({global_batch}) must divide over the batch's mesh axes ({ways} ways)")
     return global_batch // jax.process_count()

@@ -11,7 +11,7 @@ from hf_fixtures import tiny_hf_config, tiny_hf_model
 import cwm_jax
 from cwm_jax.kv_cache import cache_bytes_per_token
 from cwm_jax.model import CwmModel
-from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings
+from cwm_jax.sharding import ShardingRules, make_mesh, on_mesh, param_shardings
 
 F, S = "full_attention", "sliding_attention"
 RNG = np.random.default_rng(0)
@@ -96,7 +96,7 @@ def test_generation_on_a_mesh_matches_one_device(pair):
     mesh = make_mesh({"data": 4, "tensor": 2})
     rules = ShardingRules()
     graphdef, state = nnx.split(model)
-    with jax.set_mesh(mesh), activation_rules(rules):
+    with on_mesh(mesh, rules):
         sharded = nnx.merge(graphdef, jax.device_put(nnx.to_pure_dict(state), param_shardings(state, mesh, rules)))
         assert cwm_jax.generate(sharded, PROMPTS + [PROMPTS[0]], 15) == expected + [expected[0]]
 

@@ -12,7 +12,7 @@ from cwm_common.errors import CwmError
 from cwm_jax.loss import next_token_loss
 from cwm_jax.model import CwmModel
 from cwm_jax.presets import from_preset
-from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh, param_shardings, resolve_mesh_shape, spec_for
+from cwm_jax.sharding import ShardingRules, make_mesh, on_mesh, param_shardings, resolve_mesh_shape, spec_for
 from cwm_jax.train.state import abstract_model
 
 CFG = from_preset("cwm-tiny", n_kv_heads=2, init_std=0.1, sliding_window=8)
@@ -50,7 +50,7 @@ def test_sharded_loss_and_gradients_equal_one_device(mesh_spec, attention):
     graphdef, _ = nnx.split(
         nnx.eval_shape(lambda: CwmModel(CFG.replace(attention_impl=attention, attention_block_size=4), nnx.Rngs(0)))
     )
-    with jax.set_mesh(mesh), activation_rules(rules):
+    with on_mesh(mesh, rules):
         sharded = jax.device_put(params, shardings)
         step = jax.jit(_loss_and_grads, static_argnums=1, out_shardings=(None, shardings))
         loss, grads = step(sharded, graphdef, tokens, segments)

@@ -19,7 +19,7 @@ from cwm_jax.train.loop import train
 from cwm_jax.train.optimizer import decay_mask, make_optimizer
 from cwm_jax.train.schedule import learning_rate_schedule
 from cwm_jax.train.state import abstract_model, create_state, state_shardings
-from cwm_jax.train.step import make_train_step
+from cwm_jax.train.step import make_train_step, next_token_objective
 
 TINY = "configs/tiny.py"
 
@@ -73,8 +73,8 @@ def test_gradient_accumulation_does_not_change_the_update(tmp_path):
             "positions": jnp.asarray(np.repeat([list(range(10)) + list(range(22))], 4, 0), jnp.int32),
             "loss_mask": jnp.asarray(rng.integers(0, 2, (4, 32)), jnp.int32),
         }
-        one, m1 = jax.jit(make_train_step(graphdef, optimizer, schedule, 1, 1e-4))(state, batch)
-        two, m2 = jax.jit(make_train_step(graphdef, optimizer, schedule, 2, 1e-4))(state, batch)
+        one, m1 = jax.jit(make_train_step(graphdef, optimizer, schedule, 1, next_token_objective(1e-4)))(state, batch)
+        two, m2 = jax.jit(make_train_step(graphdef, optimizer, schedule, 2, next_token_objective(1e-4)))(state, batch)
     assert abs(float(m1["loss"]) - float(m2["loss"])) < 1e-6 and float(m1["target_tokens"]) == float(
         m2["target_tokens"]
     )

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 
 from cwm_common.workdir import check_workdir
-from cwm_jax.sharding import ShardingRules, activation_rules, data_sharding, local_batch_size, make_mesh
+from cwm_jax.sharding import ShardingRules, data_sharding, local_batch_size, make_mesh, on_mesh
 from cwm_jax.train.batches import global_batch, make_batches
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.config_check import check_train_config
@@ -18,7 +18,7 @@ from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.train.profiling import StepProfiler
 from cwm_jax.train.state import abstract_model, abstract_state, create_state, state_shardings
-from cwm_jax.train.step import make_train_step
+from cwm_jax.train.step import make_train_step, next_token_objective
 
 
 def data_checksum(tokens: np.ndarray) -> int:
@@ -54,7 +54,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
     primary = jax.process_index() == 0
     seq_len = cfg.data.seq_len
-    with jax.set_mesh(mesh), activation_rules(rules):
+    with on_mesh(mesh, rules):
         start = checkpoints.latest_step()
         if start is None:
             state, start = create_state(model_cfg, optimizer, shardings, cfg.seed), 0
@@ -68,7 +68,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
         batch_sharding = data_sharding(mesh, rules)
         graphdef, _ = abstract_model(model_cfg)
         step_fn = jax.jit(
-            make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, cfg.z_loss),
+            make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, next_token_objective(cfg.z_loss)),
             in_shardings=(shardings, batch_sharding),
             out_shardings=(shardings, None),
             donate_argnums=0,

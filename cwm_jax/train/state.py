@@ -44,6 +44,20 @@ def create_state(cfg: ModelConfig, optimizer, shardings, seed: int):
     return jax.jit(init_fn(cfg, optimizer), out_shardings=shardings)(jax.random.PRNGKey(seed))
 
 
+def state_from_params(params, optimizer, shardings, seed: int):
+    """A fresh state around existing params (a policy to fine-tune): the params placed by their shardings,
+    the optimizer state created on the mesh."""
+    params = jax.device_put(params, shardings["params"])
+    opt_state = jax.jit(optimizer.init, out_shardings=shardings["opt_state"])(params)
+    step = jax.device_put(jnp.zeros((), jnp.int32), shardings["step"])
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "step": step,
+        "rng": jax.device_put(jax.random.PRNGKey(seed), shardings["rng"]),
+    }
+
+
 def abstract_state(cfg: ModelConfig, optimizer, shardings):
     """ShapeDtypeStructs with shardings: the restore target for a checkpoint, on this mesh."""
     abstract = jax.eval_shape(init_fn(cfg, optimizer), jax.random.PRNGKey(0))

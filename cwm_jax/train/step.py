@@ -1,4 +1,16 @@
-"""The train step: token-level loss with masks (+ optional z-loss), gradient accumulation, AdamW update."""
+"""The one update step of training and RL: an objective's summed loss and gradients accumulated over
+micro-batches, divided once for the whole batch, then the optimizer's update.
+
+An `Objective` says what is minimized: `summed_loss(model, micro)` gives the loss summed over the micro-batch's
+rows and additive sums for metrics; the summed loss and its gradients are divided by `denominator(sums)` of
+the whole batch, so the update does not depend on how the rows are split; `metrics(sums, denominator)` gives
+what is logged. `prepare(params, batch, *extra)` first adds what needs the whole batch (RL's group
+advantages, a reference policy's log-probs).
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -7,36 +19,58 @@ from flax import nnx
 
 from cwm_jax.loss import target_weights, token_losses
 
+Sums = dict[str, jax.Array]
 
-def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule, grad_accum: int, z_loss: float):
-    """train_step(state, batch) -> (state, metrics). The batch is split into grad_accum micro-batches whose
-    summed losses and gradients are divided once by the total number of target tokens, so the result does
-    not depend on how the batch is split."""
 
-    def summed_loss(params, micro):
-        logits = nnx.merge(graphdef, params)(
-            micro["tokens"], segment_ids=micro["segment_ids"], positions=micro["positions"]
-        )
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    summed_loss: Callable[[Any, dict], tuple[jax.Array, Sums]]
+    denominator: Callable[[Sums], jax.Array]
+    metrics: Callable[[Sums, jax.Array], dict[str, jax.Array]]
+    prepare: Callable[..., dict] = lambda params, batch, *extra: batch
+
+
+def next_token_objective(z_loss: float) -> Objective:
+    """Pre-training and SFT: token-level cross-entropy over the unmasked targets (+ z-loss)."""
+
+    def summed_loss(model, micro):
+        logits = model(micro["tokens"], segment_ids=micro["segment_ids"], positions=micro["positions"])
         nll, log_z = token_losses(logits, micro["tokens"])
         weights = target_weights(micro["tokens"], micro["loss_mask"], micro["segment_ids"])
         total = jnp.sum(nll * weights) + z_loss * jnp.sum(jnp.square(log_z) * weights)
-        return total, (jnp.sum(nll * weights), jnp.sum(weights))
+        return total, {"nll": jnp.sum(nll * weights), "target_tokens": jnp.sum(weights)}
 
-    grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
+    return Objective(
+        summed_loss,
+        denominator=lambda sums: jnp.maximum(sums["target_tokens"], 1.0),
+        metrics=lambda sums, denominator: {"loss": sums["nll"] / denominator, "target_tokens": sums["target_tokens"]},
+    )
 
-    def train_step(state, batch):
+
+def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule, grad_accum: int, objective: Objective):
+    """step(state, batch, *extra) -> (state, metrics), the batch split into grad_accum micro-batches."""
+
+    def summed(params, micro):
+        return objective.summed_loss(nnx.merge(graphdef, params), micro)
+
+    grad_fn = jax.value_and_grad(summed, has_aux=True)
+
+    def train_step(state, batch, *extra):
         params = state["params"]
-        # [B, T] -> [A, B/A, T] taking every A-th row: each device's rows stay on it.
+        batch = objective.prepare(params, batch, *extra)
+        # [B, ...] -> [A, B/A, ...] taking every A-th row: each device's rows stay on it.
         micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(-1, grad_accum, *x.shape[1:]), 0, 1), batch)
 
         def accumulate(carry, mb):
-            grads, nll, count = carry
-            (_, (mb_nll, mb_count)), mb_grads = grad_fn(params, mb)
-            return (jax.tree.map(jnp.add, grads, mb_grads), nll + mb_nll, count + mb_count), None
+            grads, sums = carry
+            (_, mb_sums), mb_grads = grad_fn(params, mb)
+            return (jax.tree.map(jnp.add, grads, mb_grads), jax.tree.map(jnp.add, sums, mb_sums)), None
 
+        sums_shape = jax.eval_shape(lambda: summed(params, jax.tree.map(lambda x: x[0], micro))[1])
+        zero_sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (grads, nll, count), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), micro)
-        denominator = jnp.maximum(count, 1.0)
+        (grads, sums), _ = jax.lax.scan(accumulate, (zeros, zero_sums), micro)
+        denominator = objective.denominator(sums)
         grads = jax.tree.map(lambda g: g / denominator, grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], params)
         new_state = {
@@ -46,10 +80,9 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, schedule,
             "rng": state["rng"],
         }
         metrics = {
-            "loss": nll / denominator,
+            **objective.metrics(sums, denominator),
             "grad_norm": optax.tree.norm(grads),
             "lr": schedule(state["step"]),
-            "target_tokens": count,
         }
         return new_state, metrics
 

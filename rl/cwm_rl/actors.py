@@ -23,8 +23,10 @@ import ml_collections
 from flax import nnx
 
 from cwm_common.errors import CwmError
+from cwm_jax.sharding import ShardingRules, make_mesh
 from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.rollout_channel import DirectoryRollouts
+from cwm_rl.sampler_layout import SamplerLayout
 from cwm_rl.weight_channels import DirectoryWeights, InProcessWeights
 
 
@@ -169,6 +171,9 @@ def run_actor_process(exchange: str, actor: int, learner_pid: int | None = None,
     model, tokenizer = initial_policy(cfg)
     graphdef, params = nnx.split(model)
     like = nnx.to_pure_dict(params)
+    # The same decoding layout as the learner's own sampler, on this process's devices.
+    rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())
+    layout = SamplerLayout(params, make_mesh(cfg.rl.sampler_mesh), rules)
     weights = DirectoryWeights(os.path.join(exchange, "weights"))
     rollouts = DirectoryRollouts(os.path.join(exchange, "rollouts"))
 
@@ -193,5 +198,6 @@ def run_actor_process(exchange: str, actor: int, learner_pid: int | None = None,
             latest = weights.wait_for(batch_index - cfg.rl.max_staleness, like, learner_gone)
             if latest is None:
                 return
-            rollouts.put(batch_index, *collect(batch_index, *latest))
+            version, published = latest
+            rollouts.put(batch_index, *collect(batch_index, version, layout.place(published)))
             batch_index += actors

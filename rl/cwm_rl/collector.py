@@ -9,7 +9,7 @@ from cwm_common.config_rules import require
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
-from cwm_jax.config import from_mapping
+from cwm_jax.config import EXECUTION_FIELDS, from_mapping
 from cwm_jax.inference_io import check_vocab, find_tokenizer, load_model
 from cwm_jax.model import CwmModel
 from cwm_rl.rollouts import RolloutSettings, RolloutWorker
@@ -21,7 +21,7 @@ def initial_policy(cfg):
     """The policy to start from (policy.model: any saved model, or a fresh model.*) and its tokenizer."""
     policy = cfg.policy
     if policy.model:
-        model = load_model(policy.model)
+        model = load_model(policy.model, **{name: cfg.model[name] for name in EXECUTION_FIELDS})
     else:
         model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
     tokenizer = find_tokenizer(

@@ -40,6 +40,54 @@ def token_advantages(
     return advantages * trained[:, None]
 
 
+def grpo_sums(
+    new_logp: jax.Array,
+    old_logp: jax.Array,
+    advantages: jax.Array,
+    mask: jax.Array,
+    eps_low: float,
+    eps_high: float,
+    kl_coef: float = 0.0,
+    ref_logp: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """Sums over the model tokens (`mask` 1) of inputs [N, T]: the clipped surrogate, the clipped tokens, the
+    ratios, the tokens, and the KL when kl_coef. Sums add up over micro-batches (cwm_jax/train/step.py)."""
+    mask = mask.astype(jnp.float32)
+    ratio = jnp.exp(new_logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * advantages
+    sums = {
+        "surrogate": jnp.sum(jnp.minimum(unclipped, clipped) * mask),
+        "clipped": jnp.sum((clipped < unclipped) * mask),
+        "ratio": jnp.sum(ratio * mask),
+        "tokens": jnp.sum(mask),
+    }
+    if kl_coef:
+        if ref_logp is None:
+            raise ValueError("a KL penalty (kl_coef) needs ref_logp")
+        delta = ref_logp - new_logp
+        sums["kl"] = jnp.sum((jnp.exp(delta) - delta - 1.0) * mask)
+    return sums
+
+
+def summed_loss(sums: dict[str, jax.Array], kl_coef: float = 0.0) -> jax.Array:
+    """The loss before the division by the budget: minus the surrogate, plus the KL penalty."""
+    loss = -sums["surrogate"]
+    return loss + kl_coef * sums["kl"] if kl_coef else loss
+
+
+def grpo_metrics(sums: dict[str, jax.Array], budget, kl_coef: float = 0.0) -> dict[str, jax.Array]:
+    tokens = jnp.maximum(sums["tokens"], 1.0)
+    metrics = {
+        "loss": summed_loss(sums, kl_coef) / budget,
+        "clip_fraction": sums["clipped"] / tokens,
+        "ratio_mean": sums["ratio"] / tokens,
+    }
+    if kl_coef:
+        metrics["kl"] = sums["kl"] / tokens
+    return metrics
+
+
 def grpo_loss(
     new_logp: jax.Array,
     old_logp: jax.Array,
@@ -51,22 +99,7 @@ def grpo_loss(
     kl_coef: float = 0.0,
     ref_logp: jax.Array | None = None,
 ):
-    """Loss (to minimize) and metrics, all inputs [N, T]; `mask` is 1 on model tokens only."""
-    mask = mask.astype(jnp.float32)
-    ratio = jnp.exp(new_logp - old_logp)
-    unclipped = ratio * advantages
-    clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * advantages
-    objective = jnp.minimum(unclipped, clipped)
-    loss = -jnp.sum(objective * mask) / budget
-    metrics = {
-        "clip_fraction": jnp.sum((clipped < unclipped) * mask) / jnp.maximum(jnp.sum(mask), 1.0),
-        "ratio_mean": jnp.sum(ratio * mask) / jnp.maximum(jnp.sum(mask), 1.0),
-    }
-    if kl_coef:
-        if ref_logp is None:
-            raise ValueError("a KL penalty (kl_coef) needs ref_logp")
-        delta = ref_logp - new_logp
-        kl = jnp.exp(delta) - delta - 1.0
-        loss = loss + kl_coef * jnp.sum(kl * mask) / budget
-        metrics["kl"] = jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-    return loss, metrics
+    """Loss (to minimize) and metrics of a whole batch, all inputs [N, T]; `mask` is 1 on model tokens only."""
+    sums = grpo_sums(new_logp, old_logp, advantages, mask, eps_low, eps_high, kl_coef, ref_logp)
+    metrics = grpo_metrics(sums, budget, kl_coef)
+    return metrics.pop("loss"), metrics

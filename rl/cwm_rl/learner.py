@@ -1,14 +1,16 @@
-"""The learner: samples -> padded token batch -> one GRPO update (jit), with the optimizer of the trainer."""
+"""The learner's batch and objective: samples -> a padded token batch; GRPO as an Objective of the trainer's
+update step (the RL loop runs that step on the trainer's mesh)."""
 
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
-from cwm_rl.grpo import grpo_loss, token_advantages
+from cwm_jax.loss import token_logprobs
+from cwm_jax.train.step import Objective
+from cwm_rl.grpo import grpo_metrics, grpo_sums, summed_loss, token_advantages
 from cwm_rl.samples import Sample
 
 
@@ -47,48 +49,49 @@ def make_batch(samples: list[Sample], rows: int, group_size: int, length_multipl
     }
 
 
-def make_rl_step(
+def grpo_objective(
     graphdef,
-    optimizer: optax.GradientTransformation,
     group_size: int,
     eps_low: float,
     eps_high: float,
     budget: float,
     normalize_std: bool,
     kl_coef: float,
-):
-    """rl_step(state, batch, ref_params) -> (state, metrics); ref_params only matter when kl_coef > 0."""
+    logprob_chunk: int = 512,
+) -> Objective:
+    """CWM's GRPO as the trainer's objective (cwm_jax/train/step.py): advantages over whole groups and the
+    reference's log-probs before the batch is split; per micro-batch the chunked log-probs and the clipped
+    surrogate's sums; everything divided by the constant budget. The step takes the reference params as its
+    extra argument (None without a KL term)."""
 
-    def token_logp(params, batch):
-        logits = nnx.merge(graphdef, params)(batch["tokens"], segment_ids=batch["segments"])
-        logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-        return jnp.take_along_axis(logp, batch["tokens"][:, 1:, None], axis=-1)[..., 0]
+    def prepare(params, batch, ref_params=None):
+        batch = dict(batch)
+        batch["advantages"] = token_advantages(batch["rewards"], group_size, normalize_std, batch["trained"])
+        batch["mask"] = batch["mask"] * batch["trained"][:, None]
+        if kl_coef:
+            reference = nnx.merge(graphdef, ref_params)
+            batch["ref_logp"] = jax.lax.stop_gradient(
+                token_logprobs(reference, batch["tokens"], batch["segments"], logprob_chunk)
+            )
+        return batch
 
-    def loss_fn(params, batch, ref_params):
-        new_logp = token_logp(params, batch)
-        advantages = token_advantages(batch["rewards"], group_size, normalize_std, batch["trained"])
-        ref_logp = jax.lax.stop_gradient(token_logp(ref_params, batch)) if kl_coef else None
-        return grpo_loss(
+    def summed(model, micro):
+        new_logp = token_logprobs(model, micro["tokens"], micro["segments"], logprob_chunk)
+        sums = grpo_sums(
             new_logp,
-            batch["old_logp"],
-            advantages,
-            batch["mask"] * batch["trained"][:, None],
+            micro["old_logp"],
+            micro["advantages"],
+            micro["mask"],
             eps_low,
             eps_high,
-            budget,
             kl_coef,
-            ref_logp,
+            micro.get("ref_logp"),
         )
+        return summed_loss(sums, kl_coef), sums
 
-    def rl_step(state, batch, ref_params):
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], batch, ref_params)
-        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        new_state = {
-            "params": optax.apply_updates(state["params"], updates),
-            "opt_state": opt_state,
-            "step": state["step"] + 1,
-            "rng": state["rng"],
-        }
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
-
-    return jax.jit(rl_step, donate_argnums=0)
+    return Objective(
+        summed,
+        denominator=lambda sums: jnp.asarray(budget, jnp.float32),
+        metrics=lambda sums, denominator: grpo_metrics(sums, denominator, kl_coef),
+        prepare=prepare,
+    )

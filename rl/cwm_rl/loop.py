@@ -23,15 +23,18 @@ from flax import nnx
 
 from cwm_common.config_rules import require, require_choice, require_int
 from cwm_common.workdir import check_workdir
-from cwm_jax.sharding import make_mesh
+from cwm_jax.sharding import ShardingRules, batch_ways, make_mesh, on_mesh, rows_sharding
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
+from cwm_jax.train.state import abstract_model, abstract_state, state_from_params, state_shardings
+from cwm_jax.train.step import make_train_step
 from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.collector import initial_policy, make_collector
-from cwm_rl.learner import make_batch, make_rl_step
+from cwm_rl.learner import grpo_objective, make_batch
 from cwm_rl.plot import plot_rewards
+from cwm_rl.sampler_layout import SamplerLayout
 from cwm_rl.samples import FAILED, INFRA_FAILED, Sample
 from cwm_tasks.registry import is_agent_task
 
@@ -75,41 +78,64 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     check_rl_config(cfg)
     rl = cfg.rl
     model, tokenizer = initial_policy(cfg)
-    graphdef, param_state = nnx.split(model)
-    params = nnx.to_pure_dict(param_state)
-    optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
-    checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
-    state = {
-        "params": params,
-        "opt_state": optimizer.init(params),
-        "step": jnp.zeros((), jnp.int32),
-        "rng": jax.random.PRNGKey(cfg.seed),
-    }
-    start = checkpoints.latest_step()
-    if start is not None:
-        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
-        state = checkpoints.restore(start, abstract, None)
-        log(f"resumed RL from step {start}")
-    start = start or 0
-    manifest = run_manifest(cfg, make_mesh({"data": -1}), start)  # the prompt batch is the step: no iterator
-    write_manifest(workdir, manifest)
-    reference = params if rl.kl_coef else None
+    model_cfg = model.cfg
+    mesh = make_mesh(cfg.mesh)
+    rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())
     rows = rl.prompts_per_step * rl.group_size
-    budget = loss_budget(rl)
-    rl_step = make_rl_step(
-        graphdef, optimizer, rl.group_size, rl.eps_low, rl.eps_high, budget, rl.normalize_std, rl.kl_coef
+    check_rows(rows, cfg.grad_accum, mesh, rules)
+    optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
+    shardings = state_shardings(model_cfg, optimizer, mesh, rules)
+    graphdef, abstract_params = abstract_model(model_cfg)
+    sampler = SamplerLayout(abstract_params, make_mesh(rl.sampler_mesh), rules)
+    checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
+    # The learner's work runs on its mesh with its activation rules; generation does not (the sampler has its
+    # own layout, and a sync run must generate exactly as an actor thread or process does).
+    start = checkpoints.latest_step()
+    with on_mesh(mesh, rules):
+        if start is None:
+            params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+            state = state_from_params(params, optimizer, shardings, cfg.seed)
+        else:
+            state = checkpoints.restore(start, abstract_state(model_cfg, optimizer, shardings), None)
+            log(f"resumed RL from step {start}")
+    del model  # the policy now lives on the mesh
+    start = start or 0
+    manifest = run_manifest(cfg, mesh, start)  # the prompt batch is the step: no data iterator
+    write_manifest(workdir, manifest)
+    reference = jax.tree.map(jnp.copy, state["params"]) if rl.kl_coef else None
+    objective = grpo_objective(
+        graphdef,
+        rl.group_size,
+        rl.eps_low,
+        rl.eps_high,
+        loss_budget(rl),
+        rl.normalize_std,
+        rl.kl_coef,
+        rl.logprob_chunk,
+    )
+    row_sharding = rows_sharding(mesh, rules)
+    rl_step = jax.jit(
+        make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, objective),
+        in_shardings=(shardings, row_sharding, shardings["params"] if rl.kl_coef else None),
+        out_shardings=(shardings, None),
+        donate_argnums=0,
     )
     logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=True, console=RL_CONSOLE)
+    log(
+        f"policy: {model_cfg.param_count():,} parameters; learner mesh {dict(mesh.shape)}, sampler mesh "
+        f"{dict(sampler.mesh.shape)} on {jax.device_count()} {jax.devices()[0].device_kind} device(s)"
+    )
     last_reward = None
     with contextlib.ExitStack() as stack:
         collect: Callable[[int, int, Any], tuple[list[Sample], dict]] | None = None
         actors: ProcessActors | ThreadActor | None = None
+        policy = sampler.place(state["params"])
         if rl.mode == "async" and rl.actor_processes:
-            actors = ProcessActors(cfg, workdir, start, start, state["params"], log)
+            actors = ProcessActors(cfg, workdir, start, start, policy, log)
         else:
             collect = stack.enter_context(make_collector(cfg, tokenizer, graphdef))
             if rl.mode == "async":
-                actors = ThreadActor(collect, start, rl.max_staleness, start, state["params"])
+                actors = ThreadActor(collect, start, rl.max_staleness, start, policy)
         if actors:
             stack.callback(actors.stop)  # before the sandbox pool closes
         try:
@@ -120,22 +146,24 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                     samples, gen = actors.take(version)
                 else:
                     assert collect is not None  # without actors, this process collects
-                    samples, gen = collect(version, version, state["params"])
+                    samples, gen = collect(version, version, policy)
                 waited = time.perf_counter() - step_start
-                batch = make_batch(samples, rows, rl.group_size)
-                state, metrics = rl_step(state, batch, reference)
+                local = make_batch(samples, rows, rl.group_size)
+                batch = {k: jax.device_put(v, row_sharding) for k, v in local.items()}
+                with on_mesh(mesh, rules):
+                    state, metrics = rl_step(state, batch, reference)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 learn_seconds = time.perf_counter() - step_start - waited
+                policy = sampler.place(state["params"])
                 if actors:
-                    actors.publish(step, state["params"])
+                    actors.publish(step, policy)
                 metrics.update(_rollout_metrics(samples, version))
                 metrics.update(
                     gen_tokens_per_s=gen["generated_tokens"] / max(gen["seconds"], 1e-9),
                     episodes_per_s=len(samples) / max(gen["seconds"], 1e-9),
-                    learner_tokens_per_s=float(batch["mask"].sum()) / learn_seconds,
+                    learner_tokens_per_s=float(local["mask"].sum()) / learn_seconds,
                     learner_wait_fraction=waited / (time.perf_counter() - step_start),
                     step_seconds=time.perf_counter() - step_start,
-                    lr=float(schedule(step - 1)),
                 )
                 logger.log(step, metrics)
                 last_reward = metrics["reward_mean"]
@@ -147,6 +175,17 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             logger.close()
     plot_rewards(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "reward_curve.png"))
     return {"step": cfg.steps, "reward_mean": last_reward, "state": state}
+
+
+def check_rows(rows: int, grad_accum: int, mesh, rules: ShardingRules):
+    """The batch's rows must split over the batch's mesh axes in every micro-batch."""
+    ways = batch_ways(mesh, rules)
+    require(
+        rows % (ways * grad_accum) == 0,
+        "rl.prompts_per_step",
+        f"x rl.group_size ({rows} rows) must divide over the batch's mesh axes ({ways} ways) x grad_accum "
+        f"({grad_accum})",
+    )
 
 
 def _rollout_metrics(samples, version: int) -> dict:

@@ -8,21 +8,20 @@ import threading
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
 class InProcessWeights:
-    """Publishes a copy: the learner donates its own buffers to the next update while actors still use them."""
+    """Hands the sampler's own arrays to the actor thread (cwm_rl/sampler_layout.py places them in new
+    buffers, which the learner never donates)."""
 
     def __init__(self, version: int, params):
         self._changed = threading.Condition()
-        self._latest = (version, jax.tree.map(jnp.copy, params))
+        self._latest = (version, params)
 
     def publish(self, version: int, params):
-        copy = jax.tree.map(jnp.copy, params)
         with self._changed:
-            self._latest = (version, copy)
+            self._latest = (version, params)
             self._changed.notify_all()
 
     def wait_for(self, version: int, stopping):
