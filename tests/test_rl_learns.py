@@ -3,6 +3,7 @@ sandboxed rewards, to answer better; the RL run resumes from its checkpoint; and
 max_staleness 0 is exactly the synchronous one."""
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -128,3 +129,57 @@ def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
     # never further.
     slack = runs["thread, staleness 1"][0]
     assert slack[1]["staleness_mean"] == 1.0 and max(r["staleness_max"] for r in slack) == 1
+
+
+def _rl_subprocess(policy, workdir, devices: int, *overrides):
+    """`cwm rl` in a fresh process with `devices` host devices."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    command = ["rl", "--config", f"{CONFIGS}/rl_tiny.py", "--workdir", str(workdir), f"--config.policy.model={policy}"]
+    done = subprocess.run([sys.executable, "-m", "cwm_cli.main", *command, *overrides], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+
+def test_rl_on_a_mesh_equals_one_device(story, tmp_path):
+    policy = story[0] / "tiny"
+    common = ["--config.rl.mode=sync", "--config.steps=3", "--config.checkpoint_every=3"]
+    mesh = [
+        "--config.mesh.data=2",
+        "--config.mesh.fsdp=2",
+        "--config.mesh.tensor=2",
+        "--config.param_rules.kv_heads=None",
+    ]
+    out = run_rl(_rl_config(policy, *common, *mesh), str(tmp_path / "mesh"), log=lambda m: None)
+    _rl_subprocess(policy, tmp_path / "one", 1, *common)
+    sharded, single = _metrics(tmp_path / "mesh"), _metrics(tmp_path / "one")
+    assert [r["reward_mean"] for r in sharded] == [r["reward_mean"] for r in single]
+    # On-policy steps have a loss of exactly 0 in exact arithmetic (ratio 1, mean-zero advantages): rounding
+    # noise of 1e-8 is compared absolutely.
+    for key in ("loss", "grad_norm"):
+        got, want = [r[key] for r in sharded], [r[key] for r in single]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=key)
+    # The learner's state is split over the mesh: params by the rules, Adam's moments like their params.
+    spec = jax.sharding.PartitionSpec
+    params, moments = out["state"]["params"], out["state"]["opt_state"][1][0].mu
+    assert params["layers"]["mlp"]["up"].sharding.spec == spec(None, "fsdp", "tensor")
+    assert moments["layers"]["mlp"]["up"].sharding.spec == spec(None, "fsdp", "tensor")
+    assert len(params["embed"].addressable_shards) == 8 and params["embed"].addressable_shards[0].data.shape[1] == 96
+    manifest = json.loads((tmp_path / "mesh" / "manifest.json").read_text())
+    assert manifest["mesh"] == {"data": 2, "fsdp": 2, "tensor": 2, "sequence": 1}
+    saved = json.loads((tmp_path / "mesh" / "checkpoints" / "3" / "state" / "_sharding").read_text())
+    assert any("fsdp" in json.dumps(entry) and "tensor" in json.dumps(entry) for entry in saved.values())
+
+
+def test_an_rl_run_resumes_on_another_mesh(story, tmp_path):
+    policy = story[0] / "tiny"
+    common = ["--config.rl.mode=sync", "--config.steps=4", "--config.checkpoint_every=2"]
+    fsdp = ["--config.mesh.data=1", "--config.mesh.fsdp=4"]
+    _rl_subprocess(policy, tmp_path / "straight", 4, *common, *fsdp)
+    _rl_subprocess(policy, tmp_path / "moved", 4, *common, *fsdp, "--config.steps=2")
+    tensor = ["--config.mesh.data=2", "--config.mesh.tensor=2", "--config.param_rules.kv_heads=None"]
+    _rl_subprocess(policy, tmp_path / "moved", 4, *common, *tensor)
+    straight, moved = _metrics(tmp_path / "straight"), _metrics(tmp_path / "moved")
+    assert [r["step"] for r in moved] == [1, 2, 3, 4]
+    assert [r["reward_mean"] for r in moved] == [r["reward_mean"] for r in straight]
+    np.testing.assert_allclose([r["loss"] for r in moved], [r["loss"] for r in straight], rtol=1e-5, atol=1e-7)
+    manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
+    assert manifest["mesh"] == {"data": 2, "fsdp": 1, "tensor": 2, "sequence": 1} and manifest["start_step"] == 2
