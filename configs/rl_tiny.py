@@ -54,7 +54,11 @@ def get_config():
             episode_timeout_s=600.0,
             # The sampler generates on the learner's devices laid out for decoding: this mesh (tensor parallel
             # by default; a dimension that does not divide is replicated), resharded on device after each update.
+            # In a multi-process run the mesh is over each process's own devices: every process decodes its
+            # own rows on a full replica. The sampler's params (and the weight versions actor processes read)
+            # are in sampler_dtype.
             sampler_mesh=ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=-1, sequence=1)),
+            sampler_dtype="bfloat16",
             logprob_chunk=512,  # positions per output-head chunk when the learner takes log-probs
             sandbox_backend="bwrap",
             sandbox_memory_mb=512,

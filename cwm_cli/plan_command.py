@@ -1,4 +1,5 @@
-"""`cwm plan`: per-device memory of a preset's train step on a target mesh, compiled on this CPU."""
+"""`cwm plan`: per-device memory of a preset's train step (or, with --rl, its RL learner step and sampler)
+on a target mesh, compiled on this CPU."""
 
 
 def add_parser(subparsers):
@@ -13,10 +14,18 @@ def add_parser(subparsers):
     p.add_argument("--remat", default="full", help="none, full or save_dots")
     p.add_argument("--attention", default="blockwise", help="attention_impl: blockwise, or ring over a sequence axis")
     p.add_argument("--device-memory-gib", type=float, default=None, help="say whether it fits, e.g. 95 (v5p)")
+    rl = p.add_argument_group("--rl: the GRPO learner step and the sampler (rows = prompts x group)")
+    rl.add_argument("--rl", action="store_true", help="plan an RL run instead of pretraining")
+    rl.add_argument("--prompts", type=int, default=64, help="rl.prompts_per_step")
+    rl.add_argument("--group", type=int, default=8, help="rl.group_size")
+    rl.add_argument("--episode-tokens", type=int, default=32768, help="tokens per row (prompt, turns, tool output)")
+    rl.add_argument("--sampler-mesh", default="tensor=-1", help="rl.sampler_mesh, axis=size,...")
+    rl.add_argument("--sampler-dtype", default="bfloat16", help="rl.sampler_dtype")
+    rl.add_argument("--logprob-chunk", type=int, default=512, help="rl.logprob_chunk")
     p.set_defaults(run=run)
 
 
-def _mesh(text: str) -> dict:
+def _mesh(text: str, flag: str = "--mesh") -> dict:
     from cwm_common.errors import CwmError
 
     spec = {}
@@ -25,7 +34,7 @@ def _mesh(text: str) -> dict:
         try:
             spec[axis.strip()] = int(size)
         except ValueError:
-            raise CwmError(f"--mesh: '{part}' is not axis=size") from None
+            raise CwmError(f"{flag}: '{part}' is not axis=size") from None
     return spec
 
 
@@ -38,16 +47,40 @@ def run(args):
     from cwm_jax.aot_plan import plan_memory
     from cwm_jax.presets import from_preset
 
+    length = args.episode_tokens if args.rl else args.seq_len
     cfg = from_preset(
         args.preset,
         dtype=args.dtype,
         remat=args.remat,
         attention_impl=args.attention,
-        attention_block_size=min(512, args.seq_len),
+        attention_block_size=min(512, length),
     )
-    plan = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, jax.devices()[: args.devices])
+    devices = jax.devices()[: args.devices]
+    if args.rl:
+        from cwm_rl.rl_plan import plan_rl_memory
+
+        rows = args.prompts * args.group
+        plan = plan_rl_memory(
+            cfg,
+            _mesh(args.mesh),
+            _mesh(args.sampler_mesh, "--sampler-mesh"),
+            rows,
+            length,
+            args.grad_accum,
+            args.logprob_chunk,
+            args.sampler_dtype,
+            devices,
+        )
+        print(
+            f"{args.preset} RL: {args.prompts} prompts x group {args.group} = {rows} rows x {length} tokens, "
+            f"{args.dtype} compute, remat {args.remat}, grad_accum {args.grad_accum}, log-prob chunk "
+            f"{args.logprob_chunk}, sampler in {args.sampler_dtype}"
+        )
+        print(plan.table(args.device_memory_gib))
+        return
+    plan_train = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, devices)
     print(
         f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
         f"grad_accum {args.grad_accum}, {args.attention} attention"
     )
-    print(plan.table(args.device_memory_gib))
+    print(plan_train.table(args.device_memory_gib))

@@ -1,5 +1,7 @@
 """`cwm train --config configs/X.py --workdir DIR [--config.field=value ...]`."""
 
+from cwm_cli.distributed_args import add_distributed_args, initialize_distributed
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -9,16 +11,12 @@ def add_parser(subparsers):
     )
     p.add_argument("--config", required=True, help="experiment config file (configs/*.py)")
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and data of this run")
-    p.add_argument("--coordinator", help="host:port of process 0, for multi-process runs")
-    p.add_argument("--num-processes", type=int)
-    p.add_argument("--process-id", type=int)
+    add_distributed_args(p)
     p.set_defaults(run=run, accepts_overrides=True)
 
 
 def run(args):
-    from cwm_jax import distributed
-
-    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    initialize_distributed(args)
 
     import jax
 

@@ -8,6 +8,7 @@ compilers fuse differently, so treat that part as an estimate.
 
 import dataclasses
 import math
+import time
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ from cwm_jax.config import ModelConfig
 from cwm_jax.sharding import ShardingRules, data_sharding, make_mesh, on_mesh
 from cwm_jax.train.optimizer import cwm_optimizer_config, make_optimizer
 from cwm_jax.train.state import abstract_model, abstract_state, state_shardings
-from cwm_jax.train.step import make_train_step, next_token_objective
+from cwm_jax.train.step import Objective, make_train_step, next_token_objective
 
 GIB = 2**30
 
@@ -45,7 +46,8 @@ class MemoryPlan:
         return f"mesh {self.mesh} (compiled in {self.compile_s:.0f}s)\n{text}"
 
 
-def _per_device_bytes(tree) -> int:
+def per_device_bytes(tree) -> int:
+    """Bytes one device holds of abstract or placed arrays with shardings."""
     total = 0
     for leaf in jax.tree.leaves(tree):
         shard = leaf.sharding.shard_shape(leaf.shape)
@@ -61,35 +63,40 @@ def plan_memory(
     grad_accum: int = 1,
     devices: list | None = None,
 ) -> MemoryPlan:
-    import time
-
-    devices = devices if devices is not None else jax.devices()
-    mesh = make_mesh(mesh_spec, devices)
+    """The pretraining/SFT step: next-token loss on [batch, seq_len] token batches."""
+    mesh = make_mesh(mesh_spec, devices if devices is not None else jax.devices())
     rules = ShardingRules()
+    batch_spec = data_sharding(mesh, rules)
+    batch = {
+        k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=batch_spec)
+        for k in ("tokens", "segment_ids", "positions", "loss_mask")
+    }
+    return plan_step(model_cfg, mesh, rules, next_token_objective(0.0), batch, grad_accum)
+
+
+def plan_step(
+    model_cfg: ModelConfig, mesh, rules: ShardingRules, objective: Objective, batch: dict, grad_accum: int, *extra
+) -> MemoryPlan:
+    """Compiles the trainer's update step with `objective` for abstract `batch` arrays (with shardings) and
+    reads what each device holds. `extra`: the objective's further step arguments (abstract, or None)."""
     optimizer, schedule = make_optimizer(cwm_optimizer_config(peak_lr=1e-4, warmup_steps=10), 1000)
     with on_mesh(mesh, rules):
         shardings = state_shardings(model_cfg, optimizer, mesh, rules)
         state = abstract_state(model_cfg, optimizer, shardings)
-        batch_spec = data_sharding(mesh, rules)
-        batch = {
-            k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=batch_spec)
-            for k in ("tokens", "segment_ids", "positions", "loss_mask")
-        }
         graphdef, _ = abstract_model(model_cfg)
         step = jax.jit(
-            make_train_step(graphdef, optimizer, schedule, grad_accum, next_token_objective(0.0)),
-            in_shardings=(shardings, batch_spec),
+            make_train_step(graphdef, optimizer, schedule, grad_accum, objective),
             out_shardings=(shardings, None),
             donate_argnums=0,
         )
         start = time.perf_counter()
-        compiled = step.lower(state, batch).compile()
+        compiled = step.lower(state, batch, *extra).compile()
         compile_s = time.perf_counter() - start
     analysis = compiled.memory_analysis()
     if analysis is None:
         raise CwmError(f"the {jax.default_backend()} compiler reports no memory analysis for the train step")
-    params = _per_device_bytes(state["params"])
-    optimizer_bytes = _per_device_bytes(state["opt_state"])
+    params = per_device_bytes(state["params"])
+    optimizer_bytes = per_device_bytes(state["opt_state"])
     temps = analysis.temp_size_in_bytes
     total = analysis.argument_size_in_bytes + temps + analysis.output_size_in_bytes - analysis.alias_size_in_bytes
     return MemoryPlan(dict(mesh.shape), params / GIB, optimizer_bytes / GIB, temps / GIB, total / GIB, compile_s)

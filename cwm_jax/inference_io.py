@@ -46,7 +46,7 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())
     cfg = from_mapping({**manifest["config"]["model"], **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, jnp.dtype(cfg.param_dtype), sharding=device), abstract.to_pure_dict()
     )

@@ -27,8 +27,8 @@ class Sampling:
     top_p: float = 1.0
 
 
-def sample_token(logits: jax.Array, rng: jax.Array, sampling: Sampling) -> tuple[jax.Array, jax.Array]:
-    """(token [B], log-prob [B]) from logits [B, V] (fp32)."""
+def sample_token(logits: jax.Array, keys: jax.Array, sampling: Sampling) -> tuple[jax.Array, jax.Array]:
+    """(token [B], log-prob [B]) from logits [B, V] (fp32), row b drawn with keys[b]."""
     if sampling.temperature == 0.0:
         token = jnp.argmax(logits, axis=-1)
         logp = jax.nn.log_softmax(logits, axis=-1)
@@ -46,8 +46,14 @@ def sample_token(logits: jax.Array, rng: jax.Array, sampling: Sampling) -> tuple
         keep_sorted = (jnp.cumsum(sorted_probs, axis=-1) - sorted_probs) < sampling.top_p
         keep = jnp.zeros_like(keep_sorted).at[jnp.arange(order.shape[0])[:, None], order].set(keep_sorted)
         filtered = jnp.where(keep, filtered, -jnp.inf)
-    token = jax.random.categorical(rng, filtered, axis=-1)
+    token = jax.vmap(jax.random.categorical)(keys, filtered)
     return token, jnp.take_along_axis(logp, token[:, None], axis=-1)[:, 0]
+
+
+def row_keys(seed: int, row_ids) -> jax.Array:
+    """One PRNG key per row, from the seed and the row's id."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda row: jax.random.fold_in(base, row))(jnp.asarray(list(row_ids), jnp.uint32))
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -55,7 +61,7 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "sampling", "chunk", "max_new"))
-def _generate(graphdef, params, cache, tokens, lengths, limits, stop, rng, *, sampling, chunk, max_new):
+def _generate(graphdef, params, cache, tokens, lengths, limits, stop, keys, *, sampling, chunk, max_new):
     model = nnx.merge(graphdef, params)
     batch, padded = tokens.shape
     rows = jnp.arange(batch)
@@ -74,16 +80,16 @@ def _generate(graphdef, params, cache, tokens, lengths, limits, stop, rng, *, sa
     cache, logits = jax.lax.fori_loop(0, padded // chunk, prefill, (cache, jnp.zeros((batch, vocab), jnp.float32)))
 
     def step(state):
-        cache, logits, position, count, done, out, logps, rng = state
-        rng, key = jax.random.split(rng)
-        token, logp = sample_token(logits, key, sampling)
+        cache, logits, position, count, done, out, logps, keys = state
+        keys, drawn = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+        token, logp = sample_token(logits, drawn, sampling)
         out = out.at[rows, count].set(jnp.where(done, out[rows, count], token))
         logps = logps.at[rows, count].set(jnp.where(done, logps[rows, count], logp))
         count = count + (~done)
         finished = done | jnp.isin(token, stop) | (count >= limits)
         next_logits, cache = model.extend(token[:, None], position[:, None], ~done[:, None], cache)
         position = position + (~done)
-        return cache, next_logits[:, 0], position, count, finished, out, logps, rng
+        return cache, next_logits[:, 0], position, count, finished, out, logps, keys
 
     zeros = jnp.zeros((batch,), jnp.int32)
     state = (
@@ -94,7 +100,7 @@ def _generate(graphdef, params, cache, tokens, lengths, limits, stop, rng, *, sa
         limits <= 0,
         jnp.zeros((batch, max_new), jnp.int32),
         jnp.zeros((batch, max_new), jnp.float32),
-        rng,
+        keys,
     )
     _, _, _, count, _, out, logps, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[4]), step, state)
     return out, logps, count
@@ -109,11 +115,14 @@ def generate(
     top_k: int = 0,
     stop_tokens: tuple[int, ...] = (),
     seed: int = 0,
+    row_ids: list[int] | None = None,
     prefill_chunk: int = 64,
     ring_cache: bool = True,
     return_logprobs: bool = False,
 ):
-    """Generated token-id lists for token-id `prompts` (and their log-probs when return_logprobs)."""
+    """Generated token-id lists for token-id `prompts` (and their log-probs when return_logprobs). Row i
+    samples from its own random stream, (seed, row_ids[i]) (default: its index), whatever else is batched
+    with it: a batch split over processes draws what the whole batch would."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise CwmError("generate: every prompt needs at least one token")
     cfg = model.cfg
@@ -143,7 +152,7 @@ def generate(
         jnp.asarray(lengths, jnp.int32),
         jnp.asarray(limits, jnp.int32),
         jnp.asarray(list(stop_tokens) or [-1], jnp.int32),
-        jax.random.PRNGKey(seed),
+        row_keys(seed, range(len(prompts)) if row_ids is None else row_ids),
         sampling=Sampling(temperature, top_k, top_p),
         chunk=chunk,
         max_new=max_new,

@@ -100,9 +100,10 @@ def _run_with_external_actors(cfg, workdir, log):
     return out
 
 
-def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
-    """Actor thread and actor processes (weights and rollouts crossing process boundaries; launched by the
-    learner, or by someone else from the commands it prints) alike."""
+def test_async_with_staleness_0_is_the_sync_run(story, tmp_path, monkeypatch):
+    """Actor thread and actor processes (weights as Orbax versions and rollouts crossing process boundaries;
+    launched by the learner, or by someone else from the commands it prints) alike; actor processes on
+    another mesh (2 devices, tensor 2, where the learner's sampler has tensor 8) only within rounding."""
     policy = story[0] / "tiny"
     runs = {}
     external = ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2", "--config.rl.launch_actors=False"]
@@ -123,6 +124,15 @@ def test_async_with_staleness_0_is_the_sync_run(story, tmp_path):
         assert [[r[k] for k in keys] for r in metrics] == [[r[k] for k in keys] for r in sync], name
         for a, b in zip(sync_params, params, strict=True):
             np.testing.assert_array_equal(a, b)
+    with monkeypatch.context() as env:
+        env.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")  # the actor processes' devices
+        overrides = ["--config.rl.max_staleness=0", "--config.rl.actor_processes=2"]
+        run_rl(_rl_config(policy, "--config.steps=3", *overrides), str(tmp_path / "other mesh"), log=lambda m: None)
+    other = _metrics(tmp_path / "other mesh")
+    assert [r["reward_mean"] for r in other] == [r["reward_mean"] for r in sync]
+    np.testing.assert_allclose([r["loss"] for r in other], [r["loss"] for r in sync], rtol=1e-4, atol=1e-6)
+    actor_log = (tmp_path / "other mesh" / "exchange" / "actor-0.log").read_text()
+    assert "sampler mesh {'data': 1, 'fsdp': 1, 'tensor': 2, 'sequence': 1}" in actor_log
     same = compare_runs(str(tmp_path / "sync"), str(tmp_path / "processes"))
     assert same.bitwise and same.first_divergent is None and "config.rl.actor_processes: 0 -> 2" in same.manifest_diff
     # With one version of slack the actor runs ahead (batch 1 starts from version 0 while step 1 trains),
@@ -141,7 +151,14 @@ def _rl_subprocess(policy, workdir, devices: int, *overrides):
 
 def test_rl_on_a_mesh_equals_one_device(story, tmp_path):
     policy = story[0] / "tiny"
-    common = ["--config.rl.mode=sync", "--config.steps=3", "--config.checkpoint_every=3"]
+    # The sampler in float32: its bfloat16 weights make every step off-policy, which turns the sampler's
+    # rounding on another mesh into loss differences above 1e-5 (the two-process test keeps bfloat16).
+    common = [
+        "--config.rl.mode=sync",
+        "--config.steps=3",
+        "--config.checkpoint_every=3",
+        "--config.rl.sampler_dtype=float32",
+    ]
     mesh = [
         "--config.mesh.data=2",
         "--config.mesh.fsdp=2",
@@ -171,7 +188,12 @@ def test_rl_on_a_mesh_equals_one_device(story, tmp_path):
 
 def test_an_rl_run_resumes_on_another_mesh(story, tmp_path):
     policy = story[0] / "tiny"
-    common = ["--config.rl.mode=sync", "--config.steps=4", "--config.checkpoint_every=2"]
+    common = [
+        "--config.rl.mode=sync",
+        "--config.steps=4",
+        "--config.checkpoint_every=2",
+        "--config.rl.sampler_dtype=float32",
+    ]
     fsdp = ["--config.mesh.data=1", "--config.mesh.fsdp=4"]
     _rl_subprocess(policy, tmp_path / "straight", 4, *common, *fsdp)
     _rl_subprocess(policy, tmp_path / "moved", 4, *common, *fsdp, "--config.steps=2")
@@ -183,3 +205,44 @@ def test_an_rl_run_resumes_on_another_mesh(story, tmp_path):
     np.testing.assert_allclose([r["loss"] for r in moved], [r["loss"] for r in straight], rtol=1e-5, atol=1e-7)
     manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
     assert manifest["mesh"] == {"data": 2, "fsdp": 1, "tensor": 2, "sequence": 1} and manifest["start_step"] == 2
+
+
+def test_two_processes_each_grade_their_own_rows_and_equal_one_process(story, tmp_path):
+    """launch/local.py: 2 processes x 2 devices against 1 process x 4 devices, the same learner mesh."""
+    policy = story[0] / "tiny"
+    command = [
+        sys.executable,
+        "-m",
+        "cwm_cli.main",
+        "rl",
+        "--config",
+        f"{CONFIGS}/rl_tiny.py",
+        f"--config.policy.model={policy}",
+    ]
+    common = ["--config.rl.mode=sync", "--config.steps=3", "--config.mesh.data=2", "--config.mesh.fsdp=2"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    two = subprocess.run(
+        [sys.executable, "launch/local.py", "--num-processes", "2", "--cpu-devices", "2", "--"]
+        + [*command, "--workdir", str(tmp_path / "two"), *common],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert two.returncode == 0, two.stdout[-3000:]
+    assert "[p0] process 0: generates and grades rows 0-31 of 64" in two.stdout
+    assert "[p1] process 1: generates and grades rows 32-63 of 64" in two.stdout
+    _rl_subprocess(policy, tmp_path / "one", 4, *common)
+    two_processes, one = _metrics(tmp_path / "two"), _metrics(tmp_path / "one")
+    assert [r["reward_mean"] for r in two_processes] == [r["reward_mean"] for r in one]
+    assert [r["infra_failed_samples"] for r in two_processes] == [0, 0, 0]
+    # Each process decodes half the rows: the sampler's log-probs round differently (1e-7), so the
+    # near-zero on-policy losses are compared absolutely.
+    np.testing.assert_allclose([r["loss"] for r in two_processes], [r["loss"] for r in one], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([r["grad_norm"] for r in two_processes], [r["grad_norm"] for r in one], rtol=1e-5)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["devices"]["processes"] == 2 and manifest["mesh"] == {
+        "data": 2,
+        "fsdp": 2,
+        "tensor": 1,
+        "sequence": 1,
+    }

@@ -1,15 +1,18 @@
 """The RL learner's pieces on a mesh: chunked log-probs equal the full log-softmax and need a fraction of
-its memory; the sampler's weights are the learner's, resharded on device."""
+its memory; the sampler's weights are the learner's, resharded on device; the RL memory plan."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from cwm_jax.aot_plan import GIB
+from cwm_jax.kv_cache import init_cache
 from cwm_jax.loss import token_logprobs
 from cwm_jax.model import CwmModel
 from cwm_jax.presets import from_preset
 from cwm_jax.sharding import ShardingRules, make_mesh, param_shardings
+from cwm_rl.rl_plan import plan_rl_memory
 from cwm_rl.sampler_layout import SamplerLayout
 
 CFG = from_preset("cwm-tiny", init_std=0.2)
@@ -67,7 +70,7 @@ def test_the_sampler_gets_the_learners_params_resharded_on_device():
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(CFG, nnx.Rngs(0))))
     shardings = param_shardings(abstract, learner_mesh, rules)
     params = jax.device_put(nnx.to_pure_dict(nnx.state(CwmModel(CFG, nnx.Rngs(3)), nnx.Param)), shardings)
-    layout = SamplerLayout(abstract, make_mesh({"tensor": -1}), ShardingRules())
+    layout = SamplerLayout(abstract, {"tensor": -1}, ShardingRules(), "float32")
     layout.place(params)  # compile first: the handover itself is what the guards watch
     with jax.transfer_guard_device_to_host("disallow"), jax.transfer_guard_host_to_device("disallow"):
         placed = layout.place(params)
@@ -81,3 +84,28 @@ def test_the_sampler_gets_the_learners_params_resharded_on_device():
     assert placed["layers"]["attn"]["q"].sharding.is_fully_replicated
     learner_up = params["layers"]["mlp"]["up"]
     assert learner_up.sharding.shard_shape(up.shape) == (layers, d_model // 4, d_ff)
+
+
+def test_the_rl_plan_counts_the_learner_and_the_samplers_params_and_kv_cache():
+    cfg = from_preset("cwm-tiny", n_kv_heads=2)
+    rows, tokens = 16, 256
+
+    def plan(sampler_mesh, dtype="bfloat16", chunk=32):
+        return plan_rl_memory(cfg, {"fsdp": 8}, sampler_mesh, rows, tokens, logprob_chunk=chunk, sampler_dtype=dtype)
+
+    tensor = plan({"tensor": 8})
+    assert tensor.learner.params_gib * GIB == cfg.param_count() * 4 / 8
+    # The sampler's params: bfloat16 is half of float32; split over tensor 8, except what does not divide.
+    assert plan({"tensor": 8}, "float32").sampler_params_gib == 2 * tensor.sampler_params_gib
+    assert cfg.param_count() * 2 / 8 < tensor.sampler_params_gib * GIB < cfg.param_count() * 2 / 2
+    cache = jax.eval_shape(lambda: init_cache(cfg, rows, tokens))
+    whole = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(cache))
+    positions = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(cache["positions"]))
+    # 2 kv heads do not divide over tensor 8: each device holds the whole cache. Rows over 8 decoding
+    # replicas: an eighth. Rows over 4 and kv heads over 2: K/V an eighth, slot positions a quarter.
+    assert tensor.kv_cache_gib * GIB == whole
+    assert plan({"data": 8}).kv_cache_gib * GIB == whole / 8
+    assert plan({"data": 4, "tensor": 2}).kv_cache_gib * GIB == (whole - positions) / 8 + positions / 4
+    # The log-prob chunk bounds the learner's temporaries.
+    assert tensor.learner.activations_gib < plan({"tensor": 8}, chunk=256).learner.activations_gib
+    assert "KV cache" in tensor.table(80.0) and "colocated (learner + sampler)" in tensor.table(80.0)

@@ -74,6 +74,13 @@ def test_stops_limits_logprobs_and_sampling(pair):
     assert sampled == cwm_jax.generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, seed=3)
     assert sampled != cwm_jax.generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, seed=4)
     assert cwm_jax.generate(model, PROMPTS, 15, temperature=0.7, top_k=1) == greedy
+    # Each row has its own stream: rows generated apart, with their ids, draw what the whole batch drew.
+    apart = [
+        cwm_jax.generate(model, [p], 15, temperature=1.0, top_p=0.95, seed=3, row_ids=[i])
+        for i, p in enumerate(PROMPTS)
+    ]
+    assert [rows[0] for rows in apart] == sampled
+    assert cwm_jax.generate(model, PROMPTS[1:], 15, temperature=1.0, top_p=0.95, seed=3) != sampled[1:]
 
 
 def test_blockwise_cache_attention_generates_what_reference_does(pair):

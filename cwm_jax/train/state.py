@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -45,9 +46,14 @@ def create_state(cfg: ModelConfig, optimizer, shardings, seed: int):
 
 
 def state_from_params(params, optimizer, shardings, seed: int):
-    """A fresh state around existing params (a policy to fine-tune): the params placed by their shardings,
-    the optimizer state created on the mesh."""
-    params = jax.device_put(params, shardings["params"])
+    """A fresh state around existing params (a policy to fine-tune; every process holds the same values):
+    each device takes its slice of them, the optimizer state is created on the mesh."""
+
+    def place(x, sharding):
+        host = np.asarray(x)  # one tensor at a time through host memory
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    params = jax.tree.map(place, params, shardings["params"])
     opt_state = jax.jit(optimizer.init, out_shardings=shardings["opt_state"])(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), shardings["step"])
     return {

@@ -23,11 +23,11 @@ import ml_collections
 from flax import nnx
 
 from cwm_common.errors import CwmError
-from cwm_jax.sharding import ShardingRules, make_mesh
+from cwm_jax.sharding import ShardingRules
 from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.rollout_channel import DirectoryRollouts
 from cwm_rl.sampler_layout import SamplerLayout
-from cwm_rl.weight_channels import DirectoryWeights, InProcessWeights
+from cwm_rl.weight_channels import InProcessWeights, WeightVersions
 
 
 class ThreadActor:
@@ -82,7 +82,7 @@ class ProcessActors:
         os.makedirs(self.exchange)
         with open(os.path.join(self.exchange, "config.json"), "w") as f:
             f.write(cfg.to_json())
-        self.weights = DirectoryWeights(os.path.join(self.exchange, "weights"))
+        self.weights = WeightVersions(os.path.join(self.exchange, "weights"))
         self.rollouts = DirectoryRollouts(os.path.join(self.exchange, "rollouts"))
         self.publish(version, params)
         self.count, self.timeout_s = cfg.rl.actor_processes, cfg.rl.actor_timeout_s
@@ -170,12 +170,13 @@ def run_actor_process(exchange: str, actor: int, learner_pid: int | None = None,
         cfg = ml_collections.ConfigDict(json.load(f))
     model, tokenizer = initial_policy(cfg)
     graphdef, params = nnx.split(model)
-    like = nnx.to_pure_dict(params)
+    del model
     # The same decoding layout as the learner's own sampler, on this process's devices.
     rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())
-    layout = SamplerLayout(params, make_mesh(cfg.rl.sampler_mesh), rules)
-    weights = DirectoryWeights(os.path.join(exchange, "weights"))
+    layout = SamplerLayout(params, cfg.rl.sampler_mesh, rules, cfg.rl.sampler_dtype)
+    weights = WeightVersions(os.path.join(exchange, "weights"))
     rollouts = DirectoryRollouts(os.path.join(exchange, "rollouts"))
+    print(f"actor {actor}: sampler mesh {dict(layout.mesh.shape)} in {cfg.rl.sampler_dtype}", flush=True)
 
     def learner_gone():
         if os.path.exists(os.path.join(exchange, STOPPED)):
@@ -195,9 +196,10 @@ def run_actor_process(exchange: str, actor: int, learner_pid: int | None = None,
     batch_index = first_batch + (actor - first_batch) % actors
     with make_collector(cfg, tokenizer, graphdef) as collect:
         while True:
-            latest = weights.wait_for(batch_index - cfg.rl.max_staleness, like, learner_gone)
+            # Restored straight into this process's decoding layout.
+            latest = weights.wait_for(batch_index - cfg.rl.max_staleness, layout.abstract, learner_gone)
             if latest is None:
                 return
             version, published = latest
-            rollouts.put(batch_index, *collect(batch_index, version, layout.place(published)))
+            rollouts.put(batch_index, *collect(batch_index, version, published))
             batch_index += actors

@@ -51,9 +51,10 @@ def rollout_settings(rl) -> RolloutSettings:
 
 
 @contextlib.contextmanager
-def make_collector(cfg, tokenizer, graphdef):
-    """collect(batch_index, version, params) -> (samples, gen stats), with a pool of sandboxes for rewards
-    open for the duration."""
+def make_collector(cfg, tokenizer, graphdef, groups: range | None = None):
+    """collect(batch_index, version, params) -> (samples, gen stats) of the batch's prompt `groups` (all by
+    default; a process of a multi-process run collects its own), with a pool of sandboxes for rewards open for
+    the duration."""
     rl = cfg.rl
     # The agent is told the budget it really has (the release's prompt names its limits).
     agent_limits = AgentLimits(rl.max_episode_tokens, rl.max_turns, rl.tool_timeout_s)
@@ -64,11 +65,14 @@ def make_collector(cfg, tokenizer, graphdef):
         worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)
 
         def collect(batch_index: int, version: int, params):
+            prompts = mixture.batch(batch_index, rl.prompts_per_step)
+            mine = groups or range(len(prompts))
             return worker.collect(
                 nnx.merge(graphdef, params),
                 version,
-                mixture.batch(batch_index, rl.prompts_per_step),
+                prompts[mine.start : mine.stop],
                 cfg.seed * 100_003 + batch_index,
+                first_group=mine.start,
             )
 
         yield collect

@@ -14,12 +14,18 @@ from cwm_rl.grpo import grpo_metrics, grpo_sums, summed_loss, token_advantages
 from cwm_rl.samples import Sample
 
 
-def make_batch(samples: list[Sample], rows: int, group_size: int, length_multiple: int = 32) -> dict[str, np.ndarray]:
-    """Arrays over `rows` rows (missing groups padded with empty rows), for target positions 1..T-1:
-    tokens [rows, T]; mask, old_logp and rewards [rows, T-1] (the reward on each sample's last model token);
-    trained [rows]: 1 for samples that count, 0 for padding rows and infrastructure failures."""
+def batch_length(samples: list[Sample], multiple: int = 32) -> int:
+    """T of a batch of these samples: the longest, rounded up to `multiple` (fewer distinct compiles)."""
     longest = max(len(s.prompt) + len(s.completion) for s in samples)
-    length = max(length_multiple, math.ceil(longest / length_multiple) * length_multiple)
+    return max(multiple, math.ceil(longest / multiple) * multiple)
+
+
+def make_batch(samples: list[Sample], rows: int, group_size: int, length: int | None = None) -> dict[str, np.ndarray]:
+    """Arrays over `rows` rows (missing groups padded with empty rows), for target positions 1..T-1 (T:
+    `length`, by default batch_length(samples)): tokens [rows, T]; mask, old_logp and rewards [rows, T-1]
+    (the reward on each sample's last model token); trained [rows]: 1 for samples that count, 0 for padding
+    rows and infrastructure failures."""
+    length = length or batch_length(samples)
     tokens = np.zeros((rows, length), np.int32)
     segments = np.zeros((rows, length), np.int32)
     mask = np.zeros((rows, length - 1), np.float32)

@@ -8,7 +8,6 @@ to the actors after every update. The RL state (params, optimizer, step) is
 checkpointed like training and resumed by itself.
 """
 
-import collections
 import contextlib
 import os
 import time
@@ -32,8 +31,9 @@ from cwm_jax.train.state import abstract_model, abstract_state, state_from_param
 from cwm_jax.train.step import make_train_step
 from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.collector import initial_policy, make_collector
-from cwm_rl.learner import grpo_objective, make_batch
+from cwm_rl.learner import batch_length, grpo_objective, make_batch
 from cwm_rl.plot import plot_rewards
+from cwm_rl.process_rows import every_process, global_rows, owned_rows
 from cwm_rl.sampler_layout import SamplerLayout
 from cwm_rl.samples import FAILED, INFRA_FAILED, Sample
 from cwm_tasks.registry import is_agent_task
@@ -62,6 +62,11 @@ def check_rl_config(cfg):
         "rl.launch_actors",
         "is False: set rl.actor_processes to the number of actors you will start (and rl.mode to async)",
     )
+    require(
+        jax.process_count() == 1 or not (rl.mode == "async" and rl.actor_processes),
+        "rl.actor_processes",
+        f"must be 0 in a run of {jax.process_count()} processes: each process generates its own rows",
+    )
 
 
 def loss_budget(rl) -> int:
@@ -83,10 +88,14 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())
     rows = rl.prompts_per_step * rl.group_size
     check_rows(rows, cfg.grad_accum, mesh, rules)
+    row_sharding = rows_sharding(mesh, rules)
+    mine = owned_rows(rows, rl.group_size, row_sharding)  # this process's rows: all of them in one process
+    groups = range(mine.start // rl.group_size, mine.stop // rl.group_size)
+    primary = jax.process_index() == 0
     optimizer, schedule = make_optimizer(cfg.optimizer, cfg.steps)
     shardings = state_shardings(model_cfg, optimizer, mesh, rules)
     graphdef, abstract_params = abstract_model(model_cfg)
-    sampler = SamplerLayout(abstract_params, make_mesh(rl.sampler_mesh), rules)
+    sampler = SamplerLayout(abstract_params, rl.sampler_mesh, rules, rl.sampler_dtype)
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
     # The learner's work runs on its mesh with its activation rules; generation does not (the sampler has its
     # own layout, and a sync run must generate exactly as an actor thread or process does).
@@ -101,7 +110,8 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     del model  # the policy now lives on the mesh
     start = start or 0
     manifest = run_manifest(cfg, mesh, start)  # the prompt batch is the step: no data iterator
-    write_manifest(workdir, manifest)
+    if primary:
+        write_manifest(workdir, manifest)
     reference = jax.tree.map(jnp.copy, state["params"]) if rl.kl_coef else None
     objective = grpo_objective(
         graphdef,
@@ -113,18 +123,20 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
         rl.kl_coef,
         rl.logprob_chunk,
     )
-    row_sharding = rows_sharding(mesh, rules)
     rl_step = jax.jit(
         make_train_step(graphdef, optimizer, schedule, cfg.grad_accum, objective),
         in_shardings=(shardings, row_sharding, shardings["params"] if rl.kl_coef else None),
         out_shardings=(shardings, None),
         donate_argnums=0,
     )
-    logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=True, console=RL_CONSOLE)
+    logger = MetricsLogger(workdir, cfg.steps, start, cfg.log_every, enabled=primary, console=RL_CONSOLE)
+    task_names = sorted(rl.tasks)
     log(
         f"policy: {model_cfg.param_count():,} parameters; learner mesh {dict(mesh.shape)}, sampler mesh "
         f"{dict(sampler.mesh.shape)} on {jax.device_count()} {jax.devices()[0].device_kind} device(s)"
     )
+    if jax.process_count() > 1:
+        log(f"process {jax.process_index()}: generates and grades rows {mine.start}-{mine.stop - 1} of {rows}")
     last_reward = None
     with contextlib.ExitStack() as stack:
         collect: Callable[[int, int, Any], tuple[list[Sample], dict]] | None = None
@@ -133,7 +145,7 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
         if rl.mode == "async" and rl.actor_processes:
             actors = ProcessActors(cfg, workdir, start, start, policy, log)
         else:
-            collect = stack.enter_context(make_collector(cfg, tokenizer, graphdef))
+            collect = stack.enter_context(make_collector(cfg, tokenizer, graphdef, groups))
             if rl.mode == "async":
                 actors = ThreadActor(collect, start, rl.max_staleness, start, policy)
         if actors:
@@ -148,8 +160,9 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                     assert collect is not None  # without actors, this process collects
                     samples, gen = collect(version, version, policy)
                 waited = time.perf_counter() - step_start
-                local = make_batch(samples, rows, rl.group_size)
-                batch = {k: jax.device_put(v, row_sharding) for k, v in local.items()}
+                length = int(every_process(np.asarray([batch_length(samples)], np.int64)).max())  # T agreed by all
+                local = make_batch(samples, len(mine), rl.group_size, length)
+                batch = global_rows(local, mine, rows, row_sharding)
                 with on_mesh(mesh, rules):
                     state, metrics = rl_step(state, batch, reference)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -157,11 +170,13 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                 policy = sampler.place(state["params"])
                 if actors:
                     actors.publish(step, policy)
-                metrics.update(_rollout_metrics(samples, version))
+                table = every_process(sample_table(samples, version, task_names))
+                gen_seconds = max(float(every_process(np.asarray([gen["seconds"]])).max()), 1e-9)
+                metrics.update(rollout_metrics(table, task_names))
                 metrics.update(
-                    gen_tokens_per_s=gen["generated_tokens"] / max(gen["seconds"], 1e-9),
-                    episodes_per_s=len(samples) / max(gen["seconds"], 1e-9),
-                    learner_tokens_per_s=float(local["mask"].sum()) / learn_seconds,
+                    gen_tokens_per_s=float(table[:, MODEL_TOKENS].sum()) / gen_seconds,
+                    episodes_per_s=len(table) / gen_seconds,
+                    learner_tokens_per_s=float(table[:, MODEL_TOKENS].sum()) / learn_seconds,
                     learner_wait_fraction=waited / (time.perf_counter() - step_start),
                     step_seconds=time.perf_counter() - step_start,
                 )
@@ -173,7 +188,8 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
             checkpoints.wait()
             checkpoints.close()
             logger.close()
-    plot_rewards(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "reward_curve.png"))
+    if primary:
+        plot_rewards(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "reward_curve.png"))
     return {"step": cfg.steps, "reward_mean": last_reward, "state": state}
 
 
@@ -188,23 +204,43 @@ def check_rows(rows: int, grad_accum: int, mesh, rules: ShardingRules):
     )
 
 
-def _rollout_metrics(samples, version: int) -> dict:
+# Columns of the per-sample table that every process's samples are gathered into for the metrics.
+REWARD, TRAINED, FAILED_COLUMN, INFRA_FAILED_COLUMN, STALENESS, TASK, MODEL_TOKENS = range(7)
+
+
+def sample_table(samples: list[Sample], version: int, task_names: list[str]) -> np.ndarray:
+    return np.asarray(
+        [
+            (
+                s.reward,
+                s.trained,
+                s.status == FAILED,
+                s.status == INFRA_FAILED,
+                version - s.version,
+                task_names.index(s.task),
+                s.model_tokens,
+            )
+            for s in samples
+        ],
+        np.float64,
+    ).reshape(len(samples), 7)
+
+
+def rollout_metrics(table: np.ndarray, task_names: list[str]) -> dict:
     """Rewards over the samples that count (infrastructure failures are reported, not averaged in)."""
-    trained = [s for s in samples if s.trained] or samples
-    rewards = np.asarray([s.reward for s in trained], np.float64)
+    trained = table[table[:, TRAINED] > 0] if table[:, TRAINED].any() else table
+    rewards = trained[:, REWARD]
     metrics = {
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std()),
         "pass_rate": float((rewards > 0).mean()),
-        "failed_samples": sum(s.status == FAILED for s in samples),
-        "infra_failed_samples": sum(s.status == INFRA_FAILED for s in samples),
-        "staleness_mean": float(np.mean([version - s.version for s in samples])),
-        "staleness_max": max(version - s.version for s in samples),
+        "failed_samples": int(table[:, FAILED_COLUMN].sum()),
+        "infra_failed_samples": int(table[:, INFRA_FAILED_COLUMN].sum()),
+        "staleness_mean": float(table[:, STALENESS].mean()),
+        "staleness_max": int(table[:, STALENESS].max()),
     }
-    by_task = collections.defaultdict(list)
-    for s in trained:
-        by_task[s.task].append(s.reward)
-    for task, values in by_task.items():
-        metrics[f"reward_mean/{task}"] = float(np.mean(values))
-        metrics[f"reward_std/{task}"] = float(np.std(values))
+    for index in sorted(set(trained[:, TASK].astype(int))):
+        values = trained[trained[:, TASK] == index, REWARD]
+        metrics[f"reward_mean/{task_names[index]}"] = float(values.mean())
+        metrics[f"reward_std/{task_names[index]}"] = float(values.std())
     return metrics

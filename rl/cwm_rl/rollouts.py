@@ -50,11 +50,15 @@ class RolloutWorker:
         self.stops = tuple(tokenizer.special_id(name) for name in STOP_TOKENS)
         self.eot = tokenizer.special_id(st.EOT)
 
-    def collect(self, model, version: int, prompts: list[Prompt], seed: int) -> tuple[list[Sample], dict]:
-        """G samples per prompt (groups consecutive, in prompt order) and generation statistics."""
+    def collect(
+        self, model, version: int, prompts: list[Prompt], seed: int, first_group: int = 0
+    ) -> tuple[list[Sample], dict]:
+        """G samples per prompt (groups consecutive, in prompt order, numbered from first_group) and generation
+        statistics. Sample j of group g draws from random stream g * G + j, so a batch's groups collected in
+        parts (by several processes) are the groups collected at once."""
         start = time.perf_counter()
-        single = [(g, p) for g, p in enumerate(prompts) if not self.tasks[p.task].multi_turn]
-        multi = [(g, p) for g, p in enumerate(prompts) if self.tasks[p.task].multi_turn]
+        single = [(g, p) for g, p in enumerate(prompts, first_group) if not self.tasks[p.task].multi_turn]
+        multi = [(g, p) for g, p in enumerate(prompts, first_group) if self.tasks[p.task].multi_turn]
         samples = self._single_turn(model, version, single, seed) if single else []
         samples += self._agent_episodes(model, version, multi, seed) if multi else []
         samples.sort(key=lambda s: s.group)
@@ -72,6 +76,7 @@ class RolloutWorker:
             top_p=self.settings.top_p,
             stop_tokens=self.stops,
             seed=seed,
+            row_ids=[g * g_size + j for g, _ in groups for j in range(g_size)],
             return_logprobs=True,
         )
         jobs = [(groups[i // g_size], prompts[i], tokens[i], logps[i]) for i in range(len(prompts))]
@@ -105,9 +110,9 @@ class RolloutWorker:
         """All episodes advance turn by turn together (one batched generation per turn)."""
         settings = self.settings
         episodes = [
-            _Episode(group, prompt, self.tokenizer.encode_pieces(prompt.pieces))
+            _Episode(group, group * settings.group_size + j, prompt, self.tokenizer.encode_pieces(prompt.pieces))
             for group, prompt in groups
-            for _ in range(settings.group_size)
+            for j in range(settings.group_size)
         ]
         if len(episodes) > self.pool.size:
             raise config_error(
@@ -142,6 +147,7 @@ class RolloutWorker:
                     top_p=settings.top_p,
                     stop_tokens=self.stops,
                     seed=seed * 1000 + turn,
+                    row_ids=[e.row for e in active],
                     return_logprobs=True,
                 )
                 for episode, out, logp in zip(active, outs, logps, strict=True):
@@ -218,8 +224,8 @@ class RolloutWorker:
 
 
 class _Episode:
-    def __init__(self, group: int, prompt: Prompt, prompt_ids: list[int]):
-        self.group, self.prompt, self.prompt_ids = group, prompt, prompt_ids
+    def __init__(self, group: int, row: int, prompt: Prompt, prompt_ids: list[int]):
+        self.group, self.row, self.prompt, self.prompt_ids = group, row, prompt, prompt_ids  # row: random stream
         self.context = list(prompt_ids)
         self.completion: list[int] = []
         self.mask: list[int] = []  # 1 on model tokens, 0 on environment tokens

@@ -1,14 +1,26 @@
-"""How new policy weights reach the actors: in-process (a reference swap), or through a directory for
-actors in other processes (or on other hosts sharing a filesystem)."""
+"""How new policy weights reach the actors: in-process (the sampler's own arrays), or as versions on disk for
+actors in other processes or on other hosts sharing a filesystem.
 
+On disk each version is a params-only Orbax checkpoint, `version-N/`, that every learner process writes in
+parallel (only the shards its devices hold), in the sampler's dtype. Orbax writes into a temporary folder and
+renames it when every process is done; the `COMMITTED` file written after that is what makes a version
+readable, so a learner killed while writing leaves nothing an actor reads. An actor restores a version
+straight into its own mesh's shardings."""
+
+import json
 import os
 import re
-import tempfile
+import shutil
 import threading
 import time
 
 import jax
-import numpy as np
+import orbax.checkpoint as ocp
+
+from cwm_common.errors import CwmError
+
+COMMITTED = "COMMITTED"
+_VERSION = re.compile(r"version-(\d+)$")
 
 
 class InProcessWeights:
@@ -34,54 +46,71 @@ class InProcessWeights:
             return self._latest
 
 
-class DirectoryWeights:
-    """`version-N.npz` files written atomically (temp file + rename); readers take the highest N."""
-
-    _NAME = re.compile(r"version-(\d+)\.npz$")
-
+class WeightVersions:
     def __init__(self, directory: str, keep: int = 2):
-        self.directory, self.keep = directory, keep
-        os.makedirs(directory, exist_ok=True)
+        self.directory, self.keep = os.path.abspath(directory), keep
+        os.makedirs(self.directory, exist_ok=True)
+
+    def _path(self, version: int) -> str:
+        return os.path.join(self.directory, f"version-{version}")
 
     def publish(self, version: int, params):
-        flat = {
-            "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-        }
-        fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=True, **flat)  # the default, named so no array name can take its place
-        os.replace(temp, os.path.join(self.directory, f"version-{version}.npz"))
-        for old in self._versions()[: -self.keep]:
-            os.remove(os.path.join(self.directory, f"version-{old}.npz"))
+        """Called by every learner process with the same (sharded) params; returns once the version is
+        readable. Versions older than the newest `keep` are removed."""
+        path = self._path(version)
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(path, params, force=True)
+        checkpointer.wait_until_finished()  # every process's shards are on disk and the folder is renamed
+        checkpointer.close()
+        if jax.process_index() == 0:
+            leaves = jax.tree.leaves(params)
+            marker = {"version": version, "leaves": len(leaves), "dtype": str(leaves[0].dtype)}
+            temp = os.path.join(path, COMMITTED + ".tmp")
+            with open(temp, "w") as f:
+                json.dump(marker, f)
+            os.replace(temp, os.path.join(path, COMMITTED))
+            for old in self.versions()[: -self.keep]:
+                shutil.rmtree(self._path(old), ignore_errors=True)
 
-    def _versions(self) -> list[int]:
-        return sorted(int(m.group(1)) for m in map(self._NAME.match, os.listdir(self.directory)) if m)
+    def versions(self) -> list[int]:
+        """Committed versions, oldest first."""
+        found = (m for m in map(_VERSION.match, os.listdir(self.directory)) if m)
+        return sorted(
+            int(m.group(1)) for m in found if os.path.exists(os.path.join(self.directory, m.group(0), COMMITTED))
+        )
 
-    def latest(self, like=None):
-        """(version, params) of the newest file; params take the structure of `like` (a params tree)."""
+    def latest(self, target):
+        """(version, params) of the newest committed version, restored into `target`'s shapes, dtypes and
+        shardings (a tree of jax.ShapeDtypeStruct); None before the first version."""
         while True:
-            versions = self._versions()
+            versions = self.versions()
             if not versions:
                 return None
+            version = versions[-1]
             try:
-                with np.load(os.path.join(self.directory, f"version-{versions[-1]}.npz")) as data:
-                    flat = {k: data[k] for k in data.files}
-                break
-            except FileNotFoundError:  # replaced by newer versions while we listed: list again
-                continue
-        if like is None:
-            return versions[-1], flat
-        paths = [
-            ("/".join(str(getattr(k, "key", k)) for k in path))
-            for path, _ in jax.tree_util.tree_flatten_with_path(like)[0]
-        ]
-        return versions[-1], jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), [flat[p] for p in paths])
+                return version, self._restore(version, target)
+            except Exception:
+                if version in self.versions():
+                    raise
+                # removed by the learner (newer versions exist) while we read it: take the newest again
 
-    def wait_for(self, version: int, like, stopping, poll_s: float = 0.05):
-        """The newest (version, params) once a version >= `version` is published; None if stopping() first."""
+    def _restore(self, version: int, target):
+        path = self._path(version)
+        with open(os.path.join(path, COMMITTED)) as f:
+            marker = json.load(f)
+        leaves = len(jax.tree.leaves(target))
+        if marker["version"] != version or marker["leaves"] != leaves:
+            raise CwmError(
+                f"{path}: holds version {marker['version']} with {marker['leaves']} arrays; expected version "
+                f"{version} with {leaves} (is this exchange folder shared by another run?)"
+            )
+        return ocp.StandardCheckpointer().restore(path, target)
+
+    def wait_for(self, version: int, target, stopping, poll_s: float = 0.05):
+        """The newest (version, params) once a version >= `version` is committed; None if stopping() first."""
         while not stopping():
-            if self._versions() and self._versions()[-1] >= version:
-                return self.latest(like)
+            versions = self.versions()
+            if versions and versions[-1] >= version:
+                return self.latest(target)
             time.sleep(poll_s)
         return None
