@@ -98,7 +98,7 @@ def old_npz_handover(layout_f32: SamplerLayout, params, directory: str) -> tuple
     start = time.perf_counter()
     flat = {str(i): np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(layout_f32.place(params)))}
     path = os.path.join(directory, "version.npz")
-    np.savez(path, **flat)
+    np.savez(path, allow_pickle=False, **flat)
     with np.load(path) as data:
         loaded = [data[str(i)] for i in range(len(flat))]
     placed = jax.device_put(jax.tree.unflatten(jax.tree.structure(params), loaded), layout_f32.shardings)
