@@ -129,3 +129,35 @@ def test_a_learner_killed_while_writing_leaves_nothing_an_actor_reads(tmp_path, 
     version, params = versions.latest(target)
     assert version == committed[-1] and (when == "while-writing" or committed == [1])
     np.testing.assert_array_equal(np.asarray(params["w"]), np.full((2048, 2048), float(version), np.float32))
+
+
+TWO_LEARNERS = """
+import sys
+from cwm_jax import distributed
+distributed.initialize()
+import jax, numpy as np
+from cwm_jax.sharding import make_mesh
+from cwm_rl.weight_channels import WeightVersions
+sharding = jax.sharding.NamedSharding(make_mesh({"fsdp": 4}), jax.sharding.PartitionSpec("fsdp"))
+values = np.arange(64 * 3, dtype=np.float32).reshape(64, 3)
+params = {"w": jax.make_array_from_callback(values.shape, sharding, lambda index: values[index])}
+assert not params["w"].is_fully_addressable  # each process holds half of it
+WeightVersions(sys.argv[1]).publish(5, params)
+print("process", jax.process_index(), "published", flush=True)
+"""
+
+
+def test_learner_processes_write_one_version_together(tmp_path):
+    """Two processes (launch/local.py, 2 devices each) each write the shards they hold of one version."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    launch = [sys.executable, "launch/local.py", "--num-processes", "2", "--cpu-devices", "2", "--"]
+    done = subprocess.run(
+        [*launch, sys.executable, "-c", TWO_LEARNERS, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "[p0] process 0 published" in done.stdout and "[p1] process 1 published" in done.stdout
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = {"w": jax.ShapeDtypeStruct((64, 3), jnp.float32, sharding=here)}
+    version, params = WeightVersions(str(tmp_path)).latest(target)
+    assert version == 5
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.arange(64 * 3, dtype=np.float32).reshape(64, 3))
