@@ -118,16 +118,17 @@ def handover(name: str, vocab: int, mesh_spec: dict, repeats: int, npz: bool):
     rules = ShardingRules()
     abstract = nnx.state(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))), nnx.Param)
     shardings = param_shardings(abstract, make_mesh(mesh_spec), rules)
-    # Random values drawn leaf by leaf on their shards (the model's own init peaks at ~5x the params in
-    # host RAM here, too much for 8 simulated devices holding a 1B model).
-    keys = iter(jax.random.split(jax.random.PRNGKey(0), 1000))
-    params = jax.tree.map(
-        lambda leaf, sharding: jax.jit(
-            lambda key: 0.02 * jax.random.normal(key, leaf.shape, leaf.dtype), out_shardings=sharding
-        )(next(keys)),
-        nnx.to_pure_dict(abstract),
-        shardings,
-    )
+
+    # Random values made shard by shard on the host (the model's own init peaks at ~5x the params in host
+    # RAM here, too much for 8 simulated devices holding a 1B model).
+    def random_leaf(leaf, sharding):
+        def shard(index):
+            shape = [len(range(*i.indices(n))) for i, n in zip(index, leaf.shape, strict=True)]
+            return np.random.default_rng(len(shape)).standard_normal(shape, np.float32) * 0.02
+
+        return jax.make_array_from_callback(leaf.shape, sharding, shard)
+
+    params = jax.tree.map(random_leaf, nnx.to_pure_dict(abstract), shardings)
     model_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
     print(f"\nweight handover: {name} (vocab {vocab:,}, {cfg.param_count() / 1e9:.2f}B params, fp32 learner) ")
     print(f"learner mesh {mesh_spec}, sampler tensor over {jax.device_count()} devices")
