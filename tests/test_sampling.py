@@ -28,10 +28,15 @@ def pair(tmp_path_factory):
 
 
 def _greedy_by_recomputing(model, prompt, steps):
+    """Every step runs the whole sequence again, padded at the end to one length (one compile; a causal
+    model's logits at a position do not see what follows it)."""
+    forward = nnx.jit(lambda m, tokens: m(tokens))
     tokens = list(prompt)
     for _ in range(steps):
-        logits = model(jnp.asarray([tokens], jnp.int32))
-        tokens.append(int(jnp.argmax(logits[0, -1])))
+        padded = np.zeros((1, len(prompt) + steps), np.int32)
+        padded[0, : len(tokens)] = tokens
+        logits = forward(model, jnp.asarray(padded))
+        tokens.append(int(jnp.argmax(logits[0, len(tokens) - 1])))
     return tokens[len(prompt) :]
 
 
