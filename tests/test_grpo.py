@@ -4,7 +4,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cwm_rl.grpo import grpo_loss, token_advantages, token_returns
+from cwm_rl.grpo import grpo_metrics, grpo_sums, token_advantages, token_returns
+
+
+def grpo_loss(new_logp, old_logp, advantages, mask, eps_low, eps_high, budget, kl_coef=0.0, ref_logp=None):
+    """The loss and metrics of a whole batch, as the learner's objective composes them."""
+    sums = grpo_sums(new_logp, old_logp, advantages, mask, eps_low, eps_high, kl_coef, ref_logp)
+    metrics = grpo_metrics(sums, budget, kl_coef)
+    return metrics.pop("loss"), metrics
 
 
 def test_returns_and_group_relative_advantages():

@@ -86,20 +86,3 @@ def grpo_metrics(sums: dict[str, jax.Array], budget, kl_coef: float = 0.0) -> di
     if kl_coef:
         metrics["kl"] = sums["kl"] / tokens
     return metrics
-
-
-def grpo_loss(
-    new_logp: jax.Array,
-    old_logp: jax.Array,
-    advantages: jax.Array,
-    mask: jax.Array,
-    eps_low: float,
-    eps_high: float,
-    budget: float,
-    kl_coef: float = 0.0,
-    ref_logp: jax.Array | None = None,
-):
-    """Loss (to minimize) and metrics of a whole batch, all inputs [N, T]; `mask` is 1 on model tokens only."""
-    sums = grpo_sums(new_logp, old_logp, advantages, mask, eps_low, eps_high, kl_coef, ref_logp)
-    metrics = grpo_metrics(sums, budget, kl_coef)
-    return metrics.pop("loss"), metrics

@@ -23,6 +23,7 @@ from flax import nnx
 from cwm_common.config_rules import require, require_choice, require_int
 from cwm_common.workdir import check_workdir
 from cwm_jax.sharding import ShardingRules, batch_ways, make_mesh, on_mesh, rows_sharding
+from cwm_jax.train.batches import global_batch
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.manifest import run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
@@ -33,7 +34,7 @@ from cwm_rl.actors import ProcessActors, ThreadActor
 from cwm_rl.collector import initial_policy, make_collector
 from cwm_rl.learner import batch_length, grpo_objective, make_batch
 from cwm_rl.plot import plot_rewards
-from cwm_rl.process_rows import every_process, global_rows, owned_rows
+from cwm_rl.process_rows import every_process, owned_rows
 from cwm_rl.sampler_layout import SamplerLayout
 from cwm_rl.samples import FAILED, INFRA_FAILED, Sample
 from cwm_tasks.registry import is_agent_task
@@ -162,7 +163,7 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                 waited = time.perf_counter() - step_start
                 length = int(every_process(np.asarray([batch_length(samples)], np.int64)).max())  # T agreed by all
                 local = make_batch(samples, len(mine), rl.group_size, length)
-                batch = global_rows(local, mine, rows, row_sharding)
+                batch = global_batch(local, row_sharding)
                 with on_mesh(mesh, rules):
                     state, metrics = rl_step(state, batch, reference)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}

@@ -1,6 +1,6 @@
 """Which rows of the RL batch each process owns in a multi-process run: the rows its devices hold in the
 learner's batch. A process generates, runs the tools of and grades only those (nothing graded twice, nothing
-lost), and the learner's batch is one global array assembled from every process's rows."""
+lost); cwm_jax.train.batches.global_batch assembles the learner's batch from every process's rows."""
 
 import collections
 
@@ -30,19 +30,6 @@ def owned_rows(rows: int, group_size: int, sharding: jax.sharding.Sharding) -> r
             f"groups of {group_size} in one span; change rl.prompts_per_step or the mesh's batch axes"
         )
     return span
-
-
-def global_rows(local: dict[str, np.ndarray], span: range, rows: int, sharding) -> dict[str, jax.Array]:
-    """Global [rows, ...] arrays from this process's rows `span` (each process passes its own)."""
-
-    def array(values: np.ndarray) -> jax.Array:
-        def shard(index):
-            start, stop, _ = index[0].indices(rows)
-            return values[(slice(start - span.start, stop - span.start), *index[1:])]
-
-        return jax.make_array_from_callback((rows, *values.shape[1:]), sharding, shard)
-
-    return {name: array(values) for name, values in local.items()}
 
 
 def every_process(values: np.ndarray) -> np.ndarray:
