@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.pool import SandboxPool
-from cwm_envs.sandbox import ExecResult, Sandbox, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox import SHELL, ExecResult, Sandbox, SandboxLimits, as_argv, as_bytes
 from cwm_envs.sandbox_factory import make_sandbox
 from cwm_envs.sandbox_files import read_file, write_file
 from cwm_envs.shell_session import PipeShell
@@ -44,8 +44,11 @@ class BareProcess:
         return read_file(self.work_dir, path)
 
     def open_shell(self) -> PipeShell:
+        return self.start_process(SHELL)
+
+    def start_process(self, argv: list[str]) -> PipeShell:
         process = subprocess.Popen(
-            ["bash", "--noprofile", "--norc"],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

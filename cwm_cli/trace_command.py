@@ -1,7 +1,9 @@
-"""`cwm trace`: run a Python entry point under the CWM tracer (in a resource-limited process) and print it."""
+"""`cwm trace`: run a Python entry point under the CWM tracer (in a sandbox) and print the trace."""
 
 import json
 import sys
+
+from cwm_envs.sandbox import BACKENDS
 
 
 def add_parser(subparsers):
@@ -14,25 +16,28 @@ def add_parser(subparsers):
     p.add_argument("--format", choices=("cwm", "json"), default="cwm")
     p.add_argument("--max-steps", type=int, default=10_000)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    p.add_argument("--memory-mb", type=int, default=1024)
+    p.add_argument("--backend", default="bwrap", choices=BACKENDS, help="sandbox the code runs in")
     p.set_defaults(run=run)
 
 
 def run(args):
     from cwm_common.errors import CwmError
     from cwm_data import call_args, trace_format
+    from cwm_data.sandboxed_tracer import trace_once
     from cwm_data.trace_frames import TraceLimits
-    from cwm_data.trace_runner import run_trace
 
     source = _read(args.file, "source file")
     stdin = _read(args.stdin, "--stdin file") if args.stdin else None
     if args.entry is None and (args.args or args.kwargs):
         raise CwmError("--args/--kwargs need --entry (a whole program takes input through --stdin)")
-    result = run_trace(
+    result = trace_once(
         source,
         args.entry,
         call_args.from_json(args.args, args.kwargs),
         stdin,
-        TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout),
+        TraceLimits(max_steps=args.max_steps, timeout_s=args.timeout, memory_mb=args.memory_mb),
+        args.backend,
     )
     if result.status == "error":
         raise CwmError(f"{args.file}: {result.error}")

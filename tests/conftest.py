@@ -46,3 +46,24 @@ def pytest_collection_modifyitems(config, items):
                 reason = reasons[marker]
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _repo_env(repo: str) -> str:
+    """The Python environment a shipped repository's suite needs (PyPI wheels installed in a bwrap sandbox),
+    kept in .cache between runs: rebuilt only when the interpreter or the requirements change."""
+    from cwm_common.repo_paths import CORPUS, REPO
+    from cwm_data.generators.repo_traces import repo_test_requirements
+    from cwm_envs.python_env import build_python_env
+
+    requirements = repo_test_requirements(os.path.join(CORPUS, "repos", repo))
+    return build_python_env(requirements, os.path.join(REPO, ".cache", "python-envs", repo), log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def textkit_env() -> str:
+    return _repo_env("textkit")  # pytest only
+
+
+@pytest.fixture(scope="session")
+def batchkit_env() -> str:
+    return _repo_env("batchkit")  # pytest and more-itertools

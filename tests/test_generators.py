@@ -5,6 +5,7 @@ import json
 import pathlib
 import sys
 
+import pytest
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 
 from cwm_data import trace_format
@@ -85,9 +86,10 @@ def test_fuzzing_keeps_the_example_shapes():
     assert fuzz_calls(examples, 12, seed=1) == calls
 
 
-def test_repository_suite_is_cut_into_function_episodes(tmp_path):
+@pytest.mark.bwrap
+def test_repository_suite_is_cut_into_function_episodes(tmp_path, textkit_env):
     repo = CORPUS / "repos" / "textkit"
-    report = generate_repo_traces(str(repo), str(tmp_path), TraceLimits(max_depth=0), log=lambda m: None)
+    report = generate_repo_traces(str(repo), textkit_env, str(tmp_path), TraceLimits(max_depth=0), log=lambda m: None)
     episodes = _records(report.shards)
     entries = {ep["frames"][0]["line"].split("(")[0].split()[-1] for ep in episodes}
     assert {
@@ -118,6 +120,21 @@ def test_repository_suite_is_cut_into_function_episodes(tmp_path):
                 assert safe_repr(functions[name](*args), 1000) == frames[-1].value
     finally:
         sys.path.remove(str(repo))
-    deeper = generate_repo_traces(str(repo), str(tmp_path / "deep"), TraceLimits(max_depth=1), log=lambda m: None)
+    deeper = generate_repo_traces(
+        str(repo), textkit_env, str(tmp_path / "deep"), TraceLimits(max_depth=1), log=lambda m: None
+    )
     vocab = [ep for ep in _records(deeper.shards) if "def build_vocabulary" in ep["frames"][0]["line"]]
     assert [f["event"] for f in vocab[0]["frames"]].count(CALL) > 1  # words() and add() stepped into
+
+
+@pytest.mark.bwrap
+def test_a_repository_suite_imports_its_dependencies_from_its_own_environment(tmp_path, textkit_env, batchkit_env):
+    repo = str(CORPUS / "repos" / "batchkit")
+    report = generate_repo_traces(repo, batchkit_env, str(tmp_path / "own"), TraceLimits(max_depth=0), log=print)
+    saved = json.loads((tmp_path / "own" / "repo-batchkit-report.json").read_text())
+    entries = {ep["frames"][0]["line"].split("(")[0].split()[-1] for ep in _records(report.shards)}
+    assert saved["pytest_exit_code"] == 0 and {"batches", "moving_sums", "balanced"} <= entries
+    # more-itertools is in neither the host's view nor an environment without it: the suite cannot import it.
+    without = generate_repo_traces(repo, textkit_env, str(tmp_path / "bare"), TraceLimits(max_depth=0), log=print)
+    saved = json.loads((tmp_path / "bare" / "repo-batchkit-report.json").read_text())
+    assert saved["pytest_exit_code"] == 2 and without.kept == 0  # 2: collection failed (ImportError)

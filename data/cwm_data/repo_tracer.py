@@ -5,7 +5,7 @@ that function is the entry point, its def line is marked, and its call tree is t
 deep (deeper calls run untraced, stepped over). Each episode is one TraceResult whose source is the entry's
 module. At most `max_episodes_per_function` distinct episodes are kept per function.
 
-Runs inside the sandboxed worker process (trace_runner.run_repo_trace); not meant for trusted use in-process.
+Runs inside the trace server's sandbox (sandboxed_tracer.trace_test_suite), against the repo's own environment.
 """
 
 import hashlib

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from cwm_common.repo_paths import CORPUS, CRUXEVAL
 from cwm_data import trace_format
 from cwm_data.generators.corpus_jobs import function_jobs, program_jobs
+from cwm_data.sandboxed_tracer import TracerPool
 from cwm_data.shards import ShardWriter
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.trace_frames import TraceLimits
-from cwm_data.tracer import trace
 
-FORMAT_VERSION = 3  # 3: the release's ".." rule and unmarked call frames
+FORMAT_VERSION = 4  # 3: the release's ".." rule and unmarked call frames; 4: traced in sandboxes (hash seed 0)
 
 
 def _printed(value_repr: str) -> str | None:
@@ -39,7 +39,7 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
             return manifest["paths"]
     os.makedirs(out_dir, exist_ok=True)
     limits = TraceLimits(max_steps=20_000, timeout_s=5.0)
-    # The shipped code is this project's own and CRUXEval's: traced in-process (fast), with step limits.
+    # CRUXEval's code is nobody's we have read: everything is traced in sandboxes, a trace server per core.
     jobs, _ = function_jobs(sorted(glob.glob(os.path.join(CORPUS, "functions", "*.py"))), per_function=8)
     jobs += program_jobs(sorted(glob.glob(os.path.join(CORPUS, "programs", "*.py"))))
     with open(CRUXEVAL) as f:
@@ -49,9 +49,8 @@ def build_shipped_corpus(out_dir: str, tokenizer_vocab: int, log: Callable[[str]
     ]
     texts: list[str] = []
     predictions: list[str] = []
-    with ShardWriter(out_dir, "traces", records_per_shard=500) as shards:
-        for source, entry, call_args, stdin in calls:
-            result = trace(source, entry, call_args, stdin, limits)
+    with TracerPool(os.cpu_count() or 1) as tracers, ShardWriter(out_dir, "traces", records_per_shard=500) as shards:
+        for (source, entry, call_args, _), result in zip(calls, tracers.trace_all(calls, limits), strict=True):
             if result.complete:
                 shards.write(
                     json.dumps(

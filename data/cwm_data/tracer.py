@@ -11,8 +11,8 @@
   where the frame is left, so a reader always sees where a scope ends.
 - Stops at `max_steps` frames or `timeout_s` seconds with a status saying which.
 
-This runs the code in this process: untrusted code goes through `trace_runner.run_trace`, which runs this
-in a separate, resource-limited process.
+This runs the code in this process: code nobody has read goes through `sandboxed_tracer`, which runs this
+in a sandboxed trace server, each trace in a forked child with its own limits.
 """
 
 import ast

@@ -15,7 +15,7 @@ import threading
 
 from cwm_common.errors import CwmError
 from cwm_envs.bounded_process import run_bounded
-from cwm_envs.sandbox import WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox import SHELL, WORKDIR, ExecResult, SandboxLimits, SandboxView, as_argv, as_bytes
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
 from cwm_envs.shell_session import PipeShell
 
@@ -38,16 +38,25 @@ def _system_view() -> list[str]:
     return args
 
 
+_SYSTEM_ROOTS = {"usr", "bin", "lib", "lib64", "sbin", "etc", "proc", "dev", "tmp", WORKDIR.strip("/")}
+
+
+def _ancestors(path: str) -> list[str]:
+    """/a/b/c -> [/a, /a/b, /a/b/c]."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts)) if parts[0]]
+
+
 class BwrapSandbox:
     backend = "bwrap"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), view: SandboxView = SandboxView()):
         if shutil.which("bwrap") is None:
             raise CwmError(
                 "the bwrap sandbox backend needs bubblewrap: install it (apt-get install bubblewrap) "
                 "or choose the docker backend"
             )
-        self.limits = limits
+        self.limits, self.view = limits, view
         self._shells: list[PipeShell] = []  # persistent sessions, ended with the sandbox's other processes
         self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
         self.work_dir = os.path.join(self._root, "work")
@@ -55,8 +64,9 @@ class BwrapSandbox:
         self._as_root = os.getuid() == 0
         with _uid_lock:
             self.uid = _FIRST_UID + next(_next_uid) % 100_000 if self._as_root else os.getuid()
-        if self._as_root:
-            os.chown(self.work_dir, self.uid, self.uid)
+        if self._as_root:  # the sandbox's user owns what it may write
+            for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
+                os.chown(directory, self.uid, self.uid)
         for name, content in (
             ("passwd", f"sandbox:x:{self.uid}:{self.uid}::/work:/bin/bash\n"),
             ("group", f"sandbox:x:{self.uid}:\n"),
@@ -64,7 +74,7 @@ class BwrapSandbox:
             with open(os.path.join(self._root, name), "w") as f:
                 f.write(content)
 
-    def _argv(self, argv: list[str], die_with_parent: bool = True) -> list[str]:
+    def _argv(self, argv: list[str], die_with_parent: bool = True, cpu_limit: bool = True) -> list[str]:
         lim = self.limits
         outer = [
             "bwrap",
@@ -91,6 +101,7 @@ class BwrapSandbox:
             "--bind",
             self.work_dir,
             WORKDIR,
+            *self._mounts(),
             "--chdir",
             WORKDIR,
             "--clearenv",
@@ -104,6 +115,8 @@ class BwrapSandbox:
             "LANG",
             "C.UTF-8",
         ]
+        for name, value in self.view.environment:
+            outer += ["--setenv", name, value]
         if self._as_root:
             become = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
         else:
@@ -113,11 +126,20 @@ class BwrapSandbox:
             "prlimit",
             f"--as={lim.memory_mb << 20}",
             f"--nproc={lim.pids}",
-            f"--cpu={int(lim.timeout_s) + 1}",
+            *([f"--cpu={int(lim.timeout_s) + 1}"] if cpu_limit else []),
             f"--fsize={lim.file_size_mb << 20}",
             "--",
         ]
         return outer + ["--"] + become + limits + argv
+
+    def _mounts(self) -> list[str]:
+        # Directories bwrap would make for a mount point are root's 0700: make them readable first.
+        parents = {os.path.dirname(m.target) for m in self.view.mounts}
+        parents = {a for p in parents for a in _ancestors(p) if a.split("/")[1] not in _SYSTEM_ROOTS}
+        args = [arg for d in sorted(parents) for arg in ("--perms", "0755", "--dir", d)]
+        for mount in self.view.mounts:
+            args += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
+        return args
 
     def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
         return run_bounded(
@@ -128,13 +150,16 @@ class BwrapSandbox:
         )
 
     def open_shell(self) -> PipeShell:
-        """A bash process in this sandbox (own namespaces, same /work), fed through pipes, output combined.
+        return self.start_process(SHELL)
 
-        Not --die-with-parent: that follows the thread that started it, and an episode's turns run on
-        different threads. The shell ends when its stdin closes (with this process at the latest), and its
-        pid namespace with it."""
+    def start_process(self, argv: list[str]) -> PipeShell:
+        """A process in this sandbox (own namespaces, same /work), fed through pipes, output combined.
+
+        Not --die-with-parent: that follows the thread that started it, and an episode's turns (or a trace
+        pool's jobs) run on different threads. A shell ends when its stdin closes (with this process at the
+        latest), and its pid namespace with it."""
         process = subprocess.Popen(
-            self._argv(["bash", "--noprofile", "--norc"], die_with_parent=False),
+            self._argv(argv, die_with_parent=False, cpu_limit=False),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -27,7 +27,16 @@ import docker.errors
 import docker.types
 
 from cwm_envs.docker_image import ensure_image
-from cwm_envs.sandbox import TIMEOUT_EXIT, WORKDIR, ExecResult, SandboxLimits, as_argv, as_bytes
+from cwm_envs.sandbox import (
+    SHELL,
+    TIMEOUT_EXIT,
+    WORKDIR,
+    ExecResult,
+    SandboxLimits,
+    SandboxView,
+    as_argv,
+    as_bytes,
+)
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
 
 LABEL = "cwm-sandbox"
@@ -101,6 +110,7 @@ class DockerSandbox:
         runtime: str | None = None,
         image: str | None = None,
         own_system: bool = False,
+        view: SandboxView = SandboxView(),
     ):
         self.limits = limits
         api = client()
@@ -108,13 +118,16 @@ class DockerSandbox:
         self._root = tempfile.mkdtemp(prefix="cwm-docker-")
         self.work_dir = os.path.join(self._root, "work")
         os.mkdir(self.work_dir)
-        if os.getuid() == 0:
-            os.chown(self.work_dir, SANDBOX_UID, SANDBOX_UID)
-        else:
-            os.chmod(self.work_dir, 0o777)
+        for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
+            if os.getuid() == 0:  # the sandbox's user owns what it may write
+                os.chown(directory, SANDBOX_UID, SANDBOX_UID)
+            else:
+                os.chmod(directory, 0o777)
         volumes = {self.work_dir: {"bind": WORKDIR, "mode": "rw"}}
         if not own_system:
             volumes["/usr"] = {"bind": "/usr", "mode": "ro"}
+        for mount in view.mounts:
+            volumes[mount.source] = {"bind": mount.target, "mode": "rw" if mount.writable else "ro"}
         memory = f"{limits.memory_mb}m"
         self.container = api.containers.run(
             image or ensure_image(api),
@@ -135,7 +148,7 @@ class DockerSandbox:
             working_dir=WORKDIR,
             runtime=runtime,
             labels={LABEL: owner_label()},
-            environment={"HOME": WORKDIR, "LANG": "C.UTF-8"},
+            environment={"HOME": WORKDIR, "LANG": "C.UTF-8", **dict(view.environment)},
             ulimits=[docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20, hard=limits.file_size_mb << 20)],
         )
 
@@ -172,11 +185,14 @@ class DockerSandbox:
         return ExecResult(code, stdout, stderr, time.perf_counter() - start, timed_out, truncated)
 
     def open_shell(self) -> "DockerShell":
-        """A bash process in the container, attached through Docker's exec socket."""
+        return self.start_process(SHELL)
+
+    def start_process(self, argv: list[str]) -> "DockerShell":
+        """A process in the container, attached through Docker's exec socket."""
         api = client().api
         exec_id = api.exec_create(
             self.container.id,
-            ["bash", "--noprofile", "--norc"],
+            argv,
             stdin=True,
             workdir=WORKDIR,
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",

@@ -1,7 +1,8 @@
 """One sandbox interface, several backends: start, exec (stdin, timeout, bounded output), files, close.
 
 A sandbox is a work directory (`/work` inside) plus a way to run commands there with no network, limited
-memory / processes / CPU, a read-only system, and no access to the host's other files. Backends:
+memory / processes / CPU, a read-only system, and no access to the host's other files beyond the mounts
+its SandboxView names (e.g. the host's Python, read-only: host_python.py). Backends:
 `bwrap_sandbox.BwrapSandbox` (bubblewrap, ~20 ms a command, the embedded default) and
 `docker_sandbox.DockerSandbox` (a container per sandbox; optionally gVisor); `sandbox_factory` makes one by name.
 """
@@ -24,6 +25,26 @@ class SandboxLimits:
     timeout_s: float = 30.0  # per exec, unless the call gives its own
     max_output_bytes: int = 1 << 20  # per stream; more is cut and the command stopped
     file_size_mb: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Mount:
+    """A host directory shown inside the sandbox at `target` (read-only unless `writable`)."""
+
+    source: str
+    target: str
+    writable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxView:
+    """What a sandbox shows beyond the system and /work: extra mounts, and variables every process gets."""
+
+    mounts: tuple[Mount, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
+
+    def plus(self, other: "SandboxView") -> "SandboxView":
+        return SandboxView(self.mounts + other.mounts, self.environment + other.environment)
 
 
 @dataclasses.dataclass
@@ -56,6 +77,11 @@ class Sandbox(Protocol):
 
     def get_file(self, path: str) -> bytes: ...
 
+    def start_process(self, argv: list[str]) -> ShellProcess:
+        """A long-lived process in /work, fed through its stdin, its stdout and stderr read as one stream.
+        No per-command CPU or time limit applies: its owner ends it (kill, or closing its stdin)."""
+        ...
+
     def open_shell(self) -> ShellProcess:
         """A bash process in the sandbox for a persistent session (shell_session.ShellSession)."""
         ...
@@ -67,6 +93,9 @@ class Sandbox(Protocol):
 
     def close(self) -> None:
         """Ends every process of the sandbox and removes it."""
+
+
+SHELL = ["bash", "--noprofile", "--norc"]
 
 
 def as_argv(command: list[str] | str) -> list[str]:

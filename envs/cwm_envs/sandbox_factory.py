@@ -7,9 +7,10 @@ from cwm_envs.sandbox import BACKENDS, Sandbox, SandboxLimits
 
 
 def make_sandbox(backend: str, limits: SandboxLimits = SandboxLimits(), **options) -> Sandbox:
-    """A sandbox of the named backend (options go to the backend, e.g. runtime="runsc" for Docker)."""
+    """A sandbox of the named backend (options go to the backend: `view` for both, e.g.
+    runtime="runsc" for Docker)."""
     if backend == "bwrap":
-        return BwrapSandbox(limits)
+        return BwrapSandbox(limits, **options)
     if backend == "docker":
         return DockerSandbox(limits, **options)
     raise CwmError(f"unknown sandbox backend '{backend}'; backends: {', '.join(BACKENDS)}")

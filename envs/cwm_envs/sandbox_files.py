@@ -49,3 +49,16 @@ def clear_directory(directory: str):
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
+
+
+def regular_files(source_dir: str) -> list[str]:
+    """Paths (relative) of the regular files under source_dir; symlinks are skipped, never followed, so a
+    link in a repository cannot copy a host file into a sandbox."""
+    found = []
+    for root, dirs, files in os.walk(source_dir):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                found.append(os.path.relpath(path, source_dir))
+    return found

@@ -24,12 +24,12 @@ TIMEOUT, TOO_LONG, ENDED = "timeout", "too_long", "ended"
 
 
 class ShellProcess(Protocol):
-    """A bash process in a sandbox: bytes in, combined output out."""
+    """A process in a sandbox (a bash shell, a trace server): bytes in, combined output out."""
 
     def write(self, data: bytes) -> None: ...
 
     def read(self, timeout: float) -> bytes | None:
-        """Output available within `timeout` seconds (b"" if none yet), or None once the shell has ended."""
+        """Output available within `timeout` seconds (b"" if none yet), or None once the process has ended."""
         ...
 
     def kill(self) -> None: ...
@@ -105,7 +105,7 @@ class ShellSession:
 
 
 class PipeShell:
-    """A shell started as a local process (the bwrap backend's), reached through its pipes."""
+    """A process started locally (the bwrap backend's shells and servers), reached through its pipes."""
 
     def __init__(self, process: subprocess.Popen):
         self.process = process

@@ -8,8 +8,8 @@ import os
 from cwm_common.repo_paths import CORPUS
 from cwm_data import trace_format
 from cwm_data.generators.corpus_jobs import function_jobs
-from cwm_data.trace_frames import CALL, LINE, RETURN, TraceResult
-from cwm_data.tracer import trace
+from cwm_data.sandboxed_tracer import TracerPool
+from cwm_data.trace_frames import CALL, LINE, RETURN, TraceLimits, TraceResult
 
 METRICS = ("format_valid", "frame_exact", "locals", "return_value")
 
@@ -22,8 +22,10 @@ def corpus_cases() -> list[tuple[str, str, str]]:
 
 
 def real_traces(cases: list[tuple[str, str, str]]) -> list[TraceResult]:
-    """The tracer's traces of the cases that complete."""
-    return [t for t in (trace(source, entry, call_args) for source, entry, call_args in cases) if t.complete]
+    """The tracer's traces of the cases that complete (traced in sandboxes)."""
+    calls = [(source, entry, call_args, None) for source, entry, call_args in cases]
+    with TracerPool(os.cpu_count() or 1) as tracers:
+        return [t for t in tracers.trace_all(calls, TraceLimits()) if t.complete]
 
 
 def prediction_prompt(real: TraceResult) -> list[str]:

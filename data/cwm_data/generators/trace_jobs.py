@@ -1,4 +1,4 @@
-"""Runs trace jobs in parallel sandboxed processes and writes the kept traces to ArrayRecord shards.
+"""Runs trace jobs on sandboxed trace servers in parallel and writes the kept traces to ArrayRecord shards.
 
 Every job ends as kept or dropped with a reason (incomplete status, duplicate trace), counted in a report
 that is printed, returned and saved as `report.json` beside the shards.
@@ -11,11 +11,10 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
+from cwm_data.sandboxed_tracer import TracerPool
 from cwm_data.shards import ShardWriter
 from cwm_data.trace_frames import EXCEPTION_EXIT, TraceLimits, TraceResult
-from cwm_data.trace_runner import run_trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,18 +66,18 @@ def run_jobs(
     workers: int,
     log: Callable[[str], None] = print,
     progress_every_s: float = 5.0,
+    backend: str = "bwrap",
 ) -> GenerationReport:
+    """Traces every job (in `workers` sandboxes of the backend) and writes the kept traces to shards."""
     jobs = list(jobs)
     report = GenerationReport(jobs=len(jobs))
     seen: set[tuple[str, str | None, str]] = set()  # (origin, entry, frames fingerprint)
     start = last = time.perf_counter()
 
-    def trace_one(job: TraceJob) -> TraceResult:
-        return run_trace(job.source, job.entry, job.call_args, job.stdin, limits)
-
-    with ShardWriter(out_dir, prefix) as shards, ThreadPoolExecutor(max(1, workers)) as pool:
-        # pool.map keeps job order, so the shards are the same whatever the timing.
-        for done, (job, result) in enumerate(zip(jobs, pool.map(trace_one, jobs), strict=True), 1):
+    calls = [(job.source, job.entry, job.call_args, job.stdin) for job in jobs]
+    with TracerPool(max(1, workers), backend) as tracers, ShardWriter(out_dir, prefix) as shards:
+        # trace_all keeps job order, so the shards are the same whatever the timing.
+        for done, (job, result) in enumerate(zip(jobs, tracers.trace_all(calls, limits), strict=True), 1):
             if not result.complete:
                 report.dropped[result.status] += 1
             else:
