@@ -2,27 +2,33 @@
 
 - pipeline tokens/s per core (0 and 2 worker processes) against raw tokenization of the same documents
   (encoding is the work the pipeline cannot avoid), and packing efficiency (non-pad fraction);
-- trace generation (sandboxed, one process per trace) traces/s per core against in-process tracing.
+- trace generation in sandboxes (bwrap and Docker trace servers, a forked child per trace) traces/s per core
+  against in-process tracing of the same functions, a server's start, and the per-trace overhead p50/p99.
 
-    python bench/data_pipeline.py
+    python bench/data_pipeline.py [traces]    (traces: only the trace-generation part)
 """
 
 import glob
 import json
 import os
 import pathlib
+import sys
 import tempfile
 import time
+
+import numpy as np
 
 from cwm_data.agent_format import render_episode
 from cwm_data.generators.corpus_jobs import function_jobs
 from cwm_data.generators.trace_jobs import run_jobs
 from cwm_data.pipeline.documents import trace_pieces
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
+from cwm_data.sandboxed_tracer import TracerPool, TraceServer
 from cwm_data.shards import ShardWriter
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_data.trace_frames import TraceLimits
 from cwm_data.tracer import trace
+from cwm_envs.sandbox import BACKENDS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORES = os.cpu_count() or 1
@@ -31,9 +37,9 @@ CORES = os.cpu_count() or 1
 def build_corpus(d: str):
     crux = [json.loads(line) for line in (ROOT / "data/benchmarks/cruxeval/cruxeval.jsonl").read_text().splitlines()]
     traces = []
-    with ShardWriter(d, "traces", records_per_shard=200) as shards:
-        for sample in crux:
-            r = trace(sample["code"], "f", sample["input"])
+    calls = [(sample["code"], "f", sample["input"], None) for sample in crux]
+    with TracerPool(CORES) as tracers, ShardWriter(d, "traces", records_per_shard=200) as shards:
+        for r in tracers.trace_all(calls, TraceLimits()):
             record = {"source": r.source, "status": r.status, "frames": [f.to_json() for f in r.frames]}
             traces.append(record)
             shards.write(json.dumps(record).encode())
@@ -87,20 +93,43 @@ def main():
         real = sum(int((r["segment_ids"] > 0).sum()) for r in rows)
         print(f"packing over one finite epoch (last row padded): {real / (len(rows) * 1024):.2%} non-pad")
 
-        jobs, _ = function_jobs(sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))), 8)
-        start = time.perf_counter()
-        for job in jobs:
-            trace(job.source, job.entry, job.call_args)
-        in_process = len(jobs) / (time.perf_counter() - start)
-        report = run_jobs(
-            jobs, f"{d}/gen", "functions", TraceLimits(max_steps=5000, timeout_s=2), workers=CORES, log=lambda m: None
-        )
+        trace_generation()
+
+
+def trace_generation():
+    """Sandboxed tracing (trace servers, a trace per forked child) against in-process tracing of the same
+    functions, per core; and what a server costs: its start, and each trace's time beyond the trace itself."""
+    jobs, _ = function_jobs(sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))), 8)
+    limits = TraceLimits(max_steps=5000, timeout_s=2)
+    start = time.perf_counter()
+    for job in jobs:
+        trace(job.source, job.entry, job.call_args, None, limits)
+    in_process = len(jobs) / (time.perf_counter() - start)
+    print(
+        f"trace generation: {len(jobs)} traces of the shipped functions; in-process {in_process:.0f} traces/s (1 core)"
+    )
+    for backend in BACKENDS:
+        with tempfile.TemporaryDirectory() as d:
+            report = run_jobs(jobs, d, "functions", limits, workers=CORES, log=lambda m: None, backend=backend)
         sandboxed = report.jobs / report.seconds / CORES
+        starts, overheads = [], []
+        for _ in range(5):
+            server = TraceServer(backend)
+            starts.append(server.start_seconds)
+            server.close()
+        server = TraceServer(backend)
+        for job in jobs:
+            begin = time.perf_counter()
+            result = server.trace(job.source, job.entry, job.call_args, None, limits)
+            overheads.append(time.perf_counter() - begin - result.seconds)
+        server.close()
+        p50, p99 = (1000 * float(np.percentile(overheads, q)) for q in (50, 99))
         print(
-            f"trace generation: {sandboxed:.1f} traces/s per core sandboxed ({report.kept} kept of {report.jobs}) "
-            f"vs {in_process:.0f} traces/s in-process: {in_process / sandboxed:.0f}x cost of the process per trace"
+            f"  {backend}: {sandboxed:.0f} traces/s per core sandboxed ({report.kept} kept of {report.jobs}) = "
+            f"{sandboxed / in_process:.0%} of in-process; server start {1000 * float(np.median(starts)):.0f} ms; "
+            f"per-trace overhead p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
 
 
 if __name__ == "__main__":
-    main()
+    trace_generation() if sys.argv[1:] == ["traces"] else main()

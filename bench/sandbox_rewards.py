@@ -46,7 +46,7 @@ class BareProcess:
     def open_shell(self) -> PipeShell:
         return self.start_process(SHELL)
 
-    def start_process(self, argv: list[str]) -> PipeShell:
+    def start_process(self, argv: list[str], init: bool = False) -> PipeShell:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,

@@ -63,7 +63,8 @@ def noisy():
 
 def kill_server():
     os.kill(os.getppid(), signal.SIGKILL)
-    time.sleep(60)
+    time.sleep(0.5)
+    return "survived"
 
 def forge_result():
     for fd in map(int, os.listdir("/proc/self/fd")):
@@ -115,11 +116,16 @@ def test_code_hung_outside_python_is_killed_and_the_next_trace_runs(server):
     assert server.trace(SOURCE, "add", "1, 1", limits=LIMITS).status == OK
 
 
-def test_a_trace_that_kills_its_server_is_reported_and_the_server_replaced(server):
+def test_a_trace_cannot_kill_its_server_or_only_itself(server):
+    """bwrap: the server is its namespace's init, which nothing inside can signal. Docker: a process of the
+    sandbox user can kill it; the trace is then reported and the server replaced, container and all."""
     replaced = server.replaced
     result = server.trace(SOURCE, "kill_server", limits=LIMITS)
-    assert result.status == KILLED and "trace server died" in result.error
-    assert server.replaced == replaced + 1
+    if server.backend == "bwrap":
+        assert result.status == OK and result.frames[-1].value == "'survived'" and server.replaced == replaced
+    else:
+        assert result.status == KILLED and "trace server died" in result.error
+        assert server.replaced == replaced + 1
     assert server.trace(SOURCE, "add", "1, 1", limits=LIMITS).status == OK
 
 

@@ -65,7 +65,8 @@ class TraceServer:
         argv = [env_python(), "-s"] if self.env_dir else [python.executable, "-s", "-S"]
         start = time.perf_counter()
         self.sandbox = make_sandbox(self.backend, _SERVER_LIMITS, view=view)
-        self.process = self.sandbox.start_process([*argv, "-c", _BOOT])
+        # As the sandbox's init (bwrap), the server cannot be killed by the code it traces.
+        self.process = self.sandbox.start_process([*argv, "-c", _BOOT], init=True)
         self._buffer = bytearray()
         line = self._read_line(START_TIMEOUT_S)
         hello = _json_or_none(line)

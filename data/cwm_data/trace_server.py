@@ -118,44 +118,44 @@ def _death(status: int) -> str:
         return f"signal {number}"
 
 
-def _collect(pid: int, result_fd: int, timeout_s: float) -> tuple[bytes | None, str]:
-    """(the child's result line, "") or (None, why there is none); the child is gone afterwards. The line's
-    end is the result's end (JSON has no raw newline): there is no need to wait for the child to exit."""
-    chunks, size, why = [], 0, ""
+def _collect(result_fd: int, timeout_s: float) -> tuple[bytes | None, str]:
+    """(the child's result line, "") or (None, why there is none, "" if the child just ended without one).
+    The line's end is the result's end (JSON has no raw newline): no need to wait for the child to exit."""
+    chunks, size = [], 0
     deadline = time.monotonic() + timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            why = f"no result within {timeout_s:.0f}s"
-            break
-        if not select.select([result_fd], [], [], left)[0]:
-            continue
-        chunk = os.read(result_fd, 1 << 20)
-        if not chunk:
-            break
-        end = chunk.find(b"\n")
-        chunks.append(chunk if end < 0 else chunk[: end + 1])  # one line: the answer stays one line
-        size += len(chunk)
-        if end >= 0:
-            break
-        if size > MAX_RESULT_BYTES:
-            why = f"result larger than {MAX_RESULT_BYTES >> 20} MiB"
-            break
-    os.close(result_fd)
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, f"no result within {timeout_s:.0f}s"
+            if not select.select([result_fd], [], [], left)[0]:
+                continue
+            chunk = os.read(result_fd, 1 << 20)
+            if not chunk:
+                return None, ""
+            end = chunk.find(b"\n")
+            chunks.append(chunk if end < 0 else chunk[: end + 1])  # one line: the answer stays one line
+            size += len(chunk)
+            if end >= 0:
+                return b"".join(chunks), ""
+            if size > MAX_RESULT_BYTES:
+                return None, f"result larger than {MAX_RESULT_BYTES >> 20} MiB"
+    finally:
+        os.close(result_fd)
+
+
+def _end(pid: int) -> int:
+    """Kills the child (whatever it is doing) and reaps it; its wait status."""
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    if why:
-        return None, why
-    if not data.endswith(b"\n"):
-        return None, f"the traced process died ({_death(status)})"
-    return data, ""
+    return os.waitpid(pid, 0)[1]
 
 
-def _handle(request: dict) -> bytes:
+def _handle(request: dict, out) -> None:
+    """Traces one request in a child and writes the answer line; a child with a result is reaped after the
+    answer is out, so its exit overlaps the host's reading."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -164,11 +164,17 @@ def _handle(request: dict) -> bytes:
     os.close(write_fd)
     limits = request["limits"]
     timeout = request["suite_timeout_s"] if request["mode"] == "repo" else limits["timeout_s"]
-    data, why = _collect(pid, read_fd, timeout + GRACE_S)
+    data, why = _collect(read_fd, timeout + GRACE_S)
     head = json.dumps({"id": request["id"]})[:-1].encode()
     if data is None:
-        return head + b', "failed": ' + json.dumps(why).encode() + b"}\n"
-    return head + b', "result": ' + data.rstrip(b"\n") + b"}\n"
+        status = _end(pid)
+        why = why or f"the traced process died ({_death(status)})"
+        out.write(head + b', "failed": ' + json.dumps(why).encode() + b"}\n")
+        out.flush()
+        return
+    out.write(head + b', "result": ' + data.rstrip(b"\n") + b"}\n")
+    out.flush()
+    _end(pid)
 
 
 def main():
@@ -189,8 +195,7 @@ def main():
     out.write((json.dumps({"ready": os.getpid(), "python": sys.version.split()[0]}) + "\n").encode())
     out.flush()
     for line in sys.stdin.buffer:
-        out.write(_handle(json.loads(line)))
-        out.flush()
+        _handle(json.loads(line), out)
 
 
 if __name__ == "__main__":

@@ -74,11 +74,14 @@ class BwrapSandbox:
             with open(os.path.join(self._root, name), "w") as f:
                 f.write(content)
 
-    def _argv(self, argv: list[str], die_with_parent: bool = True, cpu_limit: bool = True) -> list[str]:
+    def _argv(
+        self, argv: list[str], die_with_parent: bool = True, cpu_limit: bool = True, as_init: bool = False
+    ) -> list[str]:
         lim = self.limits
         outer = [
             "bwrap",
             *(["--die-with-parent"] if die_with_parent else []),
+            *(["--as-pid-1"] if as_init else []),
             "--new-session",
             "--unshare-ipc",
             "--unshare-pid",
@@ -152,14 +155,15 @@ class BwrapSandbox:
     def open_shell(self) -> PipeShell:
         return self.start_process(SHELL)
 
-    def start_process(self, argv: list[str]) -> PipeShell:
+    def start_process(self, argv: list[str], init: bool = False) -> PipeShell:
         """A process in this sandbox (own namespaces, same /work), fed through pipes, output combined.
 
         Not --die-with-parent: that follows the thread that started it, and an episode's turns (or a trace
         pool's jobs) run on different threads. A shell ends when its stdin closes (with this process at the
-        latest), and its pid namespace with it."""
+        latest), and its pid namespace with it. init=True makes the process the namespace's pid 1: nothing
+        inside can signal it, and when it ends the kernel ends every other process of the namespace."""
         process = subprocess.Popen(
-            self._argv(argv, die_with_parent=False, cpu_limit=False),
+            self._argv(argv, die_with_parent=False, cpu_limit=False, as_init=init),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -187,8 +187,9 @@ class DockerSandbox:
     def open_shell(self) -> "DockerShell":
         return self.start_process(SHELL)
 
-    def start_process(self, argv: list[str]) -> "DockerShell":
-        """A process in the container, attached through Docker's exec socket."""
+    def start_process(self, argv: list[str], init: bool = False) -> "DockerShell":
+        """A process in the container, attached through Docker's exec socket. It is never the container's
+        init (`init` is accepted for the protocol): a process of the sandbox user can still kill it."""
         api = client().api
         exec_id = api.exec_create(
             self.container.id,

@@ -77,9 +77,11 @@ class Sandbox(Protocol):
 
     def get_file(self, path: str) -> bytes: ...
 
-    def start_process(self, argv: list[str]) -> ShellProcess:
+    def start_process(self, argv: list[str], init: bool = False) -> ShellProcess:
         """A long-lived process in /work, fed through its stdin, its stdout and stderr read as one stream.
-        No per-command CPU or time limit applies: its owner ends it (kill, or closing its stdin)."""
+        No per-command CPU or time limit applies: its owner ends it (kill, or closing its stdin).
+        init: where the backend can, the process is the sandbox's init, which nothing inside can signal
+        and whose end ends every other process (bwrap: pid 1 of its namespace; not Docker)."""
         ...
 
     def open_shell(self) -> ShellProcess:
