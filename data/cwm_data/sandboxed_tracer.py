@@ -145,7 +145,7 @@ class TraceServer:
         result, why = self.ask(request, limits.timeout_s)
         if result is not None:
             try:
-                return TraceResult.from_json(result)
+                return TraceResult.from_wire(result)
             except (TypeError, KeyError, ValueError, AttributeError):
                 why = CORRUPTED
         return TraceResult(KILLED, [], [], source, error=why, seconds=time.perf_counter() - start)
@@ -214,7 +214,7 @@ def trace_test_suite(
     if result is not None:
         try:
             return RepoTraceResult(
-                [TraceResult.from_json(e) for e in result["episodes"]],
+                [TraceResult.from_wire(e) for e in result["episodes"]],
                 dict(result["dropped"]),
                 result["exit_code"],
                 result.get("error", ""),

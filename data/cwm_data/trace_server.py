@@ -82,7 +82,7 @@ def _child(request: dict, result_fd: int):
         if not result.complete and len(result.frames) > PARTIAL_FRAMES:
             result.error = f"stopped after {len(result.frames)} frames; the first {PARTIAL_FRAMES} are kept"
             result.frames, result.linenos = result.frames[:PARTIAL_FRAMES], result.linenos[:PARTIAL_FRAMES]
-        send(result.to_json())
+        send(result.to_wire())
 
     try:
         _isolate_child(result_fd)
@@ -100,7 +100,7 @@ def _child(request: dict, result_fd: int):
             episodes, dropped, exit_code = trace_test_suite(
                 request["repo_dir"], request["test_args"], limits, request["max_episodes_per_function"]
             )
-            send({"episodes": [e.to_json() for e in episodes], "dropped": dropped, "exit_code": exit_code})
+            send({"episodes": [e.to_wire() for e in episodes], "dropped": dropped, "exit_code": exit_code})
         report(
             trace(request["source"], request["entry"], request["call_args"], request["stdin"], limits, on_stop=report)
         )
