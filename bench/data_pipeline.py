@@ -20,7 +20,6 @@ import numpy as np
 
 from cwm_data.agent_format import render_episode
 from cwm_data.generators.corpus_jobs import function_jobs
-from cwm_data.generators.trace_jobs import run_jobs
 from cwm_data.pipeline.documents import trace_pieces
 from cwm_data.pipeline.input_pipeline import PipelineConfig, Source, build_dataset
 from cwm_data.sandboxed_tracer import TracerPool, TraceServer
@@ -96,39 +95,51 @@ def main():
         trace_generation()
 
 
-def trace_generation():
-    """Sandboxed tracing (trace servers, a trace per forked child) against in-process tracing of the same
-    functions, per core; and what a server costs: its start, and each trace's time beyond the trace itself."""
-    jobs, _ = function_jobs(sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))), 8)
-    jobs *= 3  # long enough that starting the servers (measured on its own below) is not the throughput
-    limits = TraceLimits(max_steps=5000, timeout_s=2)
+def _traces_per_second(calls, limits, tracers: TracerPool | None) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    for job in jobs:
-        trace(job.source, job.entry, job.call_args, None, limits)
-    in_process = len(jobs) / (time.perf_counter() - start)
-    print(
-        f"trace generation: {len(jobs)} traces of the shipped functions; in-process {in_process:.0f} traces/s (1 core)"
-    )
+    if tracers is None:
+        results = [trace(source, entry, args, stdin, limits) for source, entry, args, stdin in calls]
+    else:
+        results = list(tracers.trace_all(calls, limits))
+    return len(calls) / (time.perf_counter() - start), [r.status for r in results]
+
+
+def trace_generation(rounds: int = 3):
+    """Sandboxed tracing (trace servers, a trace per forked child) against in-process tracing of the same
+    functions, per core, each sandboxed run right after an in-process one (the machine's speed drifts; the
+    median ratio of the rounds is reported); and what a server costs: its start, and each trace's time
+    beyond the trace itself."""
+    jobs, _ = function_jobs(sorted(glob.glob(str(ROOT / "data/corpus/functions/*.py"))), 8)
+    calls = [(job.source, job.entry, job.call_args, None) for job in jobs] * 3  # 600: servers' start amortized
+    limits = TraceLimits(max_steps=5000, timeout_s=2)
+    print(f"trace generation: {len(calls)} traces of the shipped functions, {rounds} rounds")
     for backend in BACKENDS:
-        with tempfile.TemporaryDirectory() as d:
-            report = run_jobs(jobs, d, "functions", limits, workers=2 * CORES, log=lambda m: None, backend=backend)
-        sandboxed = report.jobs / report.seconds / CORES
+        # Two servers per core: while one server's answer is read, another one's child runs.
+        with TracerPool(2 * CORES, backend) as tracers:
+            list(tracers.trace_all(calls[: 2 * CORES], limits))  # servers started (their start is measured below)
+            ratios, rates = [], []
+            for _ in range(rounds):
+                in_process, statuses = _traces_per_second(calls, limits, None)
+                sandboxed, sandboxed_statuses = _traces_per_second(calls, limits, tracers)
+                assert sandboxed_statuses == statuses, "the sandbox traced differently"
+                ratios.append(sandboxed / CORES / in_process)
+                rates.append((in_process, sandboxed / CORES))
         starts, overheads = [], []
         for _ in range(5):
             server = TraceServer(backend)
             starts.append(server.start_seconds)
             server.close()
         server = TraceServer(backend)
-        for job in jobs:
+        for call in calls[: len(jobs)]:
             begin = time.perf_counter()
-            result = server.trace(job.source, job.entry, job.call_args, None, limits)
+            result = server.trace(*call[:3], limits=limits)
             overheads.append(time.perf_counter() - begin - result.seconds)
         server.close()
         p50, p99 = (1000 * float(np.percentile(overheads, q)) for q in (50, 99))
+        per_round = ", ".join(f"{s:.0f} vs {i:.0f}" for i, s in rates)
         print(
-            f"  {backend}: {sandboxed:.0f} traces/s per core sandboxed ({report.jobs} traced, "
-            f"{report.kept} distinct kept) = "
-            f"{sandboxed / in_process:.0%} of in-process; server start {1000 * float(np.median(starts)):.0f} ms; "
+            f"  {backend}: sandboxed per core vs in-process traces/s by round: {per_round}; median "
+            f"{float(np.median(ratios)):.0%} of in-process; server start {1000 * float(np.median(starts)):.0f} ms; "
             f"per-trace overhead p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
 
