@@ -48,22 +48,27 @@ def pytest_collection_modifyitems(config, items):
                     item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def _repo_env(repo: str) -> str:
-    """The Python environment a shipped repository's suite needs (PyPI wheels installed in a bwrap sandbox),
-    kept in .cache between runs: rebuilt only when the interpreter or the requirements change."""
-    from cwm_common.repo_paths import CORPUS, REPO
+def _repo_env(repo_dir: str, name: str) -> str:
+    """The Python environment a repository's suite needs (PyPI wheels installed in a bwrap sandbox), kept in
+    .cache between runs: rebuilt only when the interpreter or the requirements change."""
+    from cwm_common.repo_paths import REPO
     from cwm_data.generators.repo_traces import repo_test_requirements
     from cwm_envs.python_env import build_python_env
 
-    requirements = repo_test_requirements(os.path.join(CORPUS, "repos", repo))
-    return build_python_env(requirements, os.path.join(REPO, ".cache", "python-envs", repo), log=lambda m: None)
+    requirements = repo_test_requirements(repo_dir)
+    return build_python_env(requirements, os.path.join(REPO, ".cache", "python-envs", name), log=lambda m: None)
 
 
 @pytest.fixture(scope="session")
 def textkit_env() -> str:
-    return _repo_env("textkit")  # pytest only
+    from cwm_common.repo_paths import CORPUS
+
+    return _repo_env(os.path.join(CORPUS, "repos", "textkit"), "textkit")  # pytest only
+
+
+BATCHKIT = os.path.join(os.path.dirname(__file__), "data", "repos", "batchkit")
 
 
 @pytest.fixture(scope="session")
 def batchkit_env() -> str:
-    return _repo_env("batchkit")  # pytest and more-itertools
+    return _repo_env(BATCHKIT, "batchkit")  # pytest and more-itertools
