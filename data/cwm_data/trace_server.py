@@ -1,12 +1,11 @@
 """The trace server: runs inside a cwm_envs sandbox (started by sandboxed_tracer, never imported on the host).
 
-The interpreter and the tracer are loaded once. Each request (one JSON line on stdin) has its source parsed
-and compiled here (nothing of it runs), then is traced in a forked child that first cuts itself off from
-the server (no inherited descriptors, stdio on /dev/null), then takes its own limits: address space, CPU
-seconds, file size, and no new processes or threads. The server reads the child's result from a private
-pipe until the child's deadline, kills the child whatever happened, and answers with one JSON line:
-{"id", "result"} or {"id", "failed": why}. A child that crashes, hangs or runs out of memory becomes a
-failure with its status, and the server goes on to the next request.
+The interpreter and the tracer are loaded once; each request (one JSON line on stdin) is traced in a forked
+child that first cuts itself off from the server (no inherited descriptors, stdio on /dev/null), then takes
+its own limits: address space, CPU seconds, file size, and no new processes or threads. The server reads the
+child's result from a private pipe until the child's deadline, kills the child whatever happened, and answers
+with one JSON line: {"id", "result"} or {"id", "failed": why}. A child that crashes, hangs or runs out of
+memory becomes a failure with its status, and the server goes on to the next request.
 
 Only the standard library and the tracer's own modules are imported here: nothing else of the project is
 visible inside the sandbox.
@@ -22,7 +21,7 @@ import sys
 import time
 
 from cwm_data.trace_frames import ERROR, TraceLimits, TraceResult
-from cwm_data.tracer import PreparedSource, prepare, run_prepared, trace
+from cwm_data.tracer import trace
 
 GRACE_S = 2.0  # beyond the run's own time limit, for writing the result
 MAX_RESULT_BYTES = 256 << 20
@@ -69,7 +68,7 @@ def _isolate_child(result_fd: int):
     os.closerange(result_fd + 1, os.sysconf("SC_OPEN_MAX"))
 
 
-def _child(request: dict, result_fd: int, prepared: PreparedSource | None, start: float):
+def _child(request: dict, result_fd: int):
     """Never returns: traces, writes the result (one line) to result_fd, and exits."""
 
     def send(result: dict):
@@ -102,8 +101,9 @@ def _child(request: dict, result_fd: int, prepared: PreparedSource | None, start
                 request["repo_dir"], request["test_args"], limits, request["max_episodes_per_function"]
             )
             send({"episodes": [e.to_wire() for e in episodes], "dropped": dropped, "exit_code": exit_code})
-        assert prepared is not None  # a call's source was prepared by the server
-        report(run_prepared(prepared, request["call_args"], request["stdin"], limits, report, start))
+        report(
+            trace(request["source"], request["entry"], request["call_args"], request["stdin"], limits, on_stop=report)
+        )
     finally:
         os._exit(70)  # anything that escaped the above: no result
 
@@ -153,37 +153,19 @@ def _end(pid: int) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-def _prepare(request: dict, start: float) -> PreparedSource | TraceResult:
-    """A call's source parsed and compiled here, before the fork: the children share the work instead of
-    each redoing it in fresh copy-on-write pages. Nothing of the source runs here."""
-    try:
-        prepared = prepare(request["source"], request["entry"])
-    except Exception as e:  # the compiler's own limits on a hostile source
-        prepared = f"{type(e).__name__}: {e}"
-    if isinstance(prepared, str):
-        return TraceResult(ERROR, [], [], request["source"], error=prepared, seconds=time.perf_counter() - start)
-    return prepared
-
-
 def _handle(request: dict, out) -> None:
     """Traces one request in a child and writes the answer line; a child with a result is reaped after the
     answer is out, so its exit overlaps the host's reading."""
-    start = time.perf_counter()
-    head = json.dumps({"id": request["id"]})[:-1].encode()
-    prepared = _prepare(request, start) if request["mode"] == "call" else None
-    if isinstance(prepared, TraceResult):  # it cannot run: no child needed
-        out.write(head + b', "result": ' + json.dumps(prepared.to_wire()).encode() + b"}\n")
-        out.flush()
-        return
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child(request, write_fd, prepared, start)
+        _child(request, write_fd)
     os.close(write_fd)
     limits = request["limits"]
     timeout = request["suite_timeout_s"] if request["mode"] == "repo" else limits["timeout_s"]
     data, why = _collect(read_fd, timeout + GRACE_S)
+    head = json.dumps({"id": request["id"]})[:-1].encode()
     if data is None:
         status = _end(pid)
         why = why or f"the traced process died ({_death(status)})"

@@ -17,13 +17,11 @@ in a sandboxed trace server, each trace in a forked child with its own limits.
 
 import ast
 import builtins
-import dataclasses
 import inspect
 import io
 import sys
 import time
 from collections.abc import Callable
-from types import CodeType
 from typing import Any
 
 from cwm_data.trace_frames import ERROR, MEMORY_LIMIT, TraceLimits, TraceResult
@@ -62,30 +60,6 @@ def _def_lineno(tree: ast.Module, entry: str) -> int:
     return node.lineno
 
 
-@dataclasses.dataclass(frozen=True)
-class PreparedSource:
-    """A source made ready to trace by everything that runs none of it: the entry's def line marked, the
-    module compiled, its lines and def lines indexed (the trace server does this before forking a child)."""
-
-    source: str
-    entry: str | None
-    marked: str
-    module_code: CodeType
-    files: SourceFiles
-
-
-def prepare(source: str, entry: str | None) -> PreparedSource | str:
-    """The prepared source, or why it cannot be traced (one line)."""
-    try:
-        marked, _ = mark_entry(source, entry)
-        module_code = compile(marked, FILENAME, "exec")
-    except (SyntaxError, LookupError, IndexError, ValueError, RecursionError, MemoryError) as e:
-        return f"{type(e).__name__}: {e}"
-    files = SourceFiles()
-    files.add(FILENAME, source)  # frames show the entry's def line unmarked, as the release's traces do
-    return PreparedSource(source, entry, marked, module_code, files)
-
-
 def trace(
     source: str,
     entry: str | None,
@@ -97,27 +71,10 @@ def trace(
     """Traces `entry(<call_args>)` (or the whole program when entry is None, reading `stdin`).
 
     `call_args` is Python source for an argument list, e.g. "[1, 2], key='a'", evaluated in the module.
-    `on_stop(partial_result)` runs when a limit ends the run early (the trace server's child reports and
-    exits there, so code that swallows the stop cannot keep running).
+    `on_stop(partial_result)` runs when a limit ends the run early (the separate-process runner reports
+    and exits there, so code that swallows the stop cannot keep running).
     """
     start = time.perf_counter()
-    prepared = prepare(source, entry)
-    if isinstance(prepared, str):
-        return TraceResult(ERROR, [], [], source, error=prepared, seconds=time.perf_counter() - start)
-    return run_prepared(prepared, call_args, stdin, limits, on_stop, start)
-
-
-def run_prepared(
-    prepared: PreparedSource,
-    call_args: str,
-    stdin: str | None,
-    limits: TraceLimits,
-    on_stop: Callable[[TraceResult], None],
-    start: float,
-) -> TraceResult:
-    """Runs a prepared source under the tracer (trace(), from its first run of the code on); `start` is the
-    perf_counter the run's seconds count from."""
-    source, entry, marked, module_code = prepared.source, prepared.entry, prepared.marked, prepared.module_code
 
     def failed(message: str) -> TraceResult:
         return TraceResult(ERROR, [], [], source, error=message, seconds=time.perf_counter() - start)
@@ -132,6 +89,11 @@ def run_prepared(
             seconds=time.perf_counter() - start,
         )
 
+    try:
+        marked, _ = mark_entry(source, entry)
+        module_code = compile(marked, FILENAME, "exec")
+    except (SyntaxError, LookupError, IndexError, ValueError) as e:
+        return failed(f"{type(e).__name__}: {e}")
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     captured = io.StringIO()
     saved_io = sys.stdin, sys.stdout
@@ -155,7 +117,9 @@ def run_prepared(
             def run():
                 return fn(*args, **kwargs)
 
-        recorder = Recorder(prepared.files, entry_code, limits, on_stop=lambda status: on_stop(result(status)))
+        files = SourceFiles()
+        files.add(FILENAME, source)  # frames show the entry's def line unmarked, as the release's traces do
+        recorder = Recorder(files, entry_code, limits, on_stop=lambda status: on_stop(result(status)))
         raised = None
         sys.settrace(recorder.global_trace)
         try:
