@@ -194,6 +194,8 @@ def main():
     gc.freeze()  # the server's objects stay out of the children's collections: fewer copy-on-write pages
     out.write((json.dumps({"ready": os.getpid(), "python": sys.version.split()[0]}) + "\n").encode())
     out.flush()
+    # Started: from now on the stream carries answers only (a warning on stderr would break a line).
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     for line in sys.stdin.buffer:
         _handle(json.loads(line), out)
 
