@@ -66,6 +66,16 @@ def kill_server():
     time.sleep(0.5)
     return "survived"
 
+def open_server_pipes():
+    opened = []
+    for fd in os.listdir(f"/proc/{os.getppid()}/fd"):
+        try:
+            os.open(f"/proc/{os.getppid()}/fd/{fd}", os.O_WRONLY)
+            opened.append(fd)
+        except OSError:
+            pass
+    return opened
+
 def forge_result():
     for fd in map(int, os.listdir("/proc/self/fd")):
         try:
@@ -127,6 +137,12 @@ def test_a_trace_cannot_kill_its_server_or_only_itself(server):
         assert result.status == KILLED and "trace server died" in result.error
         assert server.replaced == replaced + 1
     assert server.trace(SOURCE, "add", "1, 1", limits=LIMITS).status == OK
+
+
+def test_a_trace_cannot_reach_its_servers_pipes_through_proc(server):
+    result = server.trace(SOURCE, "open_server_pipes", limits=LIMITS)
+    # The server is not dumpable: its /proc entries are root's, so even listing its descriptors fails.
+    assert result.status == "exception" and "PermissionError" in result.frames[-1].value
 
 
 def test_a_trace_cannot_write_answers_for_others(server):
