@@ -15,6 +15,9 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
+# tests/data holds test inputs, among them a repository with a pytest suite of its own (run only in a sandbox).
+collect_ignore = ["data"]
+
 
 def pytest_configure(config):
     import jax  # only now: jax reads the environment above when it is first imported
