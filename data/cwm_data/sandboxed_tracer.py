@@ -15,8 +15,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from cwm_common.errors import CwmError
 from cwm_data.trace_frames import KILLED, TraceLimits, TraceResult
@@ -35,6 +36,7 @@ CORRUPTED = "the traced code corrupted its result"
 _SERVER_LIMITS = SandboxLimits(memory_mb=4096, pids=16)  # children lower their own limits from there
 
 
+T = TypeVar("T")
 TraceCall = tuple[str, str | None, str, str | None]  # source, entry (None: a program), call_args, stdin
 
 
@@ -142,19 +144,27 @@ class TraceServer:
             stdin=stdin,
             limits=dataclasses.asdict(limits),
         )
-        result, why = self.ask(request, limits.timeout_s)
-        if result is not None:
-            try:
-                return TraceResult.from_wire(result)
-            except (TypeError, KeyError, ValueError, AttributeError):
-                why = CORRUPTED
-        return TraceResult(KILLED, [], [], source, error=why, seconds=time.perf_counter() - start)
+        traced, why = _decoded(*self.ask(request, limits.timeout_s), TraceResult.from_wire)
+        if traced is None:
+            traced = TraceResult(KILLED, [], [], source, error=why, seconds=time.perf_counter() - start)
+        return traced
 
     def close(self):
         with contextlib.suppress(Exception):
             self.process.kill()
         with contextlib.suppress(Exception):
             self.sandbox.close()
+
+
+def _decoded(result: dict | None, why: str, decode: Callable[[dict], T]) -> tuple[T | None, str]:
+    """A server's result decoded, or (None, why): what the traced code wrote into its own result that does not
+    decode is CORRUPTED."""
+    if result is None:
+        return None, why
+    try:
+        return decode(result), ""
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None, CORRUPTED
 
 
 def _json_or_none(line: bytes | None) -> dict | None:
@@ -211,17 +221,17 @@ def trace_test_suite(
         result, why = server.ask(request, suite_timeout_s)
     finally:
         server.close()
-    if result is not None:
-        try:
-            return RepoTraceResult(
-                [TraceResult.from_wire(e) for e in result["episodes"]],
-                dict(result["dropped"]),
-                result["exit_code"],
-                result.get("error", ""),
-            )
-        except (TypeError, KeyError, ValueError, AttributeError):
-            why = CORRUPTED
-    return RepoTraceResult([], {}, None, error=why)
+    suite, why = _decoded(result, why, _repo_result)
+    return RepoTraceResult([], {}, None, error=why) if suite is None else suite
+
+
+def _repo_result(result: dict) -> RepoTraceResult:
+    return RepoTraceResult(
+        [TraceResult.from_wire(e) for e in result["episodes"]],
+        dict(result["dropped"]),
+        result["exit_code"],
+        result.get("error", ""),
+    )
 
 
 class TracerPool:
@@ -260,10 +270,6 @@ class TracerPool:
         """The traces of (source, entry, call_args, stdin) calls, in order, `size` at a time."""
         with ThreadPoolExecutor(self.size) as threads:
             yield from threads.map(lambda c: self.trace(c[0], c[1], c[2], c[3], limits), calls)
-
-    @property
-    def replaced(self) -> int:
-        return sum(s.replaced for s in self._all)
 
     def close(self):
         with self._lock:

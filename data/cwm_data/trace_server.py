@@ -119,7 +119,7 @@ def _death(status: int) -> str:
 
 
 def _collect(result_fd: int, timeout_s: float) -> tuple[bytes | None, str]:
-    """(the child's result line, "") or (None, why there is none, "" if the child just ended without one).
+    """(the child's result line, "") or (None, why there is none; "" when the child ended without one).
     The line's end is the result's end (JSON has no raw newline): no need to wait for the child to exit."""
     chunks, size = [], 0
     deadline = time.monotonic() + timeout_s
