@@ -1,27 +1,24 @@
 """The bubblewrap backend: each command runs in fresh namespaces (no network, own PIDs) over a read-only
-view of the host's /usr, with the sandbox's work directory at /work, under its own user id and rlimits.
+view of the host's /usr, with the sandbox's disk (sandbox_disk.py) at /work and /tmp, under its own user id,
+rlimits and a seccomp filter that refuses new namespaces and mounts (seccomp_filter.py).
 
-As root, every sandbox gets a distinct unprivileged uid (so RLIMIT_NPROC, which root ignores, bounds its
-processes without other sandboxes sharing the budget); the pid namespace ends every process a command
-leaves behind when the command exits.
+As root, every sandbox gets an unprivileged uid no other sandbox on the machine holds (sandbox_uid.py), so
+RLIMIT_NPROC, which root ignores, bounds its processes without sharing the budget; the pid namespace ends
+every process a command leaves behind when the command exits.
 """
 
-import itertools
 import os
 import shutil
 import subprocess
-import tempfile
-import threading
 
 from cwm_common.errors import CwmError
+from cwm_envs import seccomp_filter
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.sandbox import SHELL, WORKDIR, ExecResult, SandboxLimits, SandboxView, as_argv, as_bytes
+from cwm_envs.sandbox_disk import SandboxDisk, remove_stale_disks_once
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+from cwm_envs.sandbox_uid import SandboxUid
 from cwm_envs.shell_session import PipeShell
-
-_FIRST_UID = 200_000
-_next_uid = itertools.count()
-_uid_lock = threading.Lock()
 
 
 def _system_view() -> list[str]:
@@ -58,28 +55,31 @@ class BwrapSandbox:
             )
         self.limits, self.view = limits, view
         self._shells: list[PipeShell] = []  # persistent sessions, ended with the sandbox's other processes
-        self._root = tempfile.mkdtemp(prefix="cwm-bwrap-")
-        self.work_dir = os.path.join(self._root, "work")
-        os.mkdir(self.work_dir)
+        remove_stale_disks_once()
         self._as_root = os.getuid() == 0
-        with _uid_lock:
-            self.uid = _FIRST_UID + next(_next_uid) % 100_000 if self._as_root else os.getuid()
+        self._uid = SandboxUid() if self._as_root else None
+        self.uid = self._uid.uid if self._uid else os.getuid()
+        self._disk = SandboxDisk("cwm-bwrap-", limits.disk_mb, self.uid if self._as_root else None)
+        self.work_dir = self._disk.work_dir
         if self._as_root:  # the sandbox's user owns what it may write
-            for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
-                os.chown(directory, self.uid, self.uid)
-        for name, content in (
-            ("passwd", f"sandbox:x:{self.uid}:{self.uid}::/work:/bin/bash\n"),
-            ("group", f"sandbox:x:{self.uid}:\n"),
-        ):
-            with open(os.path.join(self._root, name), "w") as f:
-                f.write(content)
+            for mount in view.mounts:
+                if mount.writable:
+                    os.chown(mount.source, self.uid, self.uid)
+        self._identity = self._disk.identity_files(self.uid)
 
     def _argv(
-        self, argv: list[str], die_with_parent: bool = True, cpu_limit: bool = True, as_init: bool = False
+        self,
+        argv: list[str],
+        seccomp_fd: int,
+        die_with_parent: bool = True,
+        cpu_limit: bool = True,
+        as_init: bool = False,
     ) -> list[str]:
         lim = self.limits
         outer = [
             "bwrap",
+            "--seccomp",
+            str(seccomp_fd),
             *(["--die-with-parent"] if die_with_parent else []),
             *(["--as-pid-1"] if as_init else []),
             "--new-session",
@@ -89,17 +89,12 @@ class BwrapSandbox:
             "--unshare-uts",
             "--unshare-cgroup-try",
             *_system_view(),
-            "--ro-bind",
-            os.path.join(self._root, "passwd"),
-            "/etc/passwd",
-            "--ro-bind",
-            os.path.join(self._root, "group"),
-            "/etc/group",
+            *[arg for target, source in self._identity.items() for arg in ("--ro-bind", source, target)],
             "--proc",
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
+            *(["--bind", self._disk.tmp_dir] if self._disk.quota else ["--size", str(lim.disk_mb << 20), "--tmpfs"]),
             "/tmp",
             "--bind",
             self.work_dir,
@@ -145,12 +140,17 @@ class BwrapSandbox:
         return args
 
     def exec(self, command, *, stdin=None, timeout=None) -> ExecResult:
-        return run_bounded(
-            self._argv(as_argv(command)),
-            as_bytes(stdin),
-            timeout or self.limits.timeout_s,
-            self.limits.max_output_bytes,
-        )
+        seccomp = seccomp_filter.program_fd()
+        try:
+            return run_bounded(
+                self._argv(as_argv(command), seccomp),
+                as_bytes(stdin),
+                timeout or self.limits.timeout_s,
+                self.limits.max_output_bytes,
+                pass_fds=(seccomp,),
+            )
+        finally:
+            os.close(seccomp)
 
     def open_shell(self) -> PipeShell:
         return self.start_process(SHELL)
@@ -162,13 +162,18 @@ class BwrapSandbox:
         pool's jobs) run on different threads. A shell ends when its stdin closes (with this process at the
         latest), and its pid namespace with it. init=True makes the process the namespace's pid 1: nothing
         inside can signal it, and when it ends the kernel ends every other process of the namespace."""
-        process = subprocess.Popen(
-            self._argv(argv, die_with_parent=False, cpu_limit=False, as_init=init),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        seccomp = seccomp_filter.program_fd()
+        try:
+            process = subprocess.Popen(
+                self._argv(argv, seccomp, die_with_parent=False, cpu_limit=False, as_init=init),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(seccomp,),
+            )
+        finally:
+            os.close(seccomp)
         shell = PipeShell(process)
         self._shells.append(shell)
         return shell
@@ -194,4 +199,6 @@ class BwrapSandbox:
 
     def close(self) -> None:
         self._end_shells()
-        shutil.rmtree(self._root, ignore_errors=True)
+        self._disk.remove()
+        if self._uid:
+            self._uid.release()

@@ -1,23 +1,22 @@
 """The Docker backend (through the `docker` Python SDK): one container per sandbox, no network, memory /
 pids / CPU limits, read-only root, all capabilities dropped, no new privileges, unprivileged user, and
-optionally the gVisor runtime. /work is a host directory bind-mounted read-write; the system is the
-host's /usr, read-only (docker_image.py), unless the image brings its own.
+optionally the gVisor runtime. /work and /tmp are folders of the sandbox's disk (sandbox_disk.py: a tmpfs
+of the disk quota, as root) bind-mounted read-write; the system is the host's /usr, read-only
+(docker_image.py), unless the image brings its own.
 
-Each exec runs as the unprivileged sandbox user under `timeout -s KILL`; the container's own process
-(`sleep`) is root's, without capabilities. After every exec, `kill -9 -1` as the sandbox user ends
-whatever the command left behind (as bubblewrap's pid namespace does), and an exec that floods its output
-or outlives its deadline is killed the same way. Closing removes the container. Containers carry a label naming
-their creating process (pid and start time, so a reused pid or a machine restored from a snapshot is not
-mistaken for the owner); the first sandbox a process creates removes the containers of creators that are gone,
-so a crashed run leaves nothing behind for long.
+Each exec runs as the sandbox's unprivileged user (a uid no other sandbox holds: sandbox_uid.py) under
+`timeout -s KILL`; the container's own process (`sleep`) is root's, without capabilities. After every exec,
+`kill -9 -1` as the sandbox user ends whatever the command left behind (as bubblewrap's pid namespace does),
+and an exec that floods its output or outlives its deadline is killed the same way. Closing removes the
+container. Containers carry a label naming their creating process (pid and start time, so a reused pid or a
+machine restored from a snapshot is not mistaken for the owner); the first sandbox a process creates removes
+the containers and disks of creators that are gone, so a crashed run leaves nothing behind for long.
 """
 
 import os
-import shutil
 import signal
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,13 +36,14 @@ from cwm_envs.sandbox import (
     as_argv,
     as_bytes,
 )
+from cwm_envs.sandbox_disk import SandboxDisk, owner_alive, owner_label, remove_stale_disks_once
 from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+from cwm_envs.sandbox_uid import SandboxUid
 
 LABEL = "cwm-sandbox"
 # Runs the command as its own process group and ends that group when the command exits, so background
 # jobs cannot hold the output stream open after the command is done.
 _REAP = 'setsid "$@" <&0 & child=$!; wait $child; status=$?; kill -9 -- -$child 2>/dev/null; exit $status'
-SANDBOX_UID = 65534
 _client_lock = threading.Lock()
 _client: docker.client.DockerClient | None = None
 _stale_removed = False
@@ -69,24 +69,11 @@ def docker_available() -> str | None:
         return f"no Docker daemon reachable ({type(e).__name__}: {str(e)[:120]})"
 
 
-def owner_label(pid: int | None = None) -> str | None:
-    """ "pid:start-time" of a live process, None if it is gone."""
-    pid = os.getpid() if pid is None else pid
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return f"{pid}:{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
-
-
 def remove_stale() -> int:
     """Removes sandbox containers whose creating process is gone; returns how many."""
     removed = 0
     for container in client().containers.list(all=True, filters={"label": LABEL}):
-        owner = container.labels.get(LABEL, "")
-        pid = owner.split(":")[0]
-        if not pid.isdigit() or owner_label(int(pid)) != owner:
+        if not owner_alive(container.labels.get(LABEL, "")):
             container.remove(force=True)
             removed += 1
     return removed
@@ -99,6 +86,7 @@ def _remove_stale_once() -> None:
             return
         _stale_removed = True
     remove_stale()
+    remove_stale_disks_once()
 
 
 class DockerSandbox:
@@ -115,15 +103,21 @@ class DockerSandbox:
         self.limits = limits
         api = client()
         _remove_stale_once()
-        self._root = tempfile.mkdtemp(prefix="cwm-docker-")
-        self.work_dir = os.path.join(self._root, "work")
-        os.mkdir(self.work_dir)
-        for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
-            if os.getuid() == 0:  # the sandbox's user owns what it may write
-                os.chown(directory, SANDBOX_UID, SANDBOX_UID)
+        self._uid = SandboxUid()
+        self.uid = self._uid.uid
+        as_root = os.getuid() == 0
+        self._disk = SandboxDisk("cwm-docker-", limits.disk_mb, self.uid if as_root else None)
+        self.work_dir = self._disk.work_dir
+        for directory in (self.work_dir, self._disk.tmp_dir, *(m.source for m in view.mounts if m.writable)):
+            if as_root:  # the sandbox's user owns what it may write
+                os.chown(directory, self.uid, self.uid)
             else:
                 os.chmod(directory, 0o777)
         volumes = {self.work_dir: {"bind": WORKDIR, "mode": "rw"}}
+        if self._disk.quota:
+            volumes[self._disk.tmp_dir] = {"bind": "/tmp", "mode": "rw"}
+        for target, source in self._disk.identity_files(self.uid).items():
+            volumes[source] = {"bind": target, "mode": "ro"}
         if not own_system:
             volumes["/usr"] = {"bind": "/usr", "mode": "ro"}
         for mount in view.mounts:
@@ -140,7 +134,7 @@ class DockerSandbox:
             pids_limit=limits.pids,
             nano_cpus=int(limits.cpus * 1e9),
             read_only=True,
-            tmpfs={"/tmp": "size=256m"},
+            tmpfs=None if self._disk.quota else {"/tmp": f"size={limits.disk_mb}m"},
             user="0:0",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
@@ -167,9 +161,9 @@ class DockerSandbox:
             *as_argv(command),
         ]
         start = time.perf_counter()
-        exec_id = api.exec_create(
-            self.container.id, argv, stdin=True, workdir=WORKDIR, user=f"{SANDBOX_UID}:{SANDBOX_UID}"
-        )["Id"]
+        exec_id = api.exec_create(self.container.id, argv, stdin=True, workdir=WORKDIR, user=f"{self.uid}:{self.uid}")[
+            "Id"
+        ]
         sock = api.exec_start(exec_id, socket=True)
         raw = sock._sock
         stdout, stderr, truncated, timed_out = self._pump(
@@ -196,7 +190,7 @@ class DockerSandbox:
             argv,
             stdin=True,
             workdir=WORKDIR,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            user=f"{self.uid}:{self.uid}",
         )["Id"]
         sock = api.exec_start(exec_id, socket=True)
         return DockerShell(sock._sock, lambda: api.exec_inspect(exec_id)["Running"], lambda: self._end_exec(exec_id))
@@ -265,17 +259,17 @@ class DockerSandbox:
         if os.getuid() == 0:
             listing = api.top(self.container.id, ps_args="-o pid,uid")
             for pid, uid in (row[:2] for row in listing.get("Processes") or []):
-                if int(uid) == SANDBOX_UID:
+                if int(uid) == self.uid:
                     try:
                         os.kill(int(pid), 9)
                     except ProcessLookupError:
                         pass
             return
-        exec_id = api.exec_create(self.container.id, ["kill", "-9", "-1"], user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]
+        exec_id = api.exec_create(self.container.id, ["kill", "-9", "-1"], user=f"{self.uid}:{self.uid}")["Id"]
         api.exec_start(exec_id)
 
     def put_file(self, path: str, data) -> None:
-        write_file(self.work_dir, path, as_bytes(data), SANDBOX_UID if os.getuid() == 0 else None)
+        write_file(self.work_dir, path, as_bytes(data), self.uid if os.getuid() == 0 else None)
 
     def get_file(self, path: str) -> bytes:
         return read_file(self.work_dir, path)
@@ -297,7 +291,8 @@ class DockerSandbox:
             self.container.remove(force=True)
         except docker.errors.NotFound:
             pass
-        shutil.rmtree(self._root, ignore_errors=True)
+        self._disk.remove()
+        self._uid.release()
 
 
 def _send_and_close(raw: socket.socket, data: bytes):

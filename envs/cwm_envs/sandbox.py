@@ -10,6 +10,7 @@ its SandboxView names (e.g. the host's Python, read-only: host_python.py). Backe
 import dataclasses
 from typing import Protocol
 
+from cwm_common.errors import CwmError
 from cwm_envs.shell_session import ShellProcess
 
 WORKDIR = "/work"
@@ -25,6 +26,14 @@ class SandboxLimits:
     timeout_s: float = 30.0  # per exec, unless the call gives its own
     max_output_bytes: int = 1 << 20  # per stream; more is cut and the command stopped
     file_size_mb: int = 256
+    disk_mb: int = 512  # all of /work and /tmp together (a tmpfs of this size on both backends)
+
+    def __post_init__(self):
+        # A zero or negative value would turn a limit off (prlimit) or break the sandbox (memory 0).
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not value > 0:
+                raise CwmError(f"sandbox limit {field.name} must be positive (got {value})")
 
 
 @dataclasses.dataclass(frozen=True)
