@@ -18,7 +18,7 @@ class SafetensorsReader:
 
     def __init__(self, directory: str):
         self.directory = directory
-        self._file_of: dict[str, str] = {}
+        self._file_of: dict[str, str] = {}  # tensor name -> its file, relative to the directory
         index_path = os.path.join(directory, INDEX)
         if os.path.exists(index_path):
             try:
@@ -27,9 +27,9 @@ class SafetensorsReader:
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise CwmError(f"{index_path}: not a safetensors index with a weight_map ({e})") from None
             for name, shard in weight_map.items():
-                self._file_of[name] = os.path.join(directory, shard)
+                self._file_of[name] = shard
         elif os.path.exists(os.path.join(directory, SINGLE)):
-            self._file_of = {name: os.path.join(directory, SINGLE) for name in self._open(SINGLE).keys()}
+            self._file_of = {name: SINGLE for name in self._open(SINGLE).keys()}
         else:
             raise CwmError(f"{directory}: no {SINGLE} or {INDEX} (only safetensors checkpoints are read)")
         self._handles: dict[str, object] = {}
