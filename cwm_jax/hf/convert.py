@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 
 from cwm_common.errors import CwmError
-from cwm_jax.config import ModelConfig
+from cwm_jax.config import DTYPES, ModelConfig
 from cwm_jax.hf.config import hf_config_from_model, model_config_from_hf
 from cwm_jax.hf.safetensors_dir import SafetensorsReader, write_safetensors_dir
 from cwm_jax.hf.weights import ENTRIES, expected_hf_shapes, hf_names
@@ -37,6 +37,7 @@ def from_hf(path: str, dtype: str = "float32", **overrides: Any) -> CwmModel:
 
     Other ModelConfig execution fields (attention_impl, scan_layers, remat, ...) may be overridden.
     """
+    _check_dtype(dtype)  # before config.json is read: a bad dtype is the caller's, not the file's
     cfg = read_hf_config(path, **{"param_dtype": dtype, "dtype": dtype, **overrides})
     reader = SafetensorsReader(path)
     _check_tensors(reader, cfg, path)
@@ -49,6 +50,13 @@ def from_hf(path: str, dtype: str = "float32", **overrides: Any) -> CwmModel:
     graphdef, state = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
     nnx.replace_by_pure_dict(state, params)
     return nnx.merge(graphdef, state)
+
+
+def _check_dtype(dtype: str) -> str:
+    # numpy casts to anything (int8 would write truncated, mostly-zero weights without a word)
+    if dtype not in DTYPES:
+        raise CwmError(f"dtype {dtype!r} is not supported; allowed: {', '.join(DTYPES)}")
+    return dtype
 
 
 def _check_tensors(reader: SafetensorsReader, cfg: ModelConfig, path: str):
@@ -88,7 +96,7 @@ def to_hf(model: CwmModel, path: str, dtype: str | None = None, max_shard_bytes:
     Tensors are saved in `dtype` (default: the model's param dtype), sharded above max_shard_bytes.
     """
     cfg = model.cfg
-    dtype = dtype or cfg.param_dtype
+    dtype = _check_dtype(dtype or cfg.param_dtype)
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     tensors = {}
     for entry in ENTRIES:
