@@ -14,10 +14,12 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from cwm_common.workdir import check_output_dir
     from cwm_jax.hf.convert import from_hf, to_hf
     from cwm_jax.inference_io import load_model
     from cwm_jax.model_checkpoint import save_model
 
+    check_output_dir(args.dest)
     if args.direction == "hf-to-cwm":
         model = from_hf(args.source, dtype=args.dtype or "float32")
         save_model(model, args.dest)
