@@ -43,8 +43,11 @@ def add_parser(subparsers):
 
 def run(args):
     from cwm_cli.model_args import load_model_and_tokenizer
+    from cwm_cli.user_input import require_non_negative, require_positive
     from cwm_jax.completion import ModelCompleter
 
+    require_positive(args, "--limit", "--samples", "--max-new-tokens")
+    require_non_negative(args, "--temperature")
     model, tokenizer = load_model_and_tokenizer(args)
     result = evaluate(args.task, ModelCompleter(model), tokenizer, args)
     print(table(result))

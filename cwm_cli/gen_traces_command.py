@@ -42,6 +42,7 @@ def _python_files(paths: list[str]) -> list[str]:
 
 
 def run(args):
+    from cwm_cli.user_input import require_positive
     from cwm_common.errors import CwmError
     from cwm_data.generators.corpus_jobs import function_jobs, program_jobs
     from cwm_data.generators.repo_traces import generate_repo_traces, repo_test_requirements
@@ -49,6 +50,9 @@ def run(args):
     from cwm_data.trace_frames import TraceLimits
     from cwm_envs.python_env import build_python_env
 
+    require_positive(args, "--per-function", "--max-steps", "--workers")
+    require_positive(args, "--timeout", "--suite-timeout", unit="number of seconds")
+    require_positive(args, "--memory-mb", unit="number of MiB")
     limits = TraceLimits(
         max_steps=args.max_steps, timeout_s=args.timeout, max_depth=args.max_depth, memory_mb=args.memory_mb
     )

@@ -19,11 +19,14 @@ def add_parser(subparsers):
 
 def run(args):
     from cwm_cli.model_args import load_model_and_tokenizer
+    from cwm_cli.user_input import require_non_negative, require_positive
     from cwm_data import special_tokens as st
     from cwm_data.chat_format import STOP_TOKENS, generation_prompt
     from cwm_data.special_tokens import special
     from cwm_jax.sampling import generate
 
+    require_positive(args, "--max-new-tokens")
+    require_non_negative(args, "--temperature")
     model, tokenizer = load_model_and_tokenizer(args)
     stops: tuple[str, ...]
     if args.chat:

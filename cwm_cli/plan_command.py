@@ -41,6 +41,11 @@ def _mesh(text: str, flag: str = "--mesh") -> dict:
 def run(args):
     import jax
 
+    from cwm_cli.user_input import require_positive
+
+    require_positive(args, "--devices", "--batch", "--seq-len", "--grad-accum")
+    require_positive(args, "--prompts", "--group", "--episode-tokens", "--logprob-chunk")
+    require_positive(args, "--device-memory-gib", unit="number of GiB")
     # Simulated devices must be configured before the CPU backend starts.
     jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_num_cpu_devices", args.devices)

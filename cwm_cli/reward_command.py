@@ -29,24 +29,17 @@ def add_parser(subparsers):
     swe.set_defaults(run=run_swe)
 
 
-def _read(path: str) -> str:
-    from cwm_common.errors import CwmError
-
-    if not os.path.exists(path):
-        raise CwmError(f"{path}: file not found")
-    with open(path) as f:
-        return f.read()
-
-
 def run(args):
     import ast
 
+    from cwm_cli.user_input import read_text, require_positive
     from cwm_common.errors import CwmError
     from cwm_envs.sandbox import SandboxLimits
     from cwm_envs.sandbox_factory import make_sandbox
     from cwm_tasks.humaneval import grade_function
 
-    solution, tests = _read(args.solution), _read(args.tests)
+    require_positive(args, "--timeout", unit="number of seconds")
+    solution, tests = read_text(args.solution, "--solution file"), read_text(args.tests, "--tests file")
     entry = args.entry_point
     if entry is None:
         try:
@@ -68,11 +61,13 @@ def run(args):
 
 
 def run_swe(args):
+    from cwm_cli.user_input import read_text, require_positive
     from cwm_envs.sandbox import SandboxLimits
     from cwm_envs.sandbox_factory import make_sandbox
     from cwm_tasks.swe import SweTask, grade_swe
 
-    task, patch = SweTask.load(args.task), _read(args.patch)
+    require_positive(args, "--timeout", unit="number of seconds")
+    task, patch = SweTask.load(args.task), read_text(args.patch, "--patch file")
     try:
         sandbox = make_sandbox(args.backend, SandboxLimits(timeout_s=args.timeout))
         try:

@@ -18,18 +18,23 @@ def add_parser(subparsers):
     e.add_argument("--memory-mb", type=int, default=1024)
     e.add_argument("--max-output", type=int, default=1 << 20, help="bytes per stream")
     e.add_argument("--stdin", action="store_true", help="pass this process's stdin to the command")
-    e.add_argument("command", nargs="+", help="the command (after --)")
+    # dest argv: `command` is main's name for the subcommand, which its error lines start with
+    e.add_argument("argv", nargs="+", metavar="command", help="the command (after --)")
     e.set_defaults(run=run)
 
 
 def run(args):
+    from cwm_cli.user_input import require_positive
     from cwm_envs.sandbox import SandboxLimits
     from cwm_envs.sandbox_factory import make_sandbox
 
+    require_positive(args, "--timeout", unit="number of seconds")
+    require_positive(args, "--memory-mb", unit="number of MiB")
+    require_positive(args, "--max-output", unit="number of bytes")
     limits = SandboxLimits(memory_mb=args.memory_mb, timeout_s=args.timeout, max_output_bytes=args.max_output)
     sandbox = make_sandbox(args.backend, limits)
     try:
-        result = sandbox.exec(args.command, stdin=sys.stdin.buffer.read() if args.stdin else None)
+        result = sandbox.exec(args.argv, stdin=sys.stdin.buffer.read() if args.stdin else None)
     finally:
         sandbox.close()
     sys.stdout.buffer.write(result.stdout)

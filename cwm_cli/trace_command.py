@@ -22,13 +22,17 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from cwm_cli.user_input import read_text, require_positive
     from cwm_common.errors import CwmError
     from cwm_data import call_args, trace_format
     from cwm_data.sandboxed_tracer import trace_once
     from cwm_data.trace_frames import TraceLimits
 
-    source = _read(args.file, "source file")
-    stdin = _read(args.stdin, "--stdin file") if args.stdin else None
+    require_positive(args, "--max-steps")
+    require_positive(args, "--timeout", unit="number of seconds")
+    require_positive(args, "--memory-mb", unit="number of MiB")
+    source = read_text(args.file, "source file")
+    stdin = read_text(args.stdin, "--stdin file") if args.stdin else None
     if args.entry is None and (args.args or args.kwargs):
         raise CwmError("--args/--kwargs need --entry (a whole program takes input through --stdin)")
     result = trace_once(
@@ -50,13 +54,3 @@ def run(args):
         print(f"cwm trace: incomplete trace ({result.status}) {result.error}".rstrip(), file=sys.stderr)
         return 1
     return 0
-
-
-def _read(path: str, what: str) -> str:
-    from cwm_common.errors import CwmError
-
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise CwmError(f"{path}: cannot read {what} ({e.strerror})") from None
