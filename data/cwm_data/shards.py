@@ -1,8 +1,11 @@
-"""ArrayRecord shard writing: records go to `<prefix>-NNNNN.arrayrecord` files of at most N records each."""
+"""ArrayRecord shard writing: records go to `<prefix>-NNNNN.arrayrecord` files of at most N records each; and
+the check that a shard can be read whole."""
 
 import os
 
-from array_record.python.array_record_module import ArrayRecordWriter
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+
+from cwm_common.errors import CwmError
 
 
 class ShardWriter:
@@ -40,3 +43,17 @@ class ShardWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_shard(path: str) -> None:
+    """Refuses a truncated or corrupt shard (its footer unreadable) by name: ArrayRecord's own RuntimeError
+    carries no path and often no message."""
+    detail = ""
+    try:
+        reader = ArrayRecordReader(path)
+        readable = reader.ok()
+        reader.close()  # raises too when the file did not open cleanly
+    except RuntimeError as e:
+        readable, detail = False, f": {e}" if str(e) else ""
+    if not readable:
+        raise CwmError(f"{path}: unreadable ArrayRecord shard (truncated or corrupt{detail})")

@@ -26,6 +26,7 @@ from cwm_common.errors import CwmError
 from cwm_data.pipeline.documents import KINDS, to_document
 from cwm_data.pipeline.jsonl_source import JsonlSource
 from cwm_data.pipeline.skip_malformed import MALFORMED, SkipMalformedIterDataset
+from cwm_data.shards import check_shard
 from cwm_data.tokenizer import CwmTokenizer
 
 LENGTH_SAMPLE = 64  # records per source used to estimate its mean document length
@@ -90,6 +91,8 @@ def open_source(paths: tuple[str, ...]):
     if all(p.endswith(".jsonl") for p in paths):
         return JsonlSource(list(paths))
     if all(p.endswith(".arrayrecord") for p in paths):
+        for path in paths:
+            check_shard(path)
         return ArrayRecordDataSource(list(paths))
     raise CwmError(f"{paths[0]}: data files must all be .jsonl or all .arrayrecord")
 
