@@ -3,17 +3,29 @@ through a stateful iterator), and the run manifest.
 
 Saves are asynchronous (training goes on while arrays are written); every N steps, at the last step and on
 SIGTERM; the newest K are kept. A step is only visible once complete, so a run killed mid-save resumes
-from the previous one.
+from the previous one; a complete step whose metadata no longer reads (a disk error, a hand edit) is moved
+aside and the one before it resumed. A save that runs out of disk leaves no partial step behind.
 """
 
+import contextlib
+import errno
+import glob
+import json
+import logging
 import os
+import shutil
+import time
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from cwm_common.errors import CwmError
 from cwm_data.pipeline.elastic_batches import state_files
+
+# A step's JSON files (Orbax's and Grain's metadata, the data positions, the manifest), relative to its folder.
+JSON_FILES = ("_CHECKPOINT_METADATA", "state/_METADATA", "state/_sharding", "manifest/metadata", "data/*.json")
 
 
 class Checkpoints:
@@ -27,15 +39,57 @@ class Checkpoints:
                 "manifest": ocp.JsonCheckpointHandler(),
             },
         )
+        self._saving = (0, 0)  # (step, bytes of its arrays) of the latest save
+        logging.getLogger("absl").addFilter(_QUIET_DISK_FULL)  # once: the same filter object
 
-    def latest_step(self) -> int | None:
-        return self.manager.latest_step()
+    def latest_intact_step(self, log) -> int | None:
+        """The newest step whose files all read (None: no checkpoint). Newer unreadable ones are moved to
+        WORKDIR/unreadable_checkpoints with a one-line warning each, so later saves of those steps are not
+        skipped as already done; with no intact step the unreadable file is named in a CwmError."""
+        skipped: list[tuple[int, str]] = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            problem = self._unreadable_file(step)
+            if problem is None:
+                for newer, why in skipped:
+                    log(f"warning: skipping checkpoint step {newer}: {why}; resuming from step {step}")
+                    self._move_aside(newer)
+                return step
+            skipped.append((step, problem))
+        if skipped:
+            raise CwmError(f"{skipped[0][1]}; no intact checkpoint to resume from")
+        return None
+
+    def _step_dir(self, step: int) -> str:
+        return os.path.join(str(self.manager.directory), str(step))
+
+    def _unreadable_file(self, step: int) -> str | None:
+        """'PATH: why' for the first of the step's JSON files that does not parse, else None."""
+        for pattern in JSON_FILES:
+            for path in sorted(glob.glob(os.path.join(self._step_dir(step), pattern))):
+                try:
+                    with open(path) as f:
+                        json.load(f)
+                except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
+                    return f"{path}: unreadable ({e})"
+        return None
+
+    def _move_aside(self, step: int):
+        if jax.process_index() == 0:
+            aside = os.path.join(os.path.dirname(str(self.manager.directory)), "unreadable_checkpoints")
+            os.makedirs(aside, exist_ok=True)
+            os.rename(self._step_dir(step), os.path.join(aside, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"checkpoint {step} moved aside")
+        self.manager.reload()
 
     def save(self, step: int, state, data_iterator, manifest: dict):
+        self.wait()  # a failure of the previous (asynchronous) save is reported as that step's
         items = dict(state=ocp.args.StandardSave(state), manifest=ocp.args.JsonSave(manifest))
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        self.manager.save(step, args=ocp.args.Composite(**items))
+        self._saving = (step, sum(leaf.nbytes for leaf in jax.tree.leaves(state)))
+        with self._disk_full_named():
+            self.manager.save(step, args=ocp.args.Composite(**items))
 
     def restore(self, step: int, abstract_state, data_iterator):
         """The state placed by the target's shardings (so a different mesh reshards), and the iterator
@@ -44,7 +98,7 @@ class Checkpoints:
         their process's."""
         items = dict(state=ocp.args.StandardRestore(abstract_state))
         elastic = hasattr(data_iterator, "set_state_from_files")
-        data_dir = os.path.join(str(self.manager.directory), str(step), "data")
+        data_dir = os.path.join(self._step_dir(step), "data")
         if data_iterator is not None and not elastic:
             _check_process_count(data_dir)
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -57,10 +111,45 @@ class Checkpoints:
         return self.manager.restore(step, args=ocp.args.Composite(manifest=ocp.args.JsonRestore()))["manifest"]
 
     def wait(self):
-        self.manager.wait_until_finished()
+        with self._disk_full_named():
+            self.manager.wait_until_finished()
+
+    @contextlib.contextmanager
+    def _disk_full_named(self):
+        """A save that ran out of space: its partial step folders are removed (a rerun starts clean) and a
+        CwmError says how much the checkpoint needs."""
+        try:
+            yield
+        except Exception as e:
+            if not _disk_full(e):
+                raise
+            directory = str(self.manager.directory)
+            for partial in glob.glob(os.path.join(directory, "*.orbax-checkpoint-tmp*")):
+                shutil.rmtree(partial, ignore_errors=True)
+            step, need = self._saving
+            free = shutil.disk_usage(directory).free
+            raise CwmError(
+                f"{directory}: no space left on device saving step {step}: its arrays take {need / 2**20:.1f} MiB "
+                f"(less if compressed), {free / 2**20:.1f} MiB are free"
+            ) from None
 
     def close(self):
         self.manager.close()
+
+
+def _disk_full(error: object) -> bool:
+    # Tensorstore reports the OS error as a ValueError whose text carries its code.
+    return getattr(error, "errno", None) == errno.ENOSPC or f"[os_error_code='{errno.ENOSPC}']" in str(error)
+
+
+class _QuietDiskFull(logging.Filter):
+    """Orbax's save threads log a full disk with tracebacks, hundreds of lines; the CwmError says it in one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _disk_full(record.exc_info[1] if record.exc_info else record.getMessage())
+
+
+_QUIET_DISK_FULL = _QuietDiskFull()
 
 
 def _check_process_count(data_dir: str):

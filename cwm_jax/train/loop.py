@@ -13,7 +13,7 @@ from cwm_jax.train.batches import global_batch, make_batches
 from cwm_jax.train.checkpoints import Checkpoints
 from cwm_jax.train.config_check import check_train_config
 from cwm_jax.train.flops import flops_per_token, peak_flops_per_device
-from cwm_jax.train.manifest import run_manifest, write_manifest
+from cwm_jax.train.manifest import checkpoint_manifest, run_manifest, write_manifest
 from cwm_jax.train.metrics import MetricsLogger
 from cwm_jax.train.optimizer import make_optimizer
 from cwm_jax.train.profiling import StepProfiler
@@ -55,7 +55,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     primary = jax.process_index() == 0
     seq_len = cfg.data.seq_len
     with on_mesh(mesh, rules):
-        start = checkpoints.latest_step()
+        start = checkpoints.latest_intact_step(log if primary else lambda m: None)
         if start is None:
             state, start = create_state(model_cfg, optimizer, shardings, cfg.seed), 0
         else:
@@ -101,7 +101,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
                 profiler.after(step, state)
                 loss = metrics["loss"]
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
-                    checkpoints.save(step, state, batches, manifest)
+                    checkpoints.save(step, state, batches, checkpoint_manifest(manifest, batches))
                 if stop.requested:
                     if primary:
                         log(f"SIGTERM: checkpointed step {step} and stopped")

@@ -1,5 +1,6 @@
 """The run manifest: what ran, where, with what, from which data position. Written to WORKDIR/manifest.json
-when a run starts or resumes (what `cwm repro compare` reads) and saved with every checkpoint."""
+when a run starts or resumes (what `cwm repro compare` reads) and saved with every checkpoint, there with the
+data position and malformed-record counts of the save."""
 
 import importlib.metadata
 import json
@@ -7,6 +8,8 @@ import os
 import subprocess
 
 import jax
+
+from cwm_data.pipeline.input_pipeline import malformed_counts
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "sentencepiece")
 # Environment variables that change numerics or device selection.
@@ -58,6 +61,13 @@ def _data_state(iterator):
         return None
     state = iterator.get_state()
     return json.loads(state) if isinstance(state, bytes) else state
+
+
+def checkpoint_manifest(manifest: dict, data_iterator) -> dict:
+    """The run manifest as saved with a checkpoint: the run's start fields, and the data iterator's state and
+    malformed records skipped ("source: reason" -> count) as of this save."""
+    state = _data_state(data_iterator)
+    return {**manifest, "data_state": state, "malformed_records": malformed_counts(state)}
 
 
 def write_manifest(workdir: str, manifest: dict):

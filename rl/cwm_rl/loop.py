@@ -100,7 +100,7 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     checkpoints = Checkpoints(workdir, cfg.keep_checkpoints)
     # The learner's work runs on its mesh with its activation rules; generation does not (the sampler has its
     # own layout, and a sync run must generate exactly as an actor thread or process does).
-    start = checkpoints.latest_step()
+    start = checkpoints.latest_intact_step(log if primary else lambda m: None)
     with on_mesh(mesh, rules):
         if start is None:
             params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
