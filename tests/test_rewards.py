@@ -28,7 +28,9 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
 
         def grade(task, completion):
             with pool.sandbox() as sandbox:
-                return grade_function(sandbox, task.program(completion), task.tests, task.entry_point)
+                return grade_function(
+                    sandbox, task.program(completion), task.tests, task.entry_point, prelude=task.prompt
+                )
 
         with ThreadPoolExecutor(4) as threads:
             good = list(threads.map(lambda t: grade(t, t.canonical_solution), tasks))
@@ -127,7 +129,7 @@ def test_stdin_stdout_programs_python_and_cpp(backend):
 
 
 def _patch_with(task, path: str, old: str, new: str) -> str:
-    before = task.files[path]
+    before = task.files[path].decode()
     after = before.replace(old, new)
     assert after != before
     body = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{path}", f"b/{path}"))

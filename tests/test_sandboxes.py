@@ -77,7 +77,7 @@ def test_attack_battery(backend):
         assert sandbox.exec("echo alive").stdout == b"alive\n"
         if backend == "docker":
             top = sandbox.container.top(ps_args="-o pid,uid,cmd")["Processes"]
-            assert [row[2] for row in top if int(row[1]) == 65534] == [], top
+            assert [row[2] for row in top if int(row[1]) == sandbox.uid] == [], top
     finally:
         sandbox.close()
     with open(HOST_FILE) as f:
@@ -98,7 +98,9 @@ def test_attacks_submitted_as_solutions_score_minus_one(backend):
                 sandbox, "def f():\n    return 1\n" + program, "def check(c):\n    assert c() == 1\n", "f", timeout=4.0
             )
             sandbox.reset()
-            assert result.reward == -1, (name, result.status)
+            # What a solution prints goes nowhere (the grade has its own channel), so a flood costs nothing and
+            # the correct f still passes; every other attack breaks loading the solution.
+            assert result.reward == (1 if name == "100 MB of stdout" else -1), (name, result.status)
             assert time.perf_counter() - start < 4.0 + 30.0, name  # ended by its deadline, not hung
     finally:
         sandbox.close()

@@ -1,30 +1,95 @@
-"""SWE-style repository tasks: apply a submitted patch to a repo snapshot in a sandbox, add the hidden
-tests, run them, and grade by FAIL_TO_PASS and PASS_TO_PASS (every listed test must pass), never by an
-exit code. Optionally CWM's patch-similarity reward. The agent task: CWM's tools in a sandbox holding the
-repository, the issue as the prompt, the last submission graded.
+"""SWE-style repository tasks: apply a submitted patch to a repo snapshot in a sandbox, restore the task's
+tests and test configuration, add the hidden tests, run them, and grade by FAIL_TO_PASS and PASS_TO_PASS
+(every listed test must pass), never by an exit code or by what the tests print. Optionally CWM's
+patch-similarity reward. The agent task: CWM's tools in a sandbox holding the repository, the issue as the
+prompt, the last submission graded.
 
 A task folder holds `task.json` (instance_id, problem_statement, FAIL_TO_PASS, PASS_TO_PASS, test_patch,
-gold_patch) and `repo/` (the snapshot the agent starts from).
+gold_patch) and `repo/` (the snapshot the agent starts from: regular files only, text or binary).
+
+What a submission may change, and what the grader puts back (the threat model is in WORKSPACE.md): test
+files (test_*.py, *_test.py, anything under tests/ or test/, the files the test patch or the test ids name),
+conftest.py files and test configuration (pytest.ini, tox.ini, setup.cfg, pyproject.toml) are restored from
+the task; what can shadow the test runner or run at interpreter start (pytest.py, _pytest/, pluggy/, py.py,
+sitecustomize.py, usercustomize.py, *.pth), compiled files (__pycache__, *.pyc) and symlinks are removed.
+A patch that changes nothing else is rejected. The tests then run under pytest_runner.py, whose report the
+code under test cannot write.
 """
 
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import random
-import re
+import secrets
 import time
+from pathlib import Path
 
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
 from cwm_data.chat_format import generation_prompt, system_prompt
 from cwm_envs.sandbox import WORKDIR, Sandbox
+from cwm_tasks import pytest_runner
 from cwm_tasks.agent_tools import AgentTools
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 from cwm_tasks.task import Prompt
 
 REPO_DIR = "repo"
-_RESULT_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
+RUNNER_SOURCE = Path(pytest_runner.__file__).read_text()
+_TEST_CONFIG = {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
+_TEST_DIRS = {"tests", "test"}
+_SHADOW_NAMES = {"pytest.py", "py.py", "sitecustomize.py", "usercustomize.py", "pytest", "_pytest", "pluggy"}
+_KEYS = {
+    "instance_id": str,
+    "problem_statement": str,
+    "FAIL_TO_PASS": list,
+    "PASS_TO_PASS": list,
+    "test_patch": str,
+    "gold_patch": str,
+}
+
+
+def _read_task_json(folder: str) -> dict:
+    path = os.path.join(folder, "task.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CwmError(f"{path}: {e}") from None
+    if not isinstance(meta, dict):
+        raise CwmError(f"{path}: must be a JSON object, not {type(meta).__name__}")
+    for key, kind in _KEYS.items():
+        if key not in meta:
+            raise CwmError(f"{path}: missing '{key}'")
+        if not isinstance(meta[key], kind):
+            raise CwmError(f"{path}: '{key}' must be a {kind.__name__}, not {type(meta[key]).__name__}")
+    for key in ("FAIL_TO_PASS", "PASS_TO_PASS"):
+        for test in meta[key]:
+            if not isinstance(test, str) or not test or os.path.isabs(test) or ".." in test.split("::")[0].split("/"):
+                raise CwmError(f"{path}: '{key}' holds {test!r}, not a test id relative to the repository")
+    if not meta["FAIL_TO_PASS"]:
+        raise CwmError(f"{path}: 'FAIL_TO_PASS' is empty: a task needs a test the fix makes pass")
+    return meta
+
+
+def _read_repo(repo: str) -> dict[str, bytes]:
+    """path -> bytes of every file; a symlink or any other non-regular file is refused, never followed."""
+    if not os.path.isdir(repo):
+        raise CwmError(f"{repo}: the task has no repository folder")
+    files = {}
+    for root, dirs, names in os.walk(repo):
+        for name in sorted(dirs + names):
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                raise CwmError(f"{path}: a symlink in a task repository (links are refused, never followed)")
+        for name in names:
+            path = os.path.join(root, name)
+            if not os.path.isfile(path):
+                raise CwmError(f"{path}: not a regular file (task repositories hold regular files only)")
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, repo)] = f.read()
+    return files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,22 +100,11 @@ class SweTask:
     pass_to_pass: tuple[str, ...]
     test_patch: str
     gold_patch: str
-    files: dict  # path -> text of the repo snapshot
+    files: dict  # path -> bytes of the repo snapshot
 
     @classmethod
     def load(cls, folder: str) -> "SweTask":
-        try:
-            with open(os.path.join(folder, "task.json")) as f:
-                meta = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise CwmError(f"{folder}/task.json: {e}") from None
-        repo = os.path.join(folder, REPO_DIR)
-        files = {}
-        for root, _, names in os.walk(repo):
-            for name in names:
-                path = os.path.join(root, name)
-                with open(path) as f:
-                    files[os.path.relpath(path, repo)] = f.read()
+        meta = _read_task_json(folder)
         return cls(
             meta["instance_id"],
             meta["problem_statement"],
@@ -58,17 +112,64 @@ class SweTask:
             tuple(meta["PASS_TO_PASS"]),
             meta["test_patch"],
             meta["gold_patch"],
-            files,
+            _read_repo(os.path.join(folder, REPO_DIR)),
         )
 
     def setup(self, sandbox: Sandbox):
         """Puts the snapshot at /work/repo (what the agent works on)."""
-        for path, text in self.files.items():
-            sandbox.put_file(f"{REPO_DIR}/{path}", text)
+        for path, data in self.files.items():
+            sandbox.put_file(f"{REPO_DIR}/{path}", data)
+
+    @functools.cached_property
+    def test_files(self) -> list[str]:
+        return sorted({t.split("::")[0] for t in self.fail_to_pass + self.pass_to_pass})
+
+    @functools.cached_property
+    def _test_patch_files(self) -> set[str]:
+        return patched_files(self.test_patch)
+
+    def protected(self, path: str) -> bool:
+        """Whether `path` (relative to the repository) is a test, test configuration or test-runner file: the
+        task's version is what runs."""
+        parts = path.split("/")
+        name = parts[-1]
+        return (
+            name in _TEST_CONFIG
+            or (name.startswith("test_") and name.endswith(".py"))
+            or name.endswith("_test.py")
+            or bool(_TEST_DIRS & set(parts[:-1]))
+            or path in self.test_files
+            or path in self._test_patch_files
+        )
+
+
+def shadows_the_runner(path: str) -> bool:
+    parts = path.split("/")
+    return (
+        parts[0] in _SHADOW_NAMES
+        or parts[-1] in _SHADOW_NAMES
+        or parts[-1].endswith((".pth", ".pyc"))
+        or "__pycache__" in parts
+    )
 
 
 def shipped_swe_tasks() -> list[SweTask]:
     return [SweTask.load(os.path.join(SWE_TASKS, name)) for name in sorted(os.listdir(SWE_TASKS))]
+
+
+def patched_files(patch: str) -> set[str]:
+    """The repository paths a unified diff creates, changes, renames or deletes."""
+    found = set()
+    for line in patch.splitlines():
+        if line.startswith(("--- ", "+++ ")):
+            path = line[4:].split("\t")[0].strip()
+            if path != "/dev/null":
+                found.add(path[2:] if path.startswith(("a/", "b/")) else path)
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            found.add(line.split(" ", 2)[2].strip())
+        elif line.startswith("diff --git "):
+            found.update(p[2:] for p in line.split()[2:4] if p.startswith(("a/", "b/")))
+    return found
 
 
 def _apply(sandbox: Sandbox, patch: str, name: str) -> tuple[bool, str]:
@@ -77,39 +178,81 @@ def _apply(sandbox: Sandbox, patch: str, name: str) -> tuple[bool, str]:
     return result.ok, result.text()
 
 
+def restore_tests(sandbox: Sandbox, task: SweTask):
+    """Puts the task's tests and test configuration back, and removes what could shadow the runner, symlinks
+    and anything else that is not a regular file or a directory."""
+    listing = sandbox.exec(["find", REPO_DIR, "-mindepth", "1", "-printf", "%y %P\\0"], timeout=60)
+    if not listing.ok:
+        raise CwmError(f"could not list the repository: {listing.text()[-300:]}")
+    entries = [e.split(" ", 1) for e in listing.stdout.decode(errors="surrogateescape").split("\0") if e]
+    remove = [
+        path
+        for kind, path in entries
+        if kind not in ("f", "d") or shadows_the_runner(path) or (kind == "f" and task.protected(path))
+    ]
+    if remove:
+        sandbox.exec(["rm", "-rf", "--", *(f"{REPO_DIR}/{p}" for p in remove)], timeout=60)
+    for path, data in task.files.items():
+        if task.protected(path):
+            sandbox.put_file(f"{REPO_DIR}/{path}", data)
+
+
 def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.0, setup: bool = True) -> RewardResult:
-    """+1 iff the patch applies and every FAIL_TO_PASS and PASS_TO_PASS test passes; else -1 with why."""
+    """+1 iff the patch applies, changes more than tests and test configuration, and every FAIL_TO_PASS and
+    PASS_TO_PASS test passes in a run that reached its end untampered; else -1 with why."""
     start = time.perf_counter()
     if not patch.strip():
         return RewardResult(FAIL, "empty_patch", [], 0.0, "the submission is empty")
+    touched = patched_files(patch)
+    if touched and all(task.protected(p) or shadows_the_runner(p) for p in touched):
+        return RewardResult(
+            FAIL, "tests_only", [], 0.0, f"the patch changes only tests or test configuration: {sorted(touched)}"
+        )
     if setup:
         task.setup(sandbox)
     applied, log = _apply(sandbox, patch, "submission.diff")
     if not applied:
         return RewardResult(FAIL, "patch_failed", [], time.perf_counter() - start, log[-4000:])
+    try:
+        restore_tests(sandbox, task)
+    except CwmError as e:
+        return RewardResult(
+            FAIL, "tests_tampered", [], time.perf_counter() - start, f"could not restore the tests: {e}"
+        )
     applied, log = _apply(sandbox, task.test_patch, "tests.diff")
     if not applied:
         return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, log[-4000:])
-    test_files = sorted({t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass})
+    sandbox.put_file("pytest_runner.py", RUNNER_SOURCE)
+    nonce = secrets.token_hex(16)
     run = sandbox.exec(
-        ["bash", "-c", f"cd {REPO_DIR} && python3 -m pytest -rA -q -p no:cacheprovider " + " ".join(test_files)],
+        ["python3", "-I", "pytest_runner.py", f"{WORKDIR}/{REPO_DIR}", *task.test_files],
+        stdin=json.dumps({"timeout_s": max(1.0, timeout - 5.0), "nonce": nonce}),
         timeout=timeout,
     )
-    seen = {}
-    for line in run.stdout.decode(errors="replace").splitlines():
-        match = _RESULT_LINE.match(line)
-        if match:
-            seen[match.group(2)] = match.group(1)
+    log = run.stderr.decode(errors="replace")[-4000:]
+    seconds = time.perf_counter() - start
+    lines = [line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith(nonce + " ")]
+    try:
+        report = json.loads(lines[-1][len(nonce) + 1 :])
+    except IndexError:
+        status = "timeout" if run.timed_out else "runner_failed"
+        return RewardResult(FAIL, status, [], seconds, log)
     outcomes = [
-        TestOutcome(test, seen.get(test) == "PASSED", f"{kind}: {seen.get(test, 'not run')}")
+        TestOutcome(
+            test, report["outcomes"].get(test) == "passed", f"{kind}: {report['outcomes'].get(test, 'not run')}"
+        )
         for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
         for test in tests
     ]
-    seconds = time.perf_counter() - start
-    if run.timed_out:
-        return RewardResult(FAIL, "timeout", outcomes, seconds, run.text()[-4000:])
+    if report["tampered"]:
+        return RewardResult(
+            FAIL, "tampered", outcomes, seconds, f"the test run was tampered with: {report['tampered']}"
+        )
+    if not report["finished"]:
+        why = "the test run did not reach its end (it ran out of time, exited early or was killed)"
+        return RewardResult(FAIL, "timeout" if run.timed_out else "incomplete", outcomes, seconds, f"{why}\n{log}")
     ok = all(o.passed for o in outcomes)
-    return RewardResult(PASS if ok else FAIL, "passed" if ok else "failed", outcomes, seconds, run.text()[-4000:])
+    return RewardResult(PASS if ok else FAIL, "passed" if ok else "failed", outcomes, seconds, log)
 
 
 def _files_of(patch: str) -> dict[str, str]:

@@ -1,0 +1,175 @@
+"""Runs a task's tests with pytest inside a sandbox and reports each test's outcome on a channel the code
+under test cannot write (stdlib and pytest only: it runs as `python3 -I pytest_runner.py REPO TEST_FILE...`
+with its deadline and a nonce on stdin).
+
+The runner process is trusted: it makes itself non-dumpable (no process of the sandbox user can read its
+memory or descriptors through /proc or ptrace), imports pytest before the repository is on sys.path (so a
+`pytest.py` in the repository shadows nothing), and forks the test run. The child runs pytest with its
+stdout sent to stderr, so whatever the code under test prints is only log; a plugin registered before any
+repository code is imported reports each test phase over a pipe, then, when the session finishes, which of
+pytest's reporting functions or plugins were replaced or added from the repository. The runner writes the
+outcomes to its stdout, the result channel, only after the child's whole process group is gone, marked with
+the nonce it read after the fork, and marks the run finished only if the child's session reached its end: a
+run that exits early (`os._exit(0)` under pytest) does not count.
+
+What this cannot stop, and the threat model in WORKSPACE.md says so: code that deliberately finds the pipe
+in its own process and writes forged reports into it.
+"""
+
+import ctypes
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+import pytest
+
+_PR_SET_DUMPABLE = 4
+_MAX_REPORTS = 64 << 20  # bytes of phase reports; more is a flood, not a test run
+# pytest's and pluggy's reporting path: functions that decide or carry a test's outcome.
+_GUARDED = (
+    "_pytest.runner",
+    "_pytest.reports",
+    "_pytest.python",
+    "_pytest.main",
+    "_pytest.outcomes",
+    "_pytest.skipping",
+    "_pytest.unittest",
+    "_pytest.fixtures",
+    "pluggy._callers",
+    "pluggy._hooks",
+    "pluggy._manager",
+    "pluggy._result",
+)
+
+
+def _functions(module) -> dict:
+    """(module, name) -> (object, code) of the module's functions and classes and its classes' methods
+    (class and static methods and properties included): replacing one, or its code, shows."""
+    found = {}
+    for name, value in vars(module).items():
+        members = vars(value).items() if isinstance(value, type) and value.__module__ == module.__name__ else ()
+        for key, item in [(name, value), *((f"{name}.{k}", v) for k, v in members)]:
+            if callable(item) or isinstance(item, (classmethod, staticmethod, property)):
+                found[(module.__name__, key)] = (item, getattr(getattr(item, "__func__", item), "__code__", None))
+    return found
+
+
+class Reporter:
+    """The plugin: test phases and the session's end, over the pipe to the runner."""
+
+    def __init__(self, fd: int, repo: str):
+        self.fd, self.repo = fd, os.path.realpath(repo)
+        self.modules = [importlib.import_module(name) for name in _GUARDED]
+        self.snapshot = {k: v for m in self.modules for k, v in _functions(m).items()}
+
+    def _write(self, record: dict):
+        os.write(self.fd, (json.dumps(record) + "\n").encode())
+
+    def pytest_runtest_logreport(self, report):
+        self._write({"id": report.nodeid, "when": report.when, "outcome": report.outcome})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        self._write({"finished": True, "tampered": self.tampered(session.config)})
+
+    def tampered(self, config) -> list[str]:
+        now = {k: v for m in self.modules for k, v in _functions(m).items()}
+        changed = [
+            f"{module}.{name}"
+            for (module, name), (item, code) in self.snapshot.items()
+            if (module, name) not in now
+            or now[(module, name)][0] is not item
+            or getattr(getattr(item, "__func__", item), "__code__", None) is not code
+        ]
+        return changed + [f"plugin {p}" for p in self._repository_plugins(config)]
+
+    def _repository_plugins(self, config) -> list[str]:
+        """Plugins defined in repository code other than its conftest files (restored from the task)."""
+        found = []
+        for plugin in config.pluginmanager.get_plugins():
+            module = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
+            path = os.path.realpath(getattr(module, "__file__", None) or "")
+            if path.startswith(self.repo + os.sep) and os.path.basename(path) != "conftest.py":
+                found.append(path[len(self.repo) + 1 :])
+        return found
+
+
+def _run_tests(fd: int, repo: str, test_files: list[str]):
+    os.setpgid(0, 0)
+    os.dup2(2, 1)  # pytest's and the tests' output is log, never the result channel
+    os.chdir(repo)
+    sys.path.insert(0, os.getcwd())  # as `python -m pytest` run in the repository
+    reporter = Reporter(fd, repo)
+    code = pytest.main(["-q", "-rA", "-p", "no:cacheprovider", *test_files], plugins=[reporter])
+    sys.stdout.flush()  # the log; os._exit skips the flush at exit
+    os._exit(int(code))
+
+
+def _outcomes(records: list[dict]) -> dict[str, str]:
+    """A test passed if its call passed and neither its setup nor its teardown failed."""
+    outcome: dict[str, str] = {}
+    for record in records:
+        test, when, result = record.get("id"), record.get("when"), record.get("outcome")
+        if not isinstance(test, str):
+            continue
+        if result != "passed":
+            outcome[test] = f"{when}: {result}" if outcome.get(test, "passed") == "passed" else outcome[test]
+        elif when == "call" and test not in outcome:
+            outcome[test] = "passed"
+    return outcome
+
+
+def main():
+    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    repo, test_files = sys.argv[1], sys.argv[2:]
+    out = os.dup(1)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the nonce arrives on stdin: never for the tests
+        os.close(read_end)
+        os.close(out)
+        _run_tests(write_end, repo, test_files)
+    os.close(write_end)
+    config = json.loads(sys.stdin.read())  # only now, so the test process cannot have it in memory
+    deadline = time.monotonic() + config["timeout_s"]
+    buffer, timed_out = b"", False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([read_end], [], [], left)[0]:
+            timed_out = True
+            break
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk or len(buffer) > _MAX_REPORTS:
+            break
+        buffer += chunk
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the run and anything it left behind
+    except (ProcessLookupError, PermissionError):
+        pass
+    os.waitpid(pid, 0)
+    records = []
+    for line in buffer.decode(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    finished = [r for r in records if r.get("finished") is True]
+    result = {
+        "outcomes": _outcomes(records),
+        "finished": bool(finished) and not timed_out,
+        "tampered": finished[-1].get("tampered", []) if finished else [],
+    }
+    # The nonce marks the runner's line: another process of the sandbox user that reaches the exec's output
+    # (Docker's exec wrappers hold it) cannot know it.
+    os.write(out, f"{config['nonce']} {json.dumps(result)}\n".encode())
+
+
+if __name__ == "__main__":
+    main()
