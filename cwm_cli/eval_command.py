@@ -71,11 +71,7 @@ def evaluate(task: str, completer, tokenizer, args) -> dict:
         from cwm_jax.evals.cruxeval_eval import evaluate_cruxeval
         from cwm_tasks.cruxeval import load_cruxeval
 
-        sandbox = make_sandbox(args.backend)
-        try:
-            return evaluate_cruxeval(completer, tokenizer, load_cruxeval()[limit], sandbox, args.max_new_tokens)
-        finally:
-            sandbox.close()
+        return evaluate_cruxeval(completer, tokenizer, load_cruxeval()[limit], args.max_new_tokens)
     from cwm_jax.evals.pass_at_k import evaluate_pass_at_k
 
     family = _family(task, args)

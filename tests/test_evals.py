@@ -63,8 +63,7 @@ def test_trace_prediction_metrics(tokenizer):
     assert broken["summary"]["format_valid"] == 0.0 and broken["n"] == 2
 
 
-@pytest.mark.parametrize("backend", BACKENDS[:1])
-def test_cruxeval_scored_by_executing_the_assertion(tokenizer, backend):
+def test_cruxeval_scored_against_the_output_without_running_the_prediction(tokenizer):
     by_prompt = {direct_prompt(s): s["output"] for s in CRUX}
     by_source = {mark_entry(trace_source(s), "main")[0]: s for s in CRUX}
 
@@ -77,14 +76,13 @@ def test_cruxeval_scored_by_executing_the_assertion(tokenizer, backend):
         real = trace(trace_source(sample), "main").frames
         return trace_format.render(real, True)
 
-    sandbox = make_sandbox(backend)
-    try:
-        right = evaluate_cruxeval(Oracle(tokenizer, oracle), tokenizer, CRUX, sandbox)
-        wrong = evaluate_cruxeval(Oracle(tokenizer, lambda p: ["None\n"]), tokenizer, CRUX, sandbox)
-    finally:
-        sandbox.close()
+    right = evaluate_cruxeval(Oracle(tokenizer, oracle), tokenizer, CRUX)
+    wrong = evaluate_cruxeval(Oracle(tokenizer, lambda p: ["None\n"]), tokenizer, CRUX)
+    # Executed as `assert f(input) == PREDICTION`, this exit would have passed every sample.
+    cheat = evaluate_cruxeval(Oracle(tokenizer, lambda p: ["__import__('os')._exit(0)\n"]), tokenizer, CRUX)
     assert right["summary"] == {"direct": 1.0, "via_trace": 1.0}
     assert wrong["summary"]["direct"] < 1.0 and wrong["summary"]["via_trace"] == 0.0
+    assert cheat["summary"]["direct"] == 0.0
 
 
 def test_math_pass_at_k(tokenizer):

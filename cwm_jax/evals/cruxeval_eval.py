@@ -1,18 +1,16 @@
-"""CRUXEval output prediction scored by executing the predicted assertion in a sandbox: directly and via a
-predicted trace (cwm_tasks.cruxeval has the prompts, answers and the check)."""
+"""CRUXEval output prediction scored against f(input), directly and via a predicted trace (cwm_tasks.cruxeval
+has the prompts, answers and the check, which runs nothing the model wrote)."""
 
 from cwm_data import special_tokens as st
 from cwm_data.tokenizer import CwmTokenizer
-from cwm_envs.sandbox import Sandbox
 from cwm_jax.completion import Completer
-from cwm_tasks.cruxeval import assertion_holds, direct_answer, direct_pieces, trace_answer, trace_pieces
+from cwm_tasks.cruxeval import direct_answer, direct_pieces, prediction_matches, trace_answer, trace_pieces
 
 
 def evaluate_cruxeval(
     completer: Completer,
     tokenizer: CwmTokenizer,
     samples: list[dict],
-    sandbox: Sandbox,
     max_new_tokens: int = 256,
     trace_tokens: int = 4096,
 ) -> dict:
@@ -27,9 +25,9 @@ def evaluate_cruxeval(
             {
                 "id": sample["id"],
                 "direct": answer,
-                "direct_correct": bool(answer) and assertion_holds(sandbox, sample, answer),
+                "direct_correct": bool(answer) and prediction_matches(sample, answer),
                 "via_trace": via_trace,
-                "via_trace_correct": via_trace is not None and assertion_holds(sandbox, sample, via_trace),
+                "via_trace_correct": via_trace is not None and prediction_matches(sample, via_trace),
             }
         )
     n = len(items)

@@ -1,8 +1,10 @@
 """CRUXEval output prediction (800 functions with an input; MIT, copied to data/benchmarks/cruxeval): the
 model predicts f(input), directly (it completes `assert f(input) == `) or via a predicted trace of a main()
-that calls f (the trace's last return value). A prediction is right when the assertion holds, executed in a
-sandbox."""
+that calls f (the trace's last return value). A prediction is right when it equals f(input): both are read
+as Python literals on the host, so nothing the model wrote runs (executing `assert f(input) == PREDICTION`
+would let `__import__('os')._exit(0)` pass)."""
 
+import ast
 import random
 
 from cwm_common.jsonl import read_jsonl
@@ -11,7 +13,6 @@ from cwm_data import special_tokens as st
 from cwm_data import trace_format
 from cwm_data.special_tokens import SpecialToken, special
 from cwm_data.tracer import mark_entry
-from cwm_envs.sandbox import Sandbox
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult
 from cwm_tasks.task import Prompt
 
@@ -57,16 +58,23 @@ def trace_answer(pieces: list[str]) -> str | None:
     return returns[-1] if returns else None
 
 
-def assertion_holds(sandbox: Sandbox, sample: dict, predicted: str) -> bool:
-    program = f"{sample['code']}\nassert f({sample['input']}) == {predicted}\n"
-    sandbox.put_file("check.py", program)
-    return sandbox.exec(["python3", "check.py"], timeout=10).ok
+MAX_PREDICTION_CHARS = 10_000
+
+
+def prediction_matches(sample: dict, predicted: str) -> bool:
+    """Whether the predicted literal equals the sample's output (every CRUXEval output is a literal)."""
+    if len(predicted) > MAX_PREDICTION_CHARS:
+        return False
+    try:
+        return ast.literal_eval(predicted) == ast.literal_eval(sample["output"])
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
 
 
 class CruxevalTask:
     """Direct output prediction as a graded task (RL; the eval also scores predictions via traces)."""
 
-    name, multi_turn, needs_sandbox, stops = "cruxeval", False, True, (st.END_OF_TEXT,)
+    name, multi_turn, needs_sandbox, stops = "cruxeval", False, False, (st.END_OF_TEXT,)
 
     def __init__(self):
         self.samples = load_cruxeval()
@@ -85,5 +93,5 @@ class CruxevalTask:
         answer = direct_answer(completion)
         if not answer:
             return RewardResult(FAIL, "no_answer")
-        ok = assertion_holds(sandbox, self._by_id[meta["id"]], answer)
+        ok = prediction_matches(self._by_id[meta["id"]], answer)
         return RewardResult(PASS if ok else FAIL, "passed" if ok else "failed", log=f"predicted {answer[:200]}")
