@@ -70,6 +70,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         shards.write(json.dumps({"text": "hello"}).encode())
     [shard] = shards.paths
     os.truncate(shard, os.path.getsize(shard) // 2)
+    tasks = _bad_swe_tasks(d / "tasks")
     tokenizer = str(d / "sp.model")
     train_sentencepiece([f"doc {i} says hello world" for i in range(60)], 300, tokenizer)
     return {
@@ -84,7 +85,29 @@ def files(tmp_path_factory) -> dict[str, str]:
         "shard_config": _write_config(d / "shard_config.py", tokenizer, shard),
         "tokenizer": tokenizer,
         "new": str(d / "never_written"),
+        **tasks,
     }
+
+
+def _bad_swe_tasks(root: pathlib.Path) -> dict[str, str]:
+    """Copies of a shipped SWE task, each broken in one way: task.json's shape, or a repository file that is
+    not a regular file."""
+    meta = json.loads((SWE_TASK / "task.json").read_text())
+    broken = {
+        "task_not_object": "[]",
+        "task_missing_key": json.dumps({k: v for k, v in meta.items() if k != "gold_patch"}),
+        "task_string_f2p": json.dumps({**meta, "FAIL_TO_PASS": "test_calc.py::test_divide_by_zero"}),
+        "task_empty_tests": json.dumps({**meta, "FAIL_TO_PASS": [], "PASS_TO_PASS": []}),
+        "task_outside_test": json.dumps({**meta, "FAIL_TO_PASS": ["../../etc/test_x.py::t"]}),
+        "task_symlink": json.dumps(meta),
+    }
+    folders = {}
+    for name, text in broken.items():
+        shutil.copytree(SWE_TASK, root / name)
+        (root / name / "task.json").write_text(text)
+        folders[name] = str(root / name)
+    os.symlink("/etc/shadow", root / "task_symlink" / "repo" / "shadow")
+    return folders
 
 
 ALLOWED_DTYPES = "allowed: float32, bfloat16, float16"
@@ -155,6 +178,37 @@ CASES = [
         ["reward", "swe", "--task", str(SWE_TASK), "--patch", "{dir}"],
         ["{dir}: cannot read --patch file"],
         id="reward-swe-patch-is-a-folder",
+    ),
+    # task folders: task.json's shape, and repository files that are not regular files
+    pytest.param(
+        ["reward", "swe", "--task", "{task_not_object}", "--patch", "{ok}"],
+        ["{task_not_object}/task.json: must be a JSON object, not list"],
+        id="swe-task-not-an-object",
+    ),
+    pytest.param(
+        ["reward", "swe", "--task", "{task_missing_key}", "--patch", "{ok}"],
+        ["{task_missing_key}/task.json: missing 'gold_patch'"],
+        id="swe-task-missing-key",
+    ),
+    pytest.param(
+        ["reward", "swe", "--task", "{task_string_f2p}", "--patch", "{ok}"],
+        ["{task_string_f2p}/task.json: 'FAIL_TO_PASS' must be a list, not str"],
+        id="swe-task-string-fail-to-pass",
+    ),
+    pytest.param(
+        ["reward", "swe", "--task", "{task_empty_tests}", "--patch", "{ok}"],
+        ["{task_empty_tests}/task.json: 'FAIL_TO_PASS' is empty"],
+        id="swe-task-no-tests",
+    ),
+    pytest.param(
+        ["reward", "swe", "--task", "{task_outside_test}", "--patch", "{ok}"],
+        ["'FAIL_TO_PASS' holds '../../etc/test_x.py::t', not a test id relative to the repository"],
+        id="swe-task-test-outside-the-repository",
+    ),
+    pytest.param(
+        ["reward", "swe", "--task", "{task_symlink}", "--patch", "{ok}"],
+        ["{task_symlink}/repo/shadow: a symlink in a task repository"],
+        id="swe-task-symlinked-file",
     ),
     # 8: sandbox limits, named by flag
     pytest.param(
@@ -293,3 +347,23 @@ def test_a_save_that_runs_out_of_disk_leaves_nothing_behind(pipeline_run, tmp_pa
     assert sorted(os.listdir(checkpoints)) == ["1", "2"]  # no .orbax-checkpoint-tmp folder left
     assert main([*argv, "--config.steps=3"]) == 0
     assert sorted(os.listdir(checkpoints)) == ["1", "2", "3"]
+
+
+@pytest.mark.bwrap
+def test_a_binary_file_in_a_task_repository_is_carried_not_refused(tmp_path, capsys):
+    task = tmp_path / "task"
+    shutil.copytree(SWE_TASK, task)
+    (task / "repo" / "blob.bin").write_bytes(bytes(range(256)))
+    gold = tmp_path / "gold.diff"
+    gold.write_text(json.loads((SWE_TASK / "task.json").read_text())["gold_patch"])
+    assert main(["reward", "swe", "--task", str(task), "--patch", str(gold)]) == 0
+    assert json.loads(capsys.readouterr().out)["resolved"]
+    from cwm_envs.sandbox_factory import make_sandbox
+    from cwm_tasks.swe import SweTask
+
+    sandbox = make_sandbox("bwrap")
+    try:
+        SweTask.load(str(task)).setup(sandbox)
+        assert sandbox.get_file("repo/blob.bin") == bytes(range(256))
+    finally:
+        sandbox.close()
