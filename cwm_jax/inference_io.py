@@ -5,6 +5,7 @@ safetensors), a cwm model directory (model_config.json + Orbax params/), or a tr
 
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ from cwm_jax.config import ModelConfig, from_mapping
 from cwm_jax.hf.convert import from_hf
 from cwm_jax.model import CwmModel
 from cwm_jax.model_checkpoint import CONFIG_FILE, read_model_dir
-from cwm_jax.train.checkpoints import restore_params
+from cwm_jax.train.checkpoints import intact_step, restore_params
 
 HF_CONFIG = "config.json"
 
@@ -39,8 +40,10 @@ def load_model(path: str, **overrides) -> CwmModel:
 
 def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     """The params of a training run's latest checkpoint (its manifest holds the model config)."""
-    manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"))
-    step = manager.latest_step()
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    step, skipped = intact_step(directory, ocp.CheckpointManager(directory).all_steps())
+    for newer, why in skipped:
+        print(f"warning: skipping checkpoint step {newer}: {why}; loading step {step}", file=sys.stderr)
     if step is None:
         raise CwmError(f"{workdir}: no checkpoint in checkpoints/")
     manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())

@@ -129,6 +129,11 @@ def generate(
     limits = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     if len(limits) != len(prompts):
         raise CwmError(f"generate: {len(limits)} max_new_tokens for {len(prompts)} prompts")
+    if min(limits) < 0 or temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
+        raise CwmError(
+            f"generate: max_new_tokens >= 0, temperature >= 0, 0 < top_p <= 1 and top_k >= 0 are required "
+            f"(got {min(limits)}, {temperature}, {top_p}, {top_k})"
+        )
     lengths = [len(p) for p in prompts]
     chunk = min(prefill_chunk, _round_up(max(lengths), 8))
     padded = _round_up(max(lengths), chunk)

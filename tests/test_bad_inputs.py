@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 
 import grain
 import orbax.checkpoint as ocp
@@ -14,6 +15,7 @@ from flax import nnx
 
 import cwm_jax
 from cwm_cli.main import main
+from cwm_common.errors import CwmError
 from cwm_data.shards import ShardWriter
 from cwm_data.tokenizer import train_sentencepiece
 from cwm_jax.model_checkpoint import save_model
@@ -334,6 +336,16 @@ def test_no_intact_checkpoint_is_named_in_one_line(pipeline_run, tmp_path, capsy
     assert f"{checkpoints / '2' / 'state' / '_METADATA'}: unreadable" in err and "no intact checkpoint" in err
 
 
+def test_inference_loads_the_newest_intact_checkpoint_of_a_workdir(pipeline_run, files, tmp_path, capsys):
+    argv, checkpoints = _copy_run(pipeline_run, tmp_path)
+    (checkpoints / "2" / "state" / "_METADATA").write_text("{garbage")
+    tokenizer = ["--tokenizer", files["tokenizer"]]
+    assert main(["generate", "--model", argv[-1], *tokenizer, "--prompt", "doc", "--max-new-tokens", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: skipping checkpoint step 2" in err and "loading step 1" in err
+    assert sorted(os.listdir(checkpoints)) == ["1", "2"]  # inference leaves the workdir as it was
+
+
 def test_a_save_that_runs_out_of_disk_leaves_nothing_behind(pipeline_run, tmp_path, capsys, monkeypatch):
     argv, checkpoints = _copy_run(pipeline_run, tmp_path)
 
@@ -343,10 +355,25 @@ def test_a_save_that_runs_out_of_disk_leaves_nothing_behind(pipeline_run, tmp_pa
     with monkeypatch.context() as patch:
         patch.setattr(ocp.StandardCheckpointHandler, "async_save", disk_full)
         err = _error_line(capsys, [*argv, "--config.steps=3"])
-    assert f"{checkpoints}: no space left on device saving step 3: its arrays take 26.2 MiB" in err
+    assert f"{checkpoints}: no space left on device for step 3: its arrays take 26.2 MiB" in err
     assert sorted(os.listdir(checkpoints)) == ["1", "2"]  # no .orbax-checkpoint-tmp folder left
     assert main([*argv, "--config.steps=3"]) == 0
     assert sorted(os.listdir(checkpoints)) == ["1", "2", "3"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="mounting a small disk needs root")
+def test_a_save_the_disk_cannot_hold_is_refused_before_it_starts(pipeline_run, tmp_path, capsys):
+    """On a real 12 MiB disk: one line (a save failing midway would print a traceback per write in flight)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(disk)], check=True)
+    try:
+        argv = ["train", "--config", str(pipeline_run["config"]), "--workdir", str(disk / "run")]
+        err = _error_line(capsys, argv)
+        assert f"{disk / 'run' / 'checkpoints'}: no space left on device for step 1: its arrays take 26.2 MiB" in err
+        assert os.listdir(disk / "run" / "checkpoints") == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 @pytest.mark.bwrap
@@ -367,3 +394,12 @@ def test_a_binary_file_in_a_task_repository_is_carried_not_refused(tmp_path, cap
         assert sandbox.get_file("repo/blob.bin") == bytes(range(256))
     finally:
         sandbox.close()
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_new_tokens": -5}, {"temperature": -1.0}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1}]
+)
+def test_generate_refuses_meaningless_sampling_values(files, options):
+    model = cwm_jax.load_model(files["hf"])
+    with pytest.raises(CwmError, match=r"generate: max_new_tokens >= 0, temperature >= 0, 0 < top_p <= 1"):
+        cwm_jax.generate(model, [[1, 2]], **{"max_new_tokens": 4, **options})

@@ -46,32 +46,14 @@ class Checkpoints:
         """The newest step whose files all read (None: no checkpoint). Newer unreadable ones are moved to
         WORKDIR/unreadable_checkpoints with a one-line warning each, so later saves of those steps are not
         skipped as already done; with no intact step the unreadable file is named in a CwmError."""
-        skipped: list[tuple[int, str]] = []
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            problem = self._unreadable_file(step)
-            if problem is None:
-                for newer, why in skipped:
-                    log(f"warning: skipping checkpoint step {newer}: {why}; resuming from step {step}")
-                    self._move_aside(newer)
-                return step
-            skipped.append((step, problem))
-        if skipped:
-            raise CwmError(f"{skipped[0][1]}; no intact checkpoint to resume from")
-        return None
+        step, skipped = intact_step(str(self.manager.directory), self.manager.all_steps())
+        for newer, why in skipped:
+            log(f"warning: skipping checkpoint step {newer}: {why}; resuming from step {step}")
+            self._move_aside(newer)
+        return step
 
     def _step_dir(self, step: int) -> str:
         return os.path.join(str(self.manager.directory), str(step))
-
-    def _unreadable_file(self, step: int) -> str | None:
-        """'PATH: why' for the first of the step's JSON files that does not parse, else None."""
-        for pattern in JSON_FILES:
-            for path in sorted(glob.glob(os.path.join(self._step_dir(step), pattern))):
-                try:
-                    with open(path) as f:
-                        json.load(f)
-                except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
-                    return f"{path}: unreadable ({e})"
-        return None
 
     def _move_aside(self, step: int):
         if jax.process_index() == 0:
@@ -87,9 +69,21 @@ class Checkpoints:
         items = dict(state=ocp.args.StandardSave(state), manifest=ocp.args.JsonSave(manifest))
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        self._saving = (step, sum(leaf.nbytes for leaf in jax.tree.leaves(state)))
+        self._saving = (step, _bytes_written_here(state))
+        self._check_space()
         with self._disk_full_named():
             self.manager.save(step, args=ocp.args.Composite(**items))
+
+    def _check_space(self):
+        """Refuses a save the local disk cannot hold before it starts: a save that fails midway leaves
+        Orbax's writes in flight to print a traceback each."""
+        directory = str(self.manager.directory)
+        if not os.path.isdir(directory):  # a remote path (gs://): its store reports running out itself
+            return
+        step, need = self._saving
+        free = shutil.disk_usage(directory).free
+        if need > free:
+            raise CwmError(_no_space(directory, step, need, free))
 
     def restore(self, step: int, abstract_state, data_iterator):
         """The state placed by the target's shardings (so a different mesh reshards), and the iterator
@@ -127,14 +121,53 @@ class Checkpoints:
             for partial in glob.glob(os.path.join(directory, "*.orbax-checkpoint-tmp*")):
                 shutil.rmtree(partial, ignore_errors=True)
             step, need = self._saving
-            free = shutil.disk_usage(directory).free
-            raise CwmError(
-                f"{directory}: no space left on device saving step {step}: its arrays take {need / 2**20:.1f} MiB "
-                f"(less if compressed), {free / 2**20:.1f} MiB are free"
-            ) from None
+            raise CwmError(_no_space(directory, step, need, shutil.disk_usage(directory).free)) from None
 
     def close(self):
         self.manager.close()
+
+
+def intact_step(directory: str, steps) -> tuple[int | None, list[tuple[int, str]]]:
+    """The newest of `steps` under `directory` whose JSON files all read, and the newer ones that do not
+    (step, 'PATH: why'); a CwmError naming the file when there are steps and none is intact."""
+    skipped: list[tuple[int, str]] = []
+    for step in sorted(steps, reverse=True):
+        problem = _unreadable_file(os.path.join(directory, str(step)))
+        if problem is None:
+            return step, skipped
+        skipped.append((step, problem))
+    if skipped:
+        raise CwmError(f"{skipped[0][1]}; no intact checkpoint to resume from")
+    return None, []
+
+
+def _unreadable_file(step_dir: str) -> str | None:
+    """'PATH: why' for the first of the step's JSON files that does not parse, else None."""
+    for pattern in JSON_FILES:
+        for path in sorted(glob.glob(os.path.join(step_dir, pattern))):
+            try:
+                with open(path) as f:
+                    json.load(f)
+            except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
+                return f"{path}: unreadable ({e})"
+    return None
+
+
+def _bytes_written_here(state) -> int:
+    """Bytes of the arrays this process writes: one copy of each shard it holds."""
+    return sum(
+        shard.data.nbytes
+        for leaf in jax.tree.leaves(state)
+        for shard in getattr(leaf, "addressable_shards", ())
+        if shard.replica_id == 0
+    )
+
+
+def _no_space(directory: str, step: int, need: int, free: int) -> str:
+    return (
+        f"{directory}: no space left on device for step {step}: its arrays take {need / 2**20:.1f} MiB "
+        f"(less if compressed), {free / 2**20:.1f} MiB are free"
+    )
 
 
 def _disk_full(error: object) -> bool:
