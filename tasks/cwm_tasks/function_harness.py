@@ -2,15 +2,16 @@
 as `python3 -I function_harness.py` with the config on stdin).
 
 The harness process never runs solution code. It makes itself non-dumpable (no other process of the sandbox
-user can read its memory, descriptors or stdout through /proc or ptrace), forks a zygote that knows only the
-solution's source, and only then reads the tests from stdin. The tests run here, in the harness: every
-function the solution defines is a proxy that sends its arguments to a worker, a fresh fork of the zygote
-per test statement, which has loaded the solution and answers with the function's value. Values cross as
-plain data only (None, bool, int, float, complex, str, bytes, and lists, tuples, sets, frozensets and dicts
-of them), so a result object with an always-true `__eq__` fails, and the comparisons are the harness's
-own. A worker has no descriptor but its socket, cannot fork, and is killed (its process group) after its
-statement. Results go out on the harness's stdout as JSON lines, ending with {"done": N}, each line marked
-with a nonce from the config that no worker has seen.
+user can read its memory, descriptors or stdout through /proc or ptrace), forks the worker, which knows only
+the solution's source, and only then reads the tests from stdin. The tests run here, in the harness: every
+function the solution defines is a proxy that sends its arguments to the worker, which has loaded the
+solution and answers with the function's value. Values cross as plain data only (None, bool, int, float,
+complex, str, bytes, and lists, tuples, sets, frozensets and dicts of them), so a result object with an
+always-true `__eq__` fails, and the comparisons are the harness's own. The worker has no descriptor but its
+two pipes and cannot fork; once it dies, breaks the protocol or runs out of time, the statements left fail
+(a worker to replace it would have to come from a process that has not seen the tests), and it is killed
+with its process group at the end. Results go out on the harness's stdout as JSON lines, ending with
+{"done": N}, each line marked with a nonce from the config that the worker has never seen.
 
 Functions of a trusted prelude (HumanEval's prompt: the helpers the tests call, such as `poly` or
 `encode_cyclic`) are defined in the harness itself, so a solution cannot redefine what the tests check with.
@@ -19,11 +20,11 @@ Functions of a trusted prelude (HumanEval's prompt: the helpers the tests call, 
 import ast
 import builtins
 import ctypes
+import gc
 import json
 import os
 import resource
-import signal
-import socket
+import select
 import sys
 import time
 
@@ -85,52 +86,63 @@ def decode(data):
     raise ValueError(f"unknown tag {tag!r}")
 
 
-def _send(sock: socket.socket, message: dict):
-    sock.sendall(json.dumps(message).encode() + b"\n")
+class Channel:
+    """JSON lines over a pair of pipes, each read bounded by a deadline."""
 
+    def __init__(self, read_fd: int, write_fd: int):
+        self.read_fd, self.write_fd = read_fd, write_fd
 
-def _receive(sock: socket.socket, deadline: float) -> dict | None:
-    """One line, or None if none came in time, the peer ended, or the line broke the protocol."""
-    buffer = b""
-    while b"\n" not in buffer:
-        left = deadline - time.monotonic()
-        if left <= 0 or len(buffer) > _MAX_REPLY:
-            return None
-        sock.settimeout(left)
+    def send(self, message: dict):
+        data = json.dumps(message).encode() + b"\n"
+        while data:
+            data = data[os.write(self.write_fd, data) :]
+
+    def receive(self, deadline: float) -> dict | None:
+        """One line, or None if none came in time, the peer ended, or the line broke the protocol."""
+        buffer = b""
+        while b"\n" not in buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or len(buffer) > _MAX_REPLY or not select.select([self.read_fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                return None
+            buffer += chunk
         try:
-            chunk = sock.recv(1 << 20)
-        except (TimeoutError, OSError):
+            message = json.loads(buffer.split(b"\n", 1)[0])
+        except ValueError:
             return None
-        if not chunk:
-            return None
-        buffer += chunk
-    try:
-        message = json.loads(buffer.split(b"\n", 1)[0])
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
+        return message if isinstance(message, dict) else None
+
+    def close(self):
+        os.close(self.read_fd)
+        os.close(self.write_fd)
 
 
 # --- the worker: loads the solution and answers calls; everything it runs is untrusted -------------------
 
 
-def _worker(sock: socket.socket, source: str):
+def _worker(channel: Channel, source: str):
     os.setpgid(0, 0)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.closerange(3, sock.fileno())
-    os.closerange(sock.fileno() + 1, 1 << 16)
+    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        if fd > 2 and fd not in (channel.read_fd, channel.write_fd):
+            try:
+                os.close(fd)
+            except OSError:  # the listing's own descriptor, already gone
+                pass
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no fork, no thread, no survivor
     namespace: dict = {"__name__": "solution"}
     try:
         exec(compile(source, "solution.py", "exec"), namespace)
-        _send(sock, {"loaded": True})
+        channel.send({"loaded": True})
     except BaseException as e:
-        _send(sock, {"loaded": False, "error": repr(e)[:500]})
+        channel.send({"loaded": False, "error": repr(e)[:500]})
         os._exit(0)
     while True:
-        request = _receive(sock, time.monotonic() + 3600)
+        request = channel.receive(time.monotonic() + 3600)
         if request is None:
             os._exit(0)
         try:
@@ -141,47 +153,46 @@ def _worker(sock: socket.socket, source: str):
             reply = {"raised": ["TypeError", f"{request['call']} returned {e}; only plain data is compared"]}
         except BaseException as e:
             reply = {"raised": [type(e).__name__, str(e)[:500]]}
-        _send(sock, reply)
+        channel.send(reply)
 
 
-def _zygote(control: socket.socket, source: str):
-    """Forks a worker per request and hands its socket to the harness; runs no solution code itself."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed workers are reaped by the kernel
-    while _receive(control, time.monotonic() + 3600) is not None:
-        ours, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            control.close()
-            ours.close()
-            _worker(theirs, source)
-        theirs.close()
-        socket.send_fds(control, [json.dumps({"pid": pid}).encode() + b"\n"], [ours.fileno()])
-        ours.close()
-    os._exit(0)
+# Standard modules a solution's imports may name that the harness imports before forking the worker, so that
+# neither the worker nor the prelude imports them again (typing alone takes longer than forking).
+_PRELOADED = {"typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string"}
 
 
 # --- the harness: trusted code only -----------------------------------------------------------------------
 
 
 class Worker:
-    def __init__(self, control: socket.socket, deadline: float):
-        _send(control, {"fork": True})
-        message, fds, _, _ = socket.recv_fds(control, 1024, 1)
-        if not fds:
-            raise Broken("the solution's processes could not be started")
-        self.pid = json.loads(message)["pid"]
-        self.sock = socket.socket(fileno=fds[0])
-        self.deadline = deadline
-        loaded = _receive(self.sock, deadline)
-        self.load_error = None if loaded and loaded.get("loaded") is True else (loaded or {}).get("error", "no answer")
+    def __init__(self, source: str, deadline: float):
+        to_worker, from_worker = os.pipe(), os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(to_worker[1])
+            os.close(from_worker[0])
+            _worker(Channel(to_worker[0], from_worker[1]), source)
+        os.close(to_worker[0])
+        os.close(from_worker[1])
+        self.channel, self.deadline = Channel(from_worker[0], to_worker[1]), deadline
+        self.load_error: str | None = None
+
+    def loaded(self) -> bool:
+        answer = self.channel.receive(self.deadline)
+        if not (answer and answer.get("loaded") is True):
+            self.load_error = str((answer or {}).get("error", "no answer"))
+        return self.load_error is None
 
     def call(self, name: str, args: tuple, kwargs: dict):
         try:
             request = {"call": name, "args": encode(list(args)), "kwargs": [[k, encode(v)] for k, v in kwargs.items()]}
         except NotPlainData as e:
             raise TypeError(f"cannot pass {e} to the solution's {name}") from None
-        _send(self.sock, request)
-        reply = _receive(self.sock, self.deadline)
+        try:
+            self.channel.send(request)
+        except OSError:  # the worker is gone
+            raise Broken(f"{name}'s process ended") from None
+        reply = self.channel.receive(self.deadline)
         if reply is None:
             raise (
                 Timeout(f"{name} gave no answer in time")
@@ -201,10 +212,10 @@ class Worker:
 
     def kill(self):
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self.pid, 9)  # SIGKILL
         except (ProcessLookupError, PermissionError):
             pass
-        self.sock.close()
+        self.channel.close()
 
 
 class Timeout(Exception):
@@ -215,12 +226,26 @@ class Broken(Exception):
     pass
 
 
-def _proxy(name: str, current: list):
+def _proxy(name: str, worker: Worker):
     def call(*args, **kwargs):
-        return current[0].call(name, args, kwargs)
+        return worker.call(name, args, kwargs)
 
     call.__name__ = name
     return call
+
+
+def _imported_modules(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
 
 
 def _function_names(source: str) -> list[str]:
@@ -237,15 +262,12 @@ def main():
     os.dup2(devnull, 1)
     with open("solution.py") as f:
         source = f.read()
-    control, zygote_end = socket.socketpair()
-    if os.fork() == 0:
-        os.dup2(devnull, 0)
-        os.closerange(3, zygote_end.fileno())
-        os.closerange(zygote_end.fileno() + 1, 1 << 16)
-        _zygote(zygote_end, source)
-    zygote_end.close()
-    config = json.loads(sys.stdin.read())  # the tests: read only now, so no worker has them in memory
-    end = time.monotonic() + config["timeout_s"]
+    for module in _imported_modules(source) & _PRELOADED:
+        __import__(module)
+    gc.freeze()  # the collector then leaves the objects both processes share alone: fewer copied pages
+    worker = Worker(source, time.monotonic() + 3600)
+    config = json.loads(sys.stdin.read())  # the tests: read only now, so the worker never has them in memory
+    worker.deadline = time.monotonic() + config["timeout_s"]
 
     def report(record: dict):
         # The nonce marks the harness's lines: another process of the sandbox user that reaches the exec's
@@ -254,39 +276,33 @@ def main():
 
     scope: dict = {"__name__": "tests"}
     exec(compile(config.get("prelude", ""), "prelude.py", "exec"), scope)
-    current: list = [None]
     entry = config["entry_point"]
     for name in {entry, *_function_names(source)} - set(scope) | {entry}:
-        scope[name] = _proxy(name, current)
-    probe = Worker(control, end)
-    probe.kill()
-    if probe.load_error is not None:
-        report({"name": "load solution", "passed": False, "detail": probe.load_error})
+        scope[name] = _proxy(name, worker)
+    if not worker.loaded():
+        worker.kill()
+        report({"name": "load solution", "passed": False, "detail": worker.load_error})
         report({"done": 1})
         return
     test_source = config["tests"]
     exec(compile(test_source, "tests.py", "exec"), scope)
     check = next(n for n in ast.parse(test_source).body if isinstance(n, ast.FunctionDef) and n.name == "check")
     scope[check.args.args[0].arg] = scope[entry]
-    timed_out = False
+    ended = None  # why the worker can serve no more statements
     for statement in check.body:
         name = f"line {statement.lineno}: " + (ast.get_source_segment(test_source, statement) or "")[:120]
-        if timed_out:
-            report({"name": name, "passed": False, "detail": "not run: an earlier test ran out of time"})
+        if ended:
+            report({"name": name, "passed": False, "detail": f"not run: {ended}"})
             continue
         try:
-            current[0] = Worker(control, end)
             exec(compile(ast.Module([statement], []), "tests.py", "exec"), scope)
             report({"name": name, "passed": True})
-        except Timeout as e:
-            timed_out = True
-            report({"name": name, "passed": False, "detail": f"timeout: {e}"})
+        except (Timeout, Broken) as e:
+            ended = f"an earlier test ended the solution's process ({e})"
+            report({"name": name, "passed": False, "detail": f"{type(e).__name__.lower()}: {e}"})
         except BaseException as e:
             report({"name": name, "passed": False, "detail": repr(e)[:500]})
-        finally:
-            if current[0] is not None:
-                current[0].kill()
-                current[0] = None
+    worker.kill()
     report({"done": len(check.body)})
 
 

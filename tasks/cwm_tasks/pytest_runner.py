@@ -101,9 +101,10 @@ class Reporter:
 def _run_tests(fd: int, repo: str, test_files: list[str]):
     os.setpgid(0, 0)
     os.dup2(2, 1)  # pytest's and the tests' output is log, never the result channel
-    os.chdir(repo)
-    sys.path.insert(0, os.getcwd())  # as `python -m pytest` run in the repository
-    reporter = Reporter(fd, repo)
+    root = os.path.realpath(repo)
+    os.chdir(root)
+    sys.path.insert(0, root)  # as `python -m pytest` run in the repository
+    reporter = Reporter(fd, root)
     code = pytest.main(["-q", "-rA", "-p", "no:cacheprovider", *test_files], plugins=[reporter])
     sys.stdout.flush()  # the log; os._exit skips the flush at exit
     os._exit(int(code))

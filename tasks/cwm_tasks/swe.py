@@ -23,6 +23,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import time
 from pathlib import Path
 
@@ -172,23 +173,32 @@ def patched_files(patch: str) -> set[str]:
     return found
 
 
-def _apply(sandbox: Sandbox, patch: str, name: str) -> tuple[bool, str]:
-    sandbox.put_file(name, patch)
-    result = sandbox.exec(f"cd {REPO_DIR} && git apply --whitespace=nowarn ../{name}", timeout=60)
-    return result.ok, result.text()
+_TEST_PATCH_FAILED = 97  # the exit status of the grading command when the test patch does not apply
 
 
-def restore_tests(sandbox: Sandbox, task: SweTask):
-    """Puts the task's tests and test configuration back, and removes what could shadow the runner, symlinks
-    and anything else that is not a regular file or a directory."""
-    listing = sandbox.exec(["find", REPO_DIR, "-mindepth", "1", "-printf", "%y %P\\0"], timeout=60)
-    if not listing.ok:
-        raise CwmError(f"could not list the repository: {listing.text()[-300:]}")
-    entries = [e.split(" ", 1) for e in listing.stdout.decode(errors="surrogateescape").split("\0") if e]
+def _apply_and_list(sandbox: Sandbox, patch: str) -> tuple[bool, str, list[tuple[str, str]]]:
+    """Applies the submission; (applied, log, [(kind, path)] of what the repository then holds), in one
+    command."""
+    sandbox.put_file("submission.diff", patch)
+    result = sandbox.exec(
+        f"cd {REPO_DIR} && git apply --whitespace=nowarn ../submission.diff >&2 && "
+        "find . -mindepth 1 -printf '%y %P\\0'",
+        timeout=60,
+    )
+    entries = [e.split(" ", 1) for e in result.stdout.decode(errors="surrogateescape").split("\0") if e]
+    return result.ok, result.stderr.decode(errors="replace"), [(kind, path) for kind, path in entries]
+
+
+def restore_tests(sandbox: Sandbox, task: SweTask, entries: list[tuple[str, str]]):
+    """Puts the task's tests and test configuration back over the repository holding `entries`, and removes
+    what could shadow the runner, symlinks, anything else that is not a regular file or a directory, and
+    test files the task does not have."""
     remove = [
         path
         for kind, path in entries
-        if kind not in ("f", "d") or shadows_the_runner(path) or (kind == "f" and task.protected(path))
+        if kind not in ("f", "d")
+        or shadows_the_runner(path)
+        or (kind == "f" and task.protected(path) and path not in task.files)
     ]
     if remove:
         sandbox.exec(["rm", "-rf", "--", *(f"{REPO_DIR}/{p}" for p in remove)], timeout=60)
@@ -210,25 +220,27 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
         )
     if setup:
         task.setup(sandbox)
-    applied, log = _apply(sandbox, patch, "submission.diff")
+    applied, log, entries = _apply_and_list(sandbox, patch)
     if not applied:
         return RewardResult(FAIL, "patch_failed", [], time.perf_counter() - start, log[-4000:])
     try:
-        restore_tests(sandbox, task)
+        restore_tests(sandbox, task, entries)
     except CwmError as e:
         return RewardResult(
             FAIL, "tests_tampered", [], time.perf_counter() - start, f"could not restore the tests: {e}"
         )
-    applied, log = _apply(sandbox, task.test_patch, "tests.diff")
-    if not applied:
-        return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, log[-4000:])
+    sandbox.put_file("tests.diff", task.test_patch)
     sandbox.put_file("pytest_runner.py", RUNNER_SOURCE)
     nonce = secrets.token_hex(16)
+    runner = " ".join(shlex.quote(a) for a in ["python3", "-I", "pytest_runner.py", REPO_DIR, *task.test_files])
     run = sandbox.exec(
-        ["python3", "-I", "pytest_runner.py", f"{WORKDIR}/{REPO_DIR}", *task.test_files],
+        f"(cd {REPO_DIR} && git apply --whitespace=nowarn ../tests.diff >&2) || exit {_TEST_PATCH_FAILED}; "
+        f"exec {runner}",
         stdin=json.dumps({"timeout_s": max(1.0, timeout - 5.0), "nonce": nonce}),
         timeout=timeout,
     )
+    if run.exit_code == _TEST_PATCH_FAILED:
+        return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, run.text()[-4000:])
     log = run.stderr.decode(errors="replace")[-4000:]
     seconds = time.perf_counter() - start
     lines = [line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith(nonce + " ")]
