@@ -188,12 +188,12 @@ def main():
             results = {name: _median_round(rounds) for name, rounds in runs.items()}
             for name, result in results.items():
                 print(_row(f"{backend} ({name})", result, bare))
-            cost = {c: 1 - results["after"]["rates"][c] / results["before"]["rates"][c] for c in CONCURRENCY}
+            change = {c: results["after"]["rates"][c] / results["before"]["rates"][c] - 1 for c in CONCURRENCY}
             swe = results["after"]["swe_seconds"] / results["before"]["swe_seconds"] - 1
             print(
-                f"{backend} hardening cost: "
-                + "  ".join(f"c={c}: {cost[c] * 100:+.0f}% rewards/s" for c in CONCURRENCY)
-                + f"  SWE grading {swe * 100:+.0f}% seconds"
+                f"{backend} after vs before: "
+                + "  ".join(f"c={c}: rewards/s {change[c] * 100:+.0f}%" for c in CONCURRENCY)
+                + f"  SWE grading seconds {swe * 100:+.0f}%"
             )
         for backend in args.backends.split(","):
             p50, p99 = start_latency(backend, args.starts)

@@ -10,11 +10,11 @@ import textwrap
 import time
 
 import pytest
+from sandbox_fixtures import BACKENDS, sandbox_of
 
 from cwm_common.errors import CwmError
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_disk import remove_stale_disks
-from tests.sandbox_fixtures import BACKENDS, sandbox_of
 
 each_backend = pytest.mark.parametrize("backend", BACKENDS)
 

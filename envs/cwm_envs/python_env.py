@@ -64,7 +64,9 @@ def build_python_env(
         _download(requirements, wheels)
         python = sandbox_python()
         view = python.view.plus(SandboxView((Mount(wheels, WHEELS_MOUNT), Mount(env_dir, ENV_MOUNT, writable=True))))
-        sandbox = make_sandbox(backend, SandboxLimits(memory_mb=2048, timeout_s=BUILD_TIMEOUT_S), view=view)
+        # pip unpacks wheels in /tmp, which counts against the disk quota: room for large wheels
+        limits = SandboxLimits(memory_mb=2048, timeout_s=BUILD_TIMEOUT_S, disk_mb=8192)
+        sandbox = make_sandbox(backend, limits, view=view)
         try:
             for step in (
                 [python.executable, "-s", "-m", "venv", ENV_MOUNT],
