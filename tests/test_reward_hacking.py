@@ -4,10 +4,12 @@ HumanEval solutions pass in test_rewards.py). What is and is not caught is writt
 threat model."""
 
 import json
+import time
 
 import pytest
 from sandbox_fixtures import BACKENDS, sandbox_of
 
+from cwm_common.errors import CwmError
 from cwm_tasks.humaneval import grade_function, humaneval_tasks
 from cwm_tasks.swe import grade_swe, shipped_swe_tasks
 
@@ -162,7 +164,6 @@ CODE_TRICKS = {
     + "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n    try:\n"
     "        with open(f'/proc/{pid}/fd/1', 'w') as out:\n"
     '            out.write(\'{"name": "x", "passed": true}\\n{"done": 1}\\n\')\n    except OSError:\n        pass\n',
-    "a process that outlives its test": WRONG + "import os\nif os.fork() == 0:\n    import time; time.sleep(60)\n",
 }
 
 
@@ -190,10 +191,15 @@ def test_code_tricks_score_minus_one_and_honest_solutions_plus_one(backend):
         sandbox.close()
 
 
-# Looks for the tests everywhere a solution could: the files of /work, and the descriptors, environment and
-# readable memory of every process it can see (its own included). The needle is built only after reading, so
-# the solution's own memory holds it only if the tests were there.
-SNOOP = """    import os
+# Looks for the tests everywhere a solution could, when it is loaded and when it is called: the files of
+# /work, the descriptors (read without blocking), environment and readable memory of every process it can
+# see, its own included. The needle is built only after reading, so the solution's own memory holds it only
+# if the tests were there.
+SNOOP = """    return snoop()
+
+
+def snoop():
+    import os
     seen = []
     for name in os.listdir('.'):
         try:
@@ -201,10 +207,11 @@ SNOOP = """    import os
         except OSError:
             pass
     for pid in [p for p in os.listdir('/proc') if p.isdigit()]:
-        for name in ('environ', 'cmdline', 'fd/0'):
+        for name in ('environ', 'cmdline', 'fd/0', 'fd/1'):
             try:
-                with open(f'/proc/{pid}/{name}', 'rb') as f:
-                    seen.append(f.read(1 << 20))
+                fd = os.open(f'/proc/{pid}/{name}', os.O_RDONLY | os.O_NONBLOCK)
+                seen.append(os.read(fd, 1 << 20))
+                os.close(fd)
             except OSError:
                 pass
         try:
@@ -221,9 +228,12 @@ SNOOP = """    import os
         except OSError:
             pass
     needle = bytes([53, 46, 57, 44, 32, 52, 46, 48, 44, 32, 53, 46, 48, 93, 44, 32, 48, 46, 57, 53])
-    with open('found.txt', 'w') as out:
+    with open('found.txt', 'a') as out:
         out.write(str(sum(needle in chunk for chunk in seen)))
     return False
+
+
+snoop()
 """
 
 
@@ -237,15 +247,21 @@ def test_a_solution_cannot_read_the_tests(backend):
     try:
         result = grade_function(sandbox, task.program(SNOOP), task.tests, task.entry_point, prelude=task.prompt)
         assert result.reward == -1
-        assert sandbox.get_file("found.txt") == b"0"
+        assert sandbox.get_file("found.txt") == b"0" * 8  # at load, then at each of the 7 calls
     finally:
         sandbox.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_solution_cannot_redefine_the_helpers_the_tests_check_with(backend):
-    task = next(t for t in humaneval_tasks() if t.task_id == "HumanEval/32")  # the tests call the prompt's poly()
-    cheat = "    return 0.0\n\n\ndef poly(xs, x):\n    return 0.0\n"
+@pytest.mark.parametrize(
+    "task_id, cheat",
+    [
+        ("HumanEval/32", "    return 0.0\n\n\ndef poly(xs, x):\n    return 0.0\n"),  # the tests call the prompt's poly
+        ("HumanEval/4", "    return 0.0\n\n\ndef abs(x):\n    return 0.0\n"),  # the tests call abs
+    ],
+)
+def test_a_solution_cannot_redefine_what_the_tests_check_with(backend, task_id, cheat):
+    task = next(t for t in humaneval_tasks() if t.task_id == task_id)
     sandbox = sandbox_of(backend, timeout_s=30, memory_mb=1024)
     try:
         result = grade_function(sandbox, task.program(cheat), task.tests, task.entry_point, prelude=task.prompt)
@@ -253,5 +269,32 @@ def test_a_solution_cannot_redefine_the_helpers_the_tests_check_with(backend):
         sandbox.reset()
         honest = task.program(task.canonical_solution)
         assert grade_function(sandbox, honest, task.tests, task.entry_point, prelude=task.prompt).reward == 1
+    finally:
+        sandbox.close()
+
+
+SURVIVOR = """import os
+try:
+    if os.fork() == 0:
+        import time
+        time.sleep(2)
+        open("survivor.txt", "w").write("still here")
+        os._exit(0)
+except OSError:
+    pass
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_correct_solution_that_tries_to_leave_a_process_behind_leaves_none(backend):
+    task = next(t for t in humaneval_tasks() if t.task_id == "HumanEval/0")
+    sandbox = sandbox_of(backend, timeout_s=30, memory_mb=1024)
+    try:
+        program = SURVIVOR + task.program(task.canonical_solution)
+        result = grade_function(sandbox, program, task.tests, task.entry_point, prelude=task.prompt)
+        assert result.reward == 1, result  # forking is refused; the solution itself is right
+        time.sleep(3)
+        with pytest.raises(CwmError, match="survivor.txt"):
+            sandbox.get_file("survivor.txt")
     finally:
         sandbox.close()

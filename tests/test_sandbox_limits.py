@@ -3,6 +3,7 @@ no nested namespaces or mounts, host file I/O only on regular files, validated l
 what killed runs leave behind."""
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -86,13 +87,27 @@ def test_no_nested_namespaces_or_mounts(backend):
             ["python3", "-c", "import threading; t = threading.Thread(target=print, args=(7,)); t.start(); t.join()"]
         )
         assert threads.stdout == b"7\n", threads.text()  # clone3 refused, threads still start through clone
+        if platform.machine() == "x86_64":  # the raw syscalls, past what unshare(1) tries
+            raw = sandbox.exec(["python3", "-c", RAW_SYSCALLS])
+            assert raw.stdout.split() == [b"-1", b"1", b"-1", b"1"], raw.text()  # -1 and EPERM, twice
     finally:
         sandbox.close()
+
+
+# clone(CLONE_NEWUSER | SIGCHLD) and mount(2), each printing its return value and errno.
+RAW_SYSCALLS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0), ctypes.get_errno())
+print(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())
+"""
 
 
 @each_backend
 def test_host_file_io_refuses_fifos_and_links(backend):
     sandbox = sandbox_of(backend)
+    with open("/etc/passwd", "rb") as f:
+        passwd = f.read()
     try:
         assert sandbox.exec("mkfifo pipe && mkdir d && ln -s /etc d/up && ln -s /etc/shadow shadow").ok
         for path, why in (
@@ -106,7 +121,8 @@ def test_host_file_io_refuses_fifos_and_links(backend):
             with pytest.raises(CwmError, match=why):
                 sandbox.put_file(path, "x")
             assert time.perf_counter() - start < 5, path  # refused, not blocked
-        assert not os.path.exists("/etc/passwd-x")
+        with open("/etc/passwd", "rb") as f:
+            assert f.read() == passwd  # the host file the link leads to was not written through it
         with pytest.raises(CwmError, match="outside the work directory"):
             sandbox.get_file("../../etc/passwd")
     finally:

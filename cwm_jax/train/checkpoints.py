@@ -18,6 +18,7 @@ import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
@@ -47,6 +48,8 @@ class Checkpoints:
         WORKDIR/unreadable_checkpoints with a one-line warning each, so later saves of those steps are not
         skipped as already done; with no intact step the unreadable file is named in a CwmError."""
         step, skipped = intact_step(str(self.manager.directory), self.manager.all_steps())
+        if skipped and jax.process_count() > 1:  # every process has scanned before process 0 moves anything
+            multihost_utils.sync_global_devices("checkpoint scan")
         for newer, why in skipped:
             log(f"warning: skipping checkpoint step {newer}: {why}; resuming from step {step}")
             self._move_aside(newer)
@@ -82,7 +85,10 @@ class Checkpoints:
             return
         step, need = self._saving
         free = shutil.disk_usage(directory).free
-        if need > free:
+        fits = need <= free
+        if jax.process_count() > 1:  # all processes refuse together: one alone would leave the others waiting
+            fits = bool(multihost_utils.process_allgather(np.int32(fits)).all())
+        if not fits:
             raise CwmError(_no_space(directory, step, need, free))
 
     def restore(self, step: int, abstract_state, data_iterator):
@@ -142,9 +148,13 @@ def intact_step(directory: str, steps) -> tuple[int | None, list[tuple[int, str]
 
 
 def _unreadable_file(step_dir: str) -> str | None:
-    """'PATH: why' for the first of the step's JSON files that does not parse, else None."""
+    """'PATH: why' for the first of the step's JSON files that is missing (a name without wildcards) or does
+    not parse, else None."""
     for pattern in JSON_FILES:
-        for path in sorted(glob.glob(os.path.join(step_dir, pattern))):
+        paths = sorted(glob.glob(os.path.join(step_dir, pattern)))
+        if not paths and "*" not in pattern:
+            return f"{os.path.join(step_dir, pattern)}: missing"
+        for path in paths:
             try:
                 with open(path) as f:
                     json.load(f)

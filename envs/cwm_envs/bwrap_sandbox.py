@@ -59,7 +59,12 @@ class BwrapSandbox:
         self._as_root = os.getuid() == 0
         self._uid = SandboxUid() if self._as_root else None
         self.uid = self._uid.uid if self._uid else os.getuid()
-        self._disk = SandboxDisk("cwm-bwrap-", limits.disk_mb, self.uid if self._as_root else None)
+        try:
+            self._disk = SandboxDisk("cwm-bwrap-", limits.disk_mb, self.uid if self._as_root else None)
+        except BaseException:
+            if self._uid:
+                self._uid.release()
+            raise
         self.work_dir = self._disk.work_dir
         if self._as_root:  # the sandbox's user owns what it may write
             for mount in view.mounts:
@@ -185,9 +190,12 @@ class BwrapSandbox:
         return read_file(self.work_dir, path)
 
     def reset(self) -> None:
-        """Ends open shells and empties /work for the next task (no other process outlives its command)."""
+        """Ends open shells and empties /work and /tmp for the next task (no other process outlives its
+        command)."""
         self._end_shells()
         clear_directory(self.work_dir)
+        if self._disk.quota:  # /tmp is the disk's, not a fresh tmpfs per command
+            clear_directory(self._disk.tmp_dir)
 
     def _end_shells(self):
         for shell in self._shells:

@@ -106,9 +106,22 @@ class DockerSandbox:
         self._uid = SandboxUid()
         self.uid = self._uid.uid
         as_root = os.getuid() == 0
-        self._disk = SandboxDisk("cwm-docker-", limits.disk_mb, self.uid if as_root else None)
+        try:
+            self._disk = SandboxDisk("cwm-docker-", limits.disk_mb, self.uid if as_root else None)
+        except BaseException:
+            self._uid.release()
+            raise
         self.work_dir = self._disk.work_dir
-        for directory in (self.work_dir, self._disk.tmp_dir, *(m.source for m in view.mounts if m.writable)):
+        try:
+            self.container = self._run_container(api, limits, runtime, image, own_system, view)
+        except BaseException:
+            self._disk.remove()
+            self._uid.release()
+            raise
+
+    def _run_container(self, api, limits: SandboxLimits, runtime, image, own_system: bool, view: SandboxView):
+        as_root = os.getuid() == 0
+        for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
             if as_root:  # the sandbox's user owns what it may write
                 os.chown(directory, self.uid, self.uid)
             else:
@@ -123,7 +136,7 @@ class DockerSandbox:
         for mount in view.mounts:
             volumes[mount.source] = {"bind": mount.target, "mode": "rw" if mount.writable else "ro"}
         memory = f"{limits.memory_mb}m"
-        self.container = api.containers.run(
+        return api.containers.run(
             image or ensure_image(api),
             ["sleep", "infinity"],
             detach=True,
@@ -275,9 +288,11 @@ class DockerSandbox:
         return read_file(self.work_dir, path)
 
     def reset(self) -> None:
-        """Ends leftover processes and empties /work for the next task."""
+        """Ends leftover processes and empties /work (and /tmp, where it is the disk's) for the next task."""
         self._end_leftovers()
         clear_directory(self.work_dir)
+        if self._disk.quota:
+            clear_directory(self._disk.tmp_dir)
 
     def alive(self) -> bool:
         try:

@@ -2,12 +2,14 @@
 
 Each sandbox has a root directory (cwm-bwrap-* / cwm-docker-* in the temp dir) holding its owner label and
 a disk: as root, a tmpfs of `disk_mb` mounted there, so /work and /tmp together cannot grow past the quota
-(both backends bind its work/ and tmp/ folders). Without root nothing can be mounted: the disk is a plain
-folder and only the per-file size limit holds (bwrap still bounds /tmp with a sized tmpfs of its own).
+(both backends bind its work/ and tmp/ folders). Where nothing can be mounted (not root, or root without
+CAP_SYS_ADMIN) the disk is a plain folder: only the per-file size limit holds for /work, and /tmp is a
+sized tmpfs of the backend's own.
 """
 
 import contextlib
 import ctypes
+import errno
 import glob
 import os
 import shutil
@@ -39,10 +41,6 @@ def owner_alive(label: str) -> bool:
     return pid.isdigit() and owner_label(int(pid)) == label
 
 
-def can_mount() -> bool:
-    return os.getuid() == 0
-
-
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
@@ -50,23 +48,21 @@ def _libc():
 class SandboxDisk:
     def __init__(self, prefix: str, disk_mb: int, owner: int | None):
         self.root = tempfile.mkdtemp(prefix=prefix)
-        with open(os.path.join(self.root, _OWNER), "w") as f:
-            f.write(owner_label() or "")
-        disk = os.path.join(self.root, "disk")
-        os.mkdir(disk)
-        self.quota = can_mount()
-        if self.quota and _libc().mount(
-            b"cwm-sandbox", disk.encode(), b"tmpfs", 0, f"size={disk_mb}m,mode=0755".encode()
-        ):
-            error = os.strerror(ctypes.get_errno())
-            shutil.rmtree(self.root, ignore_errors=True)
-            raise CwmError(f"could not mount the sandbox's {disk_mb} MiB disk at {disk}: {error}")
-        self.work_dir, self.tmp_dir = os.path.join(disk, "work"), os.path.join(disk, "tmp")
-        for directory, mode in ((self.work_dir, 0o755), (self.tmp_dir, 0o1777)):
-            os.mkdir(directory)
-            os.chmod(directory, mode)
-            if owner is not None:
-                os.chown(directory, owner, owner)
+        try:
+            with open(os.path.join(self.root, _OWNER), "w") as f:
+                f.write(owner_label() or "")
+            disk = os.path.join(self.root, "disk")
+            os.mkdir(disk)
+            self.quota = os.getuid() == 0 and _mount_tmpfs(disk, disk_mb)
+            self.work_dir, self.tmp_dir = os.path.join(disk, "work"), os.path.join(disk, "tmp")
+            for directory, mode in ((self.work_dir, 0o755), (self.tmp_dir, 0o1777)):
+                os.mkdir(directory)
+                os.chmod(directory, mode)
+                if owner is not None:
+                    os.chown(directory, owner, owner)
+        except BaseException:
+            _remove_root(self.root)
+            raise
 
     def identity_files(self, uid: int) -> dict[str, str]:
         """/etc/passwd and /etc/group naming the sandbox's user (tools look their user up): target -> host
@@ -83,6 +79,16 @@ class SandboxDisk:
 
     def remove(self):
         _remove_root(self.root)
+
+
+def _mount_tmpfs(disk: str, disk_mb: int) -> bool:
+    """Mounts the quota's tmpfs; False where this root may not mount (a container without CAP_SYS_ADMIN)."""
+    if not _libc().mount(b"cwm-sandbox", disk.encode(), b"tmpfs", 0, f"size={disk_mb}m,mode=0755".encode()):
+        return True
+    error = ctypes.get_errno()
+    if error == errno.EPERM:
+        return False
+    raise CwmError(f"could not mount the sandbox's {disk_mb} MiB disk at {disk}: {os.strerror(error)}")
 
 
 def _remove_root(root: str):

@@ -30,14 +30,16 @@ def _open_parent(work_dir: str, path: str, owner: int | None, create: bool) -> t
     fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for directory in directories:
+            made = False
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(directory, dir_fd=fd)
-                    if owner is not None:
-                        os.chown(directory, owner, owner, dir_fd=fd)
+                    made = True
             child = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
             fd = child
+            if made and owner is not None:
+                os.fchown(fd, owner, owner)  # through the descriptor: a link swapped in meanwhile is not followed
     except OSError as e:
         os.close(fd)
         raise CwmError(f"sandbox path '{path}': a parent is not a plain directory ({e.strerror})") from None
@@ -65,14 +67,17 @@ def write_file(work_dir: str, path: str, data: bytes, owner: int | None):
         fd = _open_regular(parent, name, path, os.O_WRONLY | os.O_CREAT)
     finally:
         os.close(parent)
-    with os.fdopen(fd, "wb") as f:
-        f.truncate()
-        try:
-            f.write(data)
-        except OSError as e:
-            raise CwmError(f"sandbox file '{path}': {e.strerror}") from None
+    try:
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:  # unbuffered: a full disk is reported here, not at a close nobody checks
+            view = view[os.write(fd, view) :]
         if owner is not None:
             os.fchown(fd, owner, owner)
+    except OSError as e:
+        raise CwmError(f"sandbox file '{path}': {e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def read_file(work_dir: str, path: str) -> bytes:

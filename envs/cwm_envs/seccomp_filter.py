@@ -12,6 +12,8 @@ import os
 import platform
 import struct
 
+from cwm_common.errors import CwmError
+
 _LD_W_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
 _ARCH_OFFSET, _NR_OFFSET, _ARG0_OFFSET = 4, 0, 16  # struct seccomp_data (arg0's low word, little-endian)
@@ -43,7 +45,7 @@ def program(machine: str | None = None) -> bytes:
     """The BPF program for this machine's ABI, as bwrap's --seccomp reads it."""
     machine = machine or platform.machine()
     if machine not in _ABIS:
-        raise RuntimeError(f"no seccomp filter for {machine}: sandboxes support {', '.join(_ABIS)}")
+        raise CwmError(f"the bwrap sandbox has no seccomp filter for {machine}: it supports {', '.join(_ABIS)}")
     arch, refused, clone, clone3 = _ABIS[machine]
     eperm, enosys = _insn(_RET, _ERRNO | errno.EPERM), _insn(_RET, _ERRNO | errno.ENOSYS)
     insns = [_insn(_LD_W_ABS, _ARCH_OFFSET), _insn(_JEQ, arch, 1, 0), eperm, _insn(_LD_W_ABS, _NR_OFFSET)]

@@ -10,8 +10,10 @@ complex, str, bytes, and lists, tuples, sets, frozensets and dicts of them), so 
 always-true `__eq__` fails, and the comparisons are the harness's own. The worker has no descriptor but its
 two pipes and cannot fork; once it dies, breaks the protocol or runs out of time, the statements left fail
 (a worker to replace it would have to come from a process that has not seen the tests), and it is killed
-with its process group at the end. Results go out on the harness's stdout as JSON lines, ending with
-{"done": N}, each line marked with a nonce from the config that the worker has never seen.
+with its process group at the end. The worker runs no solution code before the harness has drained stdin
+(Docker's exec wrappers, processes of the sandbox user, hold that pipe too), and results go out only once the
+worker is gone: JSON lines on the harness's stdout, ending with {"done": N}, each marked with a nonce from
+the config that no process running solution code could have read.
 
 Functions of a trusted prelude (HumanEval's prompt: the helpers the tests call, such as `poly` or
 `encode_cyclic`) are defined in the harness itself, so a solution cannot redefine what the tests check with.
@@ -110,7 +112,7 @@ class Channel:
             buffer += chunk
         try:
             message = json.loads(buffer.split(b"\n", 1)[0])
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return message if isinstance(message, dict) else None
 
@@ -134,6 +136,8 @@ def _worker(channel: Channel, source: str):
             except OSError:  # the listing's own descriptor, already gone
                 pass
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no fork, no thread, no survivor
+    if channel.receive(time.monotonic() + 3600) is None:  # "go": the harness has read all of stdin
+        os._exit(0)
     namespace: dict = {"__name__": "solution"}
     try:
         exec(compile(source, "solution.py", "exec"), namespace)
@@ -215,6 +219,7 @@ class Worker:
             os.killpg(self.pid, 9)  # SIGKILL
         except (ProcessLookupError, PermissionError):
             pass
+        os.waitpid(self.pid, 0)
         self.channel.close()
 
 
@@ -267,43 +272,48 @@ def main():
     gc.freeze()  # the collector then leaves the objects both processes share alone: fewer copied pages
     worker = Worker(source, time.monotonic() + 3600)
     config = json.loads(sys.stdin.read())  # the tests: read only now, so the worker never has them in memory
+    # Only now may solution code run: the stdin pipe (which Docker's exec wrappers also hold) is drained.
+    worker.channel.send({"go": True})
     worker.deadline = time.monotonic() + config["timeout_s"]
-
-    def report(record: dict):
-        # The nonce marks the harness's lines: another process of the sandbox user that reaches the exec's
-        # output (Docker's exec wrappers hold it) cannot know it.
-        os.write(out, f"{config['nonce']} {json.dumps(record)}\n".encode())
-
+    test_source = config["tests"]
     scope: dict = {"__name__": "tests"}
     exec(compile(config.get("prelude", ""), "prelude.py", "exec"), scope)
     entry = config["entry_point"]
-    for name in {entry, *_function_names(source)} - set(scope) | {entry}:
+    # Proxies: the entry point and the solution's functions the tests name, never a builtin or a prelude
+    # helper (a solution's `def abs` must not become the tests' abs).
+    named = {n.id for n in ast.walk(ast.parse(test_source)) if isinstance(n, ast.Name)}
+    for name in ({*_function_names(source)} & named) - set(scope) - set(vars(builtins)) | {entry}:
         scope[name] = _proxy(name, worker)
-    if not worker.loaded():
-        worker.kill()
-        report({"name": "load solution", "passed": False, "detail": worker.load_error})
-        report({"done": 1})
-        return
-    test_source = config["tests"]
-    exec(compile(test_source, "tests.py", "exec"), scope)
-    check = next(n for n in ast.parse(test_source).body if isinstance(n, ast.FunctionDef) and n.name == "check")
-    scope[check.args.args[0].arg] = scope[entry]
+    if worker.loaded():
+        exec(compile(test_source, "tests.py", "exec"), scope)
+        check = next(n for n in ast.parse(test_source).body if isinstance(n, ast.FunctionDef) and n.name == "check")
+        scope[check.args.args[0].arg] = scope[entry]
+        records = _run_statements(check.body, test_source, scope)
+    else:
+        records = [{"name": "load solution", "passed": False, "detail": worker.load_error}]
+    worker.kill()
+    # Written only now, with no process that ran solution code left: none can read the nonce off the output.
+    lines = [*records, {"done": len(records)}]
+    os.write(out, "".join(f"{config['nonce']} {json.dumps(line)}\n" for line in lines).encode())
+
+
+def _run_statements(statements: list, test_source: str, scope: dict) -> list[dict]:
+    records = []
     ended = None  # why the worker can serve no more statements
-    for statement in check.body:
+    for statement in statements:
         name = f"line {statement.lineno}: " + (ast.get_source_segment(test_source, statement) or "")[:120]
         if ended:
-            report({"name": name, "passed": False, "detail": f"not run: {ended}"})
+            records.append({"name": name, "passed": False, "detail": f"not run: {ended}"})
             continue
         try:
             exec(compile(ast.Module([statement], []), "tests.py", "exec"), scope)
-            report({"name": name, "passed": True})
+            records.append({"name": name, "passed": True})
         except (Timeout, Broken) as e:
             ended = f"an earlier test ended the solution's process ({e})"
-            report({"name": name, "passed": False, "detail": f"{type(e).__name__.lower()}: {e}"})
+            records.append({"name": name, "passed": False, "detail": f"{type(e).__name__.lower()}: {e}"})
         except BaseException as e:
-            report({"name": name, "passed": False, "detail": repr(e)[:500]})
-    worker.kill()
-    report({"done": len(check.body)})
+            records.append({"name": name, "passed": False, "detail": repr(e)[:500]})
+    return records
 
 
 if __name__ == "__main__":

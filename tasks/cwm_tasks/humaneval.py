@@ -56,8 +56,8 @@ def grade_function(
 ) -> RewardResult:
     """+1 if `program` defines `entry_point` and every statement of the tests' check() passes, else -1.
 
-    Each statement runs in the harness with the solution's functions answered by a fresh process of their
-    own; `prelude` is trusted code (a prompt's imports and helpers) the tests see instead of the solution's."""
+    Each statement runs in the harness with the solution's functions answered by a worker process;
+    `prelude` is trusted code (a prompt's imports and helpers) the tests see instead of the solution's."""
     start = time.perf_counter()
     sandbox.put_file("solution.py", program)
     sandbox.put_file("harness.py", HARNESS_SOURCE)
@@ -68,14 +68,20 @@ def grade_function(
     )
     outcomes: list[TestOutcome] = []
     done = False
-    for line in result.stdout.decode(errors="replace").splitlines():
-        if not line.startswith(nonce + " "):
-            continue  # not the harness's
-        record = json.loads(line[len(nonce) + 1 :])
-        if "done" in record:
-            done = record["done"] == len(outcomes)
-            break
-        outcomes.append(TestOutcome(record["name"], record["passed"], record.get("detail", "")))
+    try:
+        for line in result.stdout.decode(errors="replace").splitlines():
+            if not line.startswith(nonce + " "):
+                continue  # not the harness's
+            record = json.loads(line[len(nonce) + 1 :])
+            if done:  # the harness writes nothing after its count
+                done = False
+                break
+            if "done" in record:
+                done = record["done"] == len(outcomes)
+                continue
+            outcomes.append(TestOutcome(record["name"], record["passed"] is True, record.get("detail", "")))
+    except (ValueError, KeyError, TypeError):  # a line cut by the output cap
+        done = False
     seconds = time.perf_counter() - start
     if result.timed_out:
         return RewardResult(FAIL, "timeout", outcomes, seconds, result.text()[-4000:])

@@ -4,13 +4,15 @@ with its deadline and a nonce on stdin).
 
 The runner process is trusted: it makes itself non-dumpable (no process of the sandbox user can read its
 memory or descriptors through /proc or ptrace), imports pytest before the repository is on sys.path (so a
-`pytest.py` in the repository shadows nothing), and forks the test run. The child runs pytest with its
-stdout sent to stderr, so whatever the code under test prints is only log; a plugin registered before any
-repository code is imported reports each test phase over a pipe, then, when the session finishes, which of
-pytest's reporting functions or plugins were replaced or added from the repository. The runner writes the
-outcomes to its stdout, the result channel, only after the child's whole process group is gone, marked with
-the nonce it read after the fork, and marks the run finished only if the child's session reached its end: a
-run that exits early (`os._exit(0)` under pytest) does not count.
+`pytest.py` in the repository shadows nothing), and forks the test run. The child runs no repository code
+before the runner has drained stdin (which Docker's exec wrappers also hold), and runs pytest with its
+stdout sent to stderr, so whatever the code under test prints is only log. A plugin registered before any
+repository code is imported reports each test phase over a pipe and, when the session finishes, which of
+pytest's reporting functions were replaced and which hook implementations come from repository code. The
+runner then kills the run's process group and every other process of its user but its ancestors (what
+escaped the group with setsid), and only then writes the outcomes, marked with the nonce it read after the
+fork, to its stdout, the result channel. The run counts as finished only if its session reached its end: a
+run that exits early (`os._exit(0)` under pytest) does not.
 
 What this cannot stop, and the threat model in WORKSPACE.md says so: code that deliberately finds the pipe
 in its own process and writes forged reports into it.
@@ -65,9 +67,11 @@ class Reporter:
         self.fd, self.repo = fd, os.path.realpath(repo)
         self.modules = [importlib.import_module(name) for name in _GUARDED]
         self.snapshot = {k: v for m in self.modules for k, v in _functions(m).items()}
+        self.hook_executor = importlib.import_module("pluggy._callers")._multicall
 
-    def _write(self, record: dict):
-        os.write(self.fd, (json.dumps(record) + "\n").encode())
+    def _write(self, record: dict, dumps=json.dumps, write=os.write):
+        # dumps and write are bound here: code under test that patches json or os later does not reach them.
+        write(self.fd, (dumps(record) + "\n").encode())
 
     def pytest_runtest_logreport(self, report):
         self._write({"id": report.nodeid, "when": report.when, "outcome": report.outcome})
@@ -85,22 +89,29 @@ class Reporter:
             or now[(module, name)][0] is not item
             or getattr(getattr(item, "__func__", item), "__code__", None) is not code
         ]
-        return changed + [f"plugin {p}" for p in self._repository_plugins(config)]
+        manager = config.pluginmanager
+        if manager._inner_hookexec is not self.hook_executor:
+            changed.append("the plugin manager's hook executor")
+        return changed + [f"hook {h}" for h in self._repository_hooks(manager)]
 
-    def _repository_plugins(self, config) -> list[str]:
-        """Plugins defined in repository code other than its conftest files (restored from the task)."""
+    def _repository_hooks(self, manager) -> list[str]:
+        """Hook implementations written in repository code other than its conftest files (restored from the
+        task), whatever registered them: a module, a class, an instance, a namespace."""
         found = []
-        for plugin in config.pluginmanager.get_plugins():
-            module = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
-            path = os.path.realpath(getattr(module, "__file__", None) or "")
-            if path.startswith(self.repo + os.sep) and os.path.basename(path) != "conftest.py":
-                found.append(path[len(self.repo) + 1 :])
+        for caller in vars(manager.hook).values():
+            for hook in getattr(caller, "get_hookimpls", list)():
+                code = getattr(hook.function, "__code__", None)
+                path = os.path.realpath(code.co_filename) if code else ""
+                if path.startswith(self.repo + os.sep) and os.path.basename(path) != "conftest.py":
+                    found.append(f"{hook.function.__name__} in {path[len(self.repo) + 1 :]}")
         return found
 
 
-def _run_tests(fd: int, repo: str, test_files: list[str]):
+def _run_tests(fd: int, go: int, repo: str, test_files: list[str]):
     os.setpgid(0, 0)
     os.dup2(2, 1)  # pytest's and the tests' output is log, never the result channel
+    os.read(go, 1)  # no repository code runs before the runner has drained stdin (Docker's wrappers hold it)
+    os.close(go)
     root = os.path.realpath(repo)
     os.chdir(root)
     sys.path.insert(0, root)  # as `python -m pytest` run in the repository
@@ -129,14 +140,18 @@ def main():
     repo, test_files = sys.argv[1], sys.argv[2:]
     out = os.dup(1)
     read_end, write_end = os.pipe()
+    go_read, go_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the nonce arrives on stdin: never for the tests
-        os.close(read_end)
-        os.close(out)
-        _run_tests(write_end, repo, test_files)
+        for fd in (read_end, out, go_write):
+            os.close(fd)
+        _run_tests(write_end, go_read, repo, test_files)
     os.close(write_end)
+    os.close(go_read)
     config = json.loads(sys.stdin.read())  # only now, so the test process cannot have it in memory
+    os.write(go_write, b"g")
+    os.close(go_write)
     deadline = time.monotonic() + config["timeout_s"]
     buffer, timed_out = b"", False
     while True:
@@ -149,10 +164,11 @@ def main():
             break
         buffer += chunk
     try:
-        os.killpg(pid, signal.SIGKILL)  # the run and anything it left behind
+        os.killpg(pid, signal.SIGKILL)  # the run and anything it left behind in its group
     except (ProcessLookupError, PermissionError):
         pass
     os.waitpid(pid, 0)
+    _end_other_processes()
     records = []
     for line in buffer.decode(errors="replace").splitlines():
         try:
@@ -167,9 +183,45 @@ def main():
         "finished": bool(finished) and not timed_out,
         "tampered": finished[-1].get("tampered", []) if finished else [],
     }
-    # The nonce marks the runner's line: another process of the sandbox user that reaches the exec's output
-    # (Docker's exec wrappers hold it) cannot know it.
+    # Written with no process that ran repository code left, so none can read the nonce off the output.
     os.write(out, f"{config['nonce']} {json.dumps(result)}\n".encode())
+
+
+def _end_other_processes():
+    """Kills every process of this user but this one and its ancestors (what escaped the run's process
+    group with setsid), until none is left."""
+    keep, pid = set(), os.getpid()
+    while pid > 1:
+        keep.add(pid)
+        pid = _status(pid).get("PPid", 0)
+    for _ in range(50):
+        others = [p for p in _user_processes() if p not in keep]
+        if not others:
+            return
+        for other in others:
+            try:
+                os.kill(other, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
+def _status(pid: int) -> dict[str, int]:
+    """The numeric first fields of /proc/PID/status (Uid, PPid, ...), {} for a process that is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return {
+                k: int(v.split()[0])
+                for k, v in (line.split(":", 1) for line in f)
+                if v.split()[:1] and v.split()[0].isdigit()
+            }
+    except OSError:
+        return {}
+
+
+def _user_processes() -> list[int]:
+    uid = os.getuid()
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _status(int(p)).get("Uid") == uid]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ What a submission may change, and what the grader puts back (the threat model is
 files (test_*.py, *_test.py, anything under tests/ or test/, the files the test patch or the test ids name),
 conftest.py files and test configuration (pytest.ini, tox.ini, setup.cfg, pyproject.toml) are restored from
 the task; what can shadow the test runner or run at interpreter start (pytest.py, _pytest/, pluggy/, py.py,
-sitecustomize.py, usercustomize.py, *.pth), compiled files (__pycache__, *.pyc) and symlinks are removed.
+sitecustomize.py, usercustomize.py, *.pth, package metadata folders), compiled files (__pycache__, *.pyc)
+and symlinks are removed unless the task has them.
 A patch that changes nothing else is rejected. The tests then run under pytest_runner.py, whose report the
 code under test cannot write.
 """
@@ -145,12 +146,16 @@ class SweTask:
 
 
 def shadows_the_runner(path: str) -> bool:
+    """Whether `path` can stand in for the test runner or run at its start: a module or package of pytest's
+    names, interpreter start hooks, compiled files, or package metadata (a `pytest11` entry point in a
+    dist-info folder on sys.path is a plugin pytest loads by itself)."""
     parts = path.split("/")
     return (
         parts[0] in _SHADOW_NAMES
         or parts[-1] in _SHADOW_NAMES
         or parts[-1].endswith((".pth", ".pyc"))
         or "__pycache__" in parts
+        or parts[0].endswith((".dist-info", ".egg-info"))
     )
 
 
@@ -197,7 +202,7 @@ def restore_tests(sandbox: Sandbox, task: SweTask, entries: list[tuple[str, str]
         path
         for kind, path in entries
         if kind not in ("f", "d")
-        or shadows_the_runner(path)
+        or (shadows_the_runner(path) and path not in task.files)
         or (kind == "f" and task.protected(path) and path not in task.files)
     ]
     if remove:
@@ -244,9 +249,16 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
     log = run.stderr.decode(errors="replace")[-4000:]
     seconds = time.perf_counter() - start
     lines = [line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith(nonce + " ")]
-    try:
-        report = json.loads(lines[-1][len(nonce) + 1 :])
-    except IndexError:
+    try:  # the runner writes exactly one line
+        [line] = lines
+        report = json.loads(line[len(nonce) + 1 :])
+        if not (
+            isinstance(report.get("outcomes"), dict)
+            and isinstance(report.get("tampered"), list)
+            and isinstance(report.get("finished"), bool)
+        ):
+            raise ValueError("not the runner's report")
+    except (ValueError, AttributeError):
         status = "timeout" if run.timed_out else "runner_failed"
         return RewardResult(FAIL, status, [], seconds, log)
     outcomes = [
