@@ -9,10 +9,10 @@ before the runner has drained stdin (which Docker's exec wrappers also hold), an
 stdout sent to stderr, so whatever the code under test prints is only log. A plugin registered before any
 repository code is imported reports each test phase over a pipe and, when the session finishes, which of
 pytest's reporting functions were replaced and which hook implementations come from repository code. The
-runner then kills the run's process group and every other process of its user but its ancestors (what
-escaped the group with setsid), and only then writes the outcomes, marked with the nonce it read after the
-fork, to its stdout, the result channel. The run counts as finished only if its session reached its end: a
-run that exits early (`os._exit(0)` under pytest) does not.
+runner then kills the run's process group and, in a sandbox whose user is its own, every other process of
+that user but its ancestors (what escaped the group with setsid), and only then writes the outcomes,
+marked with the nonce it read after the fork, to its stdout, the result channel. The run counts as finished
+only if its session reached its end: a run that exits early (`os._exit(0)` under pytest) does not.
 
 What this cannot stop, and the threat model in WORKSPACE.md says so: code that deliberately finds the pipe
 in its own process and writes forged reports into it.
@@ -168,7 +168,8 @@ def main():
     except (ProcessLookupError, PermissionError):
         pass
     os.waitpid(pid, 0)
-    _end_other_processes()
+    if config["own_user"] and os.getuid() != 0:  # never outside a sandbox with a user of its own
+        _end_other_processes()
     records = []
     for line in buffer.decode(errors="replace").splitlines():
         try:

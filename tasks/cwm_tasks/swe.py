@@ -31,7 +31,7 @@ from pathlib import Path
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
 from cwm_data.chat_format import generation_prompt, system_prompt
-from cwm_envs.sandbox import WORKDIR, Sandbox
+from cwm_envs.sandbox import BACKENDS, WORKDIR, Sandbox
 from cwm_tasks import pytest_runner
 from cwm_tasks.agent_tools import AgentTools
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
@@ -237,11 +237,13 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
     sandbox.put_file("tests.diff", task.test_patch)
     sandbox.put_file("pytest_runner.py", RUNNER_SOURCE)
     nonce = secrets.token_hex(16)
+    # Only a sandbox backend gives its user nothing else to run: there the runner may end all its processes.
+    own_user = getattr(sandbox, "backend", "") in BACKENDS
     runner = " ".join(shlex.quote(a) for a in ["python3", "-I", "pytest_runner.py", REPO_DIR, *task.test_files])
     run = sandbox.exec(
         f"(cd {REPO_DIR} && git apply --whitespace=nowarn ../tests.diff >&2) || exit {_TEST_PATCH_FAILED}; "
         f"exec {runner}",
-        stdin=json.dumps({"timeout_s": max(1.0, timeout - 5.0), "nonce": nonce}),
+        stdin=json.dumps({"timeout_s": max(1.0, timeout - 5.0), "nonce": nonce, "own_user": own_user}),
         timeout=timeout,
     )
     if run.exit_code == _TEST_PATCH_FAILED:
