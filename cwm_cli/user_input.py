@@ -15,9 +15,10 @@ def require_positive(args: argparse.Namespace, *flags: str, unit: str = "number"
 
 
 def require_non_negative(args: argparse.Namespace, *flags: str, unit: str = "number") -> None:
+    """Each flag's value >= 0 (None: the flag was not given and has no default)."""
     for flag in flags:
         value = _value(args, flag)
-        if not value >= 0:
+        if value is not None and not value >= 0:
             raise CwmError(f"{flag} must be a {unit} >= 0 (got {value:g})")
 
 

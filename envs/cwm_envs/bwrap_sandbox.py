@@ -16,7 +16,7 @@ from cwm_envs import seccomp_filter
 from cwm_envs.bounded_process import run_bounded
 from cwm_envs.sandbox import SHELL, WORKDIR, ExecResult, SandboxLimits, SandboxView, as_argv, as_bytes
 from cwm_envs.sandbox_disk import SandboxDisk, remove_stale_disks_once
-from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+from cwm_envs.sandbox_files import read_file, write_file
 from cwm_envs.sandbox_uid import SandboxUid
 from cwm_envs.shell_session import PipeShell
 
@@ -193,9 +193,7 @@ class BwrapSandbox:
         """Ends open shells and empties /work and /tmp for the next task (no other process outlives its
         command)."""
         self._end_shells()
-        clear_directory(self.work_dir)
-        if self._disk.quota:  # /tmp is the disk's, not a fresh tmpfs per command
-            clear_directory(self._disk.tmp_dir)
+        self._disk.clear()
 
     def _end_shells(self):
         for shell in self._shells:

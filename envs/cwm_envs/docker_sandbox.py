@@ -37,7 +37,7 @@ from cwm_envs.sandbox import (
     as_bytes,
 )
 from cwm_envs.sandbox_disk import SandboxDisk, owner_alive, owner_label, remove_stale_disks_once
-from cwm_envs.sandbox_files import clear_directory, read_file, write_file
+from cwm_envs.sandbox_files import read_file, write_file
 from cwm_envs.sandbox_uid import SandboxUid
 
 LABEL = "cwm-sandbox"
@@ -120,11 +120,13 @@ class DockerSandbox:
             raise
 
     def _run_container(self, api, limits: SandboxLimits, runtime, image, own_system: bool, view: SandboxView):
-        as_root = os.getuid() == 0
-        for directory in (self.work_dir, *(m.source for m in view.mounts if m.writable)):
-            if as_root:  # the sandbox's user owns what it may write
+        # The sandbox's user owns what it may write (its disk is made so); without root, anyone may write it.
+        writable = [m.source for m in view.mounts if m.writable]
+        if os.getuid() == 0:
+            for directory in writable:
                 os.chown(directory, self.uid, self.uid)
-            else:
+        else:
+            for directory in (self.work_dir, *writable):
                 os.chmod(directory, 0o777)
         volumes = {self.work_dir: {"bind": WORKDIR, "mode": "rw"}}
         if self._disk.quota:
@@ -290,9 +292,7 @@ class DockerSandbox:
     def reset(self) -> None:
         """Ends leftover processes and empties /work (and /tmp, where it is the disk's) for the next task."""
         self._end_leftovers()
-        clear_directory(self.work_dir)
-        if self._disk.quota:
-            clear_directory(self._disk.tmp_dir)
+        self._disk.clear()
 
     def alive(self) -> bool:
         try:

@@ -17,6 +17,7 @@ import tempfile
 import threading
 
 from cwm_common.errors import CwmError
+from cwm_envs.sandbox_files import clear_directory
 
 PREFIXES = ("cwm-bwrap-", "cwm-docker-")
 _OWNER = "owner"
@@ -76,6 +77,12 @@ class SandboxDisk:
             with open(path, "w") as f:
                 f.write(content)
         return files
+
+    def clear(self):
+        """Empties /work, and /tmp where it is the disk's (otherwise a fresh tmpfs per command or container)."""
+        clear_directory(self.work_dir)
+        if self.quota:
+            clear_directory(self.tmp_dir)
 
     def remove(self):
         _remove_root(self.root)

@@ -239,25 +239,21 @@ def _proxy(name: str, worker: Worker):
     return call
 
 
-def _imported_modules(source: str) -> set[str]:
+def _outline(source: str) -> tuple[set[str], set[str]]:
+    """The modules the solution's top level imports and the functions it defines, parsed once (nothing of
+    it runs here); empty for source that does not parse."""
     try:
-        tree = ast.parse(source)
+        body = ast.parse(source).body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    names: set[str] = set()
-    for node in tree.body:
+        return set(), set()
+    modules: set[str] = set()
+    for node in body:
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-    return names
-
-
-def _function_names(source: str) -> list[str]:
-    try:
-        return [n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
+            modules.add(node.module)
+    functions = {n.name for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return modules, functions
 
 
 def main():
@@ -267,7 +263,8 @@ def main():
     os.dup2(devnull, 1)
     with open("solution.py") as f:
         source = f.read()
-    for module in _imported_modules(source) & _PRELOADED:
+    modules, functions = _outline(source)
+    for module in modules & _PRELOADED:
         __import__(module)
     gc.freeze()  # the collector then leaves the objects both processes share alone: fewer copied pages
     worker = Worker(source, time.monotonic() + 3600)
@@ -281,12 +278,13 @@ def main():
     entry = config["entry_point"]
     # Proxies: the entry point and the solution's functions the tests name, never a builtin or a prelude
     # helper (a solution's `def abs` must not become the tests' abs).
-    named = {n.id for n in ast.walk(ast.parse(test_source)) if isinstance(n, ast.Name)}
-    for name in ({*_function_names(source)} & named) - set(scope) - set(vars(builtins)) | {entry}:
+    tests = ast.parse(test_source)
+    named = {n.id for n in ast.walk(tests) if isinstance(n, ast.Name)}
+    for name in (functions & named) - set(scope) - set(vars(builtins)) | {entry}:
         scope[name] = _proxy(name, worker)
     if worker.loaded():
         exec(compile(test_source, "tests.py", "exec"), scope)
-        check = next(n for n in ast.parse(test_source).body if isinstance(n, ast.FunctionDef) and n.name == "check")
+        check = next(n for n in tests.body if isinstance(n, ast.FunctionDef) and n.name == "check")
         scope[check.args.args[0].arg] = scope[entry]
         records = _run_statements(check.body, test_source, scope)
     else:

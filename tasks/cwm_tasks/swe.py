@@ -190,8 +190,9 @@ def _apply_and_list(sandbox: Sandbox, patch: str) -> tuple[bool, str, list[tuple
         "find . -mindepth 1 -printf '%y %P\\0'",
         timeout=60,
     )
-    entries = [e.split(" ", 1) for e in result.stdout.decode(errors="surrogateescape").split("\0") if e]
-    return result.ok, result.stderr.decode(errors="replace"), [(kind, path) for kind, path in entries]
+    listing = result.stdout.decode(errors="surrogateescape").split("\0")
+    entries = [(kind, path) for kind, _, path in (e.partition(" ") for e in listing if e)]
+    return result.ok, result.stderr.decode(errors="replace"), entries
 
 
 def restore_tests(sandbox: Sandbox, task: SweTask, entries: list[tuple[str, str]]):
