@@ -23,7 +23,7 @@ def run(args):
     from cwm_data import special_tokens as st
     from cwm_data.chat_format import STOP_TOKENS, generation_prompt
     from cwm_data.special_tokens import special
-    from cwm_jax.sampling import generate
+    from cwm_jax.engine.generate import generate
 
     require_positive(args, "--max-new-tokens")
     require_non_negative(args, "--temperature")

@@ -6,7 +6,7 @@ generated token-id lists can stand in (tests use scripted fakes).
 
 from typing import Protocol
 
-from cwm_jax.sampling import generate
+from cwm_jax.engine.generate import generate
 
 
 class Completer(Protocol):

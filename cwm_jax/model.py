@@ -8,6 +8,7 @@ from flax import nnx
 
 from cwm_jax.config import ModelConfig
 from cwm_jax.decoder_layer import DecoderLayer
+from cwm_jax.kv_cache import StepView
 from cwm_jax.layer_plan import plan_layers
 from cwm_jax.params import param
 from cwm_jax.rms_norm import RMSNorm
@@ -81,12 +82,11 @@ class CwmModel(nnx.Module):
         """Logits [B, T, vocab] in fp32 of final-normed hidden states."""
         return head_logits(hidden, self.lm_head[...])
 
-    def extend(self, tokens: jax.Array, positions: jax.Array, valid: jax.Array, cache: dict):
-        """Runs new tokens [B, C] at `positions` against a KV cache (cwm_jax/kv_cache.py) and returns
-        (logits [B, C, vocab], updated cache). Invalid tokens (padding) are computed but never attended."""
-        from cwm_jax.kv_cache import write_positions
-
-        cache = write_positions(self.cfg, cache, positions, valid)
+    def extend(self, tokens: jax.Array, positions: jax.Array, pools: dict, view: StepView):
+        """Runs new tokens [B, C] at `positions` against the paged KV cache (cwm_jax/kv_cache.py: the pools and
+        the step's view of the sequences' tables) and returns (final-normed hidden states [B, C, d], updated
+        pools); `head` turns the ones needed into logits. Padding tokens are computed, never kept (the view
+        writes them nowhere)."""
         rotary = rotary_tables(self.cfg, positions)
 
         def layer_fn(index, layer, x, kv):
@@ -96,13 +96,14 @@ class CwmModel(nnx.Module):
                 rotary=rotary,
                 positions=positions,
                 kv=kv,
-                kv_positions=cache["positions"][kind],
-                slots=cache["slots"][kind],
+                write_index=view.write_index[kind],
+                table=view.tables[kind],
+                kv_positions=view.kv_positions[kind],
                 window=self.cfg.window_of(index),
             )
 
-        x, layers = self._run_layers(self._embed(tokens), layer_fn, cache["layers"])
-        return self.head(self.final_norm(x)), {"layers": layers, "positions": cache["positions"]}
+        x, pools = self._run_layers(self._embed(tokens), layer_fn, pools)
+        return self.final_norm(x), pools
 
     def _embed(self, tokens):
         dt = jnp.dtype(self.cfg.dtype)

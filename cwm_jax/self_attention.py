@@ -4,10 +4,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cwm_jax.attention import ATTENTION_IMPLS, blockwise, reference
+from cwm_jax.attention import ATTENTION_IMPLS
+from cwm_jax.attention.paged import PAGED_ATTENTION_IMPLS
 from cwm_jax.attention.ring import KV_AXES, Q_AXES
 from cwm_jax.config import ModelConfig
-from cwm_jax.kv_cache import write_kv
+from cwm_jax.kv_cache import write_pages
 from cwm_jax.params import param
 from cwm_jax.rope import apply_rotary
 from cwm_jax.sharding import constrain
@@ -63,35 +64,23 @@ class SelfAttention(nnx.Module):
         rotary,
         positions: jax.Array,
         kv: tuple[jax.Array, jax.Array],
+        write_index: jax.Array,
+        table: jax.Array,
         kv_positions: jax.Array,
-        slots: jax.Array,
         window: int | None,
     ):
-        """Attention of new tokens over a KV cache (which they are first written into, at `slots`).
-        Returns (output, (K cache, V cache))."""
+        """Attention of new tokens over this layer's page pools (cwm_jax/kv_cache.py), which they are first
+        written into at `write_index`. Returns (output, (K pool, V pool))."""
         q, k, v = self._qkv(x, rotary)
-        cache_k, cache_v = write_kv(*kv, k, v, slots)
-        if self.cfg.attention_impl == "reference":
-            ones = jnp.ones(positions.shape, jnp.int32)
-            out = reference.attend(
-                q,
-                cache_k,
-                cache_v,
-                q_positions=positions,
-                kv_positions=kv_positions,
-                q_segments=ones,
-                kv_segments=jnp.ones(kv_positions.shape, jnp.int32),
-                window=window,
-                block_size=0,
-            )
-        else:  # blockwise and ring: the cache in blocks (one device holds a row's whole cache)
-            out = blockwise.attend_cache(
-                q,
-                cache_k,
-                cache_v,
-                q_positions=positions,
-                kv_positions=kv_positions,
-                window=window,
-                block_size=self.cfg.attention_block_size,
-            )
-        return self._out(out), (cache_k, cache_v)
+        pool_k, pool_v = write_pages(*kv, k, v, write_index)
+        out = PAGED_ATTENTION_IMPLS[self.cfg.attention_impl](
+            q,
+            pool_k,
+            pool_v,
+            table=table,
+            kv_positions=kv_positions,
+            q_positions=positions,
+            window=window,
+            block_size=self.cfg.attention_block_size,
+        )
+        return self._out(out), (pool_k, pool_v)

@@ -7,7 +7,7 @@ import numpy as np
 from flax import nnx
 
 from cwm_jax.aot_plan import GIB
-from cwm_jax.kv_cache import init_cache
+from cwm_jax.kv_cache import init_pools, sequence_layout
 from cwm_jax.loss import token_logprobs
 from cwm_jax.model import CwmModel
 from cwm_jax.presets import from_preset
@@ -98,14 +98,17 @@ def test_the_rl_plan_counts_the_learner_and_the_samplers_params_and_kv_cache():
     # The sampler's params: bfloat16 is half of float32; split over tensor 8, except what does not divide.
     assert plan({"tensor": 8}, "float32").sampler_params_gib == 2 * tensor.sampler_params_gib
     assert cfg.param_count() * 2 / 8 < tensor.sampler_params_gib * GIB < cfg.param_count() * 2 / 2
-    cache = jax.eval_shape(lambda: init_cache(cfg, rows, tokens))
+    cache = jax.eval_shape(lambda: init_pools(cfg, sequence_layout(cfg, tokens, rows)))
     whole = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(cache))
-    positions = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(cache["positions"]))
-    # 2 kv heads do not divide over tensor 8: each device holds the whole cache. Rows over 8 decoding
-    # replicas: an eighth. Rows over 4 and kv heads over 2: K/V an eighth, slot positions a quarter.
+    per_row = cfg.n_layers * 2 * cfg.n_kv_heads * cfg.head_dim * 4  # fp32 K and V per position
+    global_layers = cfg.layer_types.count("full_attention")
+    # Every row at the full length on global layers, the window plus a page on local ones (256 > 32 + 16).
+    assert whole == rows * per_row // cfg.n_layers * (global_layers * tokens + (cfg.n_layers - global_layers) * 48)
+    # 2 kv heads do not divide over tensor 8: each device holds every page. Pages are any row's, so data
+    # parallel decoding keeps them all on each device; kv heads over tensor 2 halve them.
     assert tensor.kv_cache_gib * GIB == whole
-    assert plan({"data": 8}).kv_cache_gib * GIB == whole / 8
-    assert plan({"data": 4, "tensor": 2}).kv_cache_gib * GIB == (whole - positions) / 8 + positions / 4
+    assert plan({"data": 8}).kv_cache_gib * GIB == whole
+    assert plan({"data": 4, "tensor": 2}).kv_cache_gib * GIB == whole / 2
     # The log-prob chunk bounds the learner's temporaries.
     assert tensor.learner.activations_gib < plan({"tensor": 8}, chunk=256).learner.activations_gib
     assert "KV cache" in tensor.table(80.0) and "colocated (learner + sampler)" in tensor.table(80.0)

@@ -10,18 +10,11 @@ from jax.sharding import NamedSharding
 
 from cwm_jax.aot_plan import GIB, MemoryPlan, per_device_bytes, plan_step
 from cwm_jax.config import ModelConfig
-from cwm_jax.kv_cache import init_cache
+from cwm_jax.kv_cache import init_pools, kv_axes, sequence_layout
 from cwm_jax.sharding import ShardingRules, make_mesh, rows_sharding, spec_for
 from cwm_jax.train.state import abstract_model
 from cwm_rl.learner import grpo_objective
 from cwm_rl.sampler_layout import SamplerLayout
-
-# Logical axes of the cache's arrays by rank: K/V of a scanned block, K/V of a tail layer, slot positions.
-_CACHE_AXES = {
-    5: (None, "batch", None, "kv_heads", "head_dim"),
-    4: ("batch", None, "kv_heads", "head_dim"),
-    2: ("batch", None),
-}
 
 
 @dataclasses.dataclass
@@ -76,12 +69,14 @@ def plan_rl_memory(
 
     layout = SamplerLayout(abstract_params, sampler_mesh_spec, rules, sampler_dtype)
     sampler_mesh = layout.mesh
-    cache = jax.eval_shape(lambda: init_cache(model_cfg, rows, episode_tokens))
     mesh_shape = dict(sampler_mesh.shape)
 
-    def placed(leaf):
-        spec = spec_for(_CACHE_AXES[leaf.ndim], rules.activations, mesh_shape, leaf.shape, "KV cache", True)
-        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=NamedSharding(sampler_mesh, spec))
+    def placed(array, axes):
+        spec = spec_for(axes, rules.activations, mesh_shape, array.shape, "KV cache", True)
+        return jax.ShapeDtypeStruct(array.shape, array.dtype, sharding=NamedSharding(sampler_mesh, spec))
 
-    kv_bytes = per_device_bytes(jax.tree.map(placed, cache))
+    # The engine's page pools, exactly big enough for every row at the full episode length.
+    cache = jax.eval_shape(lambda: init_pools(model_cfg, sequence_layout(model_cfg, episode_tokens, rows)))
+    cache = jax.tree.map(lambda leaf: placed(leaf, kv_axes(leaf.ndim - 4)), cache)
+    kv_bytes = per_device_bytes(cache)
     return RLMemoryPlan(learner, mesh_shape, per_device_bytes(layout.abstract) / GIB, kv_bytes / GIB)

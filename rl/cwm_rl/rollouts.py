@@ -18,7 +18,7 @@ from cwm_data.chat_format import STOP_TOKENS, THINK_END, FormatError, observatio
 from cwm_data.tokenizer import CwmTokenizer
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import Sandbox
-from cwm_jax.sampling import generate
+from cwm_jax.engine.generate import GenerationSession, generate
 from cwm_rl.samples import FAILED, INFRA_FAILED, OK, Sample
 from cwm_tasks.agent_tools import AgentTools, NoSuchToolError, fit_message, tool_result_message
 from cwm_tasks.reward_result import FAIL
@@ -40,13 +40,16 @@ class RolloutSettings:
 
 
 class RolloutWorker:
-    """`generate_fn` has cwm_jax.generate's signature (tests pass a scripted one)."""
+    """`generate_fn` has cwm_jax.generate's signature (tests pass a scripted one); by default single-turn
+    groups go through `generate` and agent episodes through one engine session per batch, which keeps each
+    episode's cache between turns so a turn prefills only the tool observation."""
 
     def __init__(
-        self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings, generate_fn=generate
+        self, tokenizer: CwmTokenizer, pool: SandboxPool, tasks: dict, settings: RolloutSettings, generate_fn=None
     ):
         self.tokenizer, self.pool, self.tasks, self.settings = tokenizer, pool, tasks, settings
-        self.generate = generate_fn
+        self.generate = generate_fn or generate
+        self.scripted = generate_fn is not None
         self.stops = tuple(tokenizer.special_id(name) for name in STOP_TOKENS)
         self.eot = tokenizer.special_id(st.EOT)
 
@@ -122,6 +125,11 @@ class RolloutWorker:
             )
         deadline = time.perf_counter() + settings.episode_timeout_s
         with contextlib.ExitStack() as stack:
+            session = (
+                self.generate
+                if self.scripted
+                else stack.enter_context(GenerationSession(max_len=settings.max_episode_tokens, slots=len(episodes)))
+            )
             for episode in episodes:
                 episode.sandbox = stack.enter_context(self.pool.sandbox(timeout=settings.score_timeout_s))
                 episode.tools = self._guard(
@@ -139,7 +147,7 @@ class RolloutWorker:
                 budget = min(settings.max_new_tokens, max(room))
                 if budget <= 0:
                     break
-                outs, logps = self.generate(
+                outs, logps = session(
                     model,
                     [e.context for e in active],
                     [max(0, min(budget, r)) for r in room],

@@ -1,0 +1,55 @@
+"""Attention of a step's queries over a paged KV cache, behind one interface:
+`attend(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size)`.
+
+q [B, C, heads, head_dim]; pool_k and pool_v [pages, page, kv_heads, head_dim] (this layer's pool, the
+step's keys already written); table [B, width] each row's physical pages; kv_positions [B, width * page] the
+position each gathered entry holds (INVALID when empty). Returns [B, C, heads, head_dim] in q's dtype.
+
+The portable implementations gather a row's pages into one contiguous cache and run the model's attention
+over it: `reference` with an explicit mask, `blockwise` (and `ring`, whose cache is one device's) as an
+online softmax over blocks of entries. Kernels that read pages in place (TPU ragged paged attention, a GPU
+paged decode kernel) plug in here under the name of the attention_impl they serve.
+"""
+
+import jax.numpy as jnp
+
+from cwm_jax.attention import blockwise, reference
+
+
+def _gathered(pool, table):
+    b, width = table.shape
+    return pool[table].reshape(b, width * pool.shape[1], *pool.shape[2:])
+
+
+def gather_reference(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size):
+    del block_size
+    return reference.attend(
+        q,
+        _gathered(pool_k, table),
+        _gathered(pool_v, table),
+        q_positions=q_positions,
+        kv_positions=kv_positions,
+        q_segments=jnp.ones(q_positions.shape, jnp.int32),
+        kv_segments=jnp.ones(kv_positions.shape, jnp.int32),
+        window=window,
+        block_size=0,
+    )
+
+
+def gather_blockwise(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size):
+    return blockwise.attend_cache(
+        q,
+        _gathered(pool_k, table),
+        _gathered(pool_v, table),
+        q_positions=q_positions,
+        kv_positions=kv_positions,
+        window=window,
+        block_size=block_size,
+    )
+
+
+PAGED_ATTENTION_IMPLS = {
+    "reference": gather_reference,
+    "blockwise": gather_blockwise,
+    "ring": gather_blockwise,
+}

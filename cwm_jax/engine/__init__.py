@@ -1,0 +1,1 @@
+"""The rollout engine (continuous batching over a paged KV cache) and `generate`, which it serves."""
