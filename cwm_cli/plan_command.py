@@ -25,23 +25,10 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
-def _mesh(text: str, flag: str = "--mesh") -> dict:
-    from cwm_common.errors import CwmError
-
-    spec = {}
-    for part in filter(None, text.split(",")):
-        axis, _, size = part.partition("=")
-        try:
-            spec[axis.strip()] = int(size)
-        except ValueError:
-            raise CwmError(f"{flag}: '{part}' is not axis=size") from None
-    return spec
-
-
 def run(args):
     import jax
 
-    from cwm_cli.user_input import require_positive
+    from cwm_cli.user_input import mesh_flag, require_positive
 
     require_positive(args, "--devices", "--batch", "--seq-len", "--grad-accum")
     require_positive(args, "--prompts", "--group", "--episode-tokens", "--logprob-chunk")
@@ -67,8 +54,8 @@ def run(args):
         rows = args.prompts * args.group
         plan = plan_rl_memory(
             cfg,
-            _mesh(args.mesh),
-            _mesh(args.sampler_mesh, "--sampler-mesh"),
+            mesh_flag(args.mesh, "--mesh"),
+            mesh_flag(args.sampler_mesh, "--sampler-mesh"),
             rows,
             length,
             args.grad_accum,
@@ -83,7 +70,7 @@ def run(args):
         )
         print(plan.table(args.device_memory_gib))
         return
-    plan_train = plan_memory(cfg, _mesh(args.mesh), args.batch, args.seq_len, args.grad_accum, devices)
+    plan_train = plan_memory(cfg, mesh_flag(args.mesh, "--mesh"), args.batch, args.seq_len, args.grad_accum, devices)
     print(
         f"{args.preset}: batch {args.batch} x {args.seq_len}, {args.dtype} compute, remat {args.remat}, "
         f"grad_accum {args.grad_accum}, {args.attention} attention"

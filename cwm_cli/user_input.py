@@ -35,3 +35,22 @@ def read_text(path: str, what: str) -> str:
         raise CwmError(f"{path}: cannot read {what} ({e.strerror})") from None
     except UnicodeDecodeError as e:
         raise CwmError(f"{path}: {what} is not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x})") from None
+
+
+def mesh_flag(text: str, flag: str) -> dict[str, int]:
+    """A mesh flag's `axis=size,...` as sizes by axis (-1: the rest of the devices), each axis one of
+    cwm_jax.sharding.MESH_AXES."""
+    from cwm_jax.sharding import MESH_AXES
+
+    spec = {}
+    for part in filter(None, text.split(",")):
+        axis, _, size = (s.strip() for s in part.partition("="))
+        if axis not in MESH_AXES:
+            raise CwmError(f"{flag}: '{part}' names no mesh axis; axes: {', '.join(MESH_AXES)}")
+        try:
+            spec[axis] = int(size)
+        except ValueError:
+            raise CwmError(f"{flag}: '{part}' is not axis=size") from None
+        if spec[axis] == 0 or spec[axis] < -1:
+            raise CwmError(f"{flag}: '{part}' must be a positive size or -1")
+    return spec

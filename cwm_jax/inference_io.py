@@ -8,7 +8,6 @@ import os
 import sys
 
 import jax
-import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -17,28 +16,29 @@ from cwm_data.tokenizer import CwmTokenizer
 from cwm_jax.config import ModelConfig, from_mapping
 from cwm_jax.hf.convert import from_hf
 from cwm_jax.model import CwmModel
-from cwm_jax.model_checkpoint import CONFIG_FILE, read_model_dir
+from cwm_jax.model_checkpoint import CONFIG_FILE, read_model_dir, restore_target
 from cwm_jax.train.checkpoints import intact_step, restore_params
 
 HF_CONFIG = "config.json"
 
 
-def load_model(path: str, **overrides) -> CwmModel:
-    """The model saved at `path`, whichever the format; `overrides` change execution fields (dtype,
+def load_model(path: str, mesh: jax.sharding.Mesh | None = None, **overrides) -> CwmModel:
+    """The model saved at `path`, whichever the format, its params sharded over `mesh` by the default param
+    rules (without one: on this process's first device); `overrides` change execution fields (dtype,
     attention_impl, ...)."""
     if os.path.exists(os.path.join(path, CONFIG_FILE)):
-        return read_model_dir(path, **overrides)
+        return read_model_dir(path, mesh, **overrides)
     if os.path.exists(os.path.join(path, HF_CONFIG)):
-        return from_hf(path, **overrides)
+        return from_hf(path, mesh=mesh, **overrides)
     if os.path.isdir(os.path.join(path, "checkpoints")):
-        return _restore_trainer_params(path, overrides)
+        return _restore_trainer_params(path, mesh, overrides)
     raise CwmError(
         f"{path}: not a model: no {CONFIG_FILE} (cwm model directory), {HF_CONFIG} (Hugging Face "
         f"directory) or checkpoints/ (training workdir)"
     )
 
 
-def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
+def _restore_trainer_params(workdir: str, mesh: jax.sharding.Mesh | None, overrides: dict) -> CwmModel:
     """The params of a training run's latest checkpoint (its manifest holds the model config)."""
     directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     step, skipped = intact_step(directory, ocp.CheckpointManager(directory).all_steps())
@@ -49,11 +49,7 @@ def _restore_trainer_params(workdir: str, overrides: dict) -> CwmModel:
     manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())
     cfg = from_mapping({**manifest["config"]["model"], **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, jnp.dtype(cfg.param_dtype), sharding=device), abstract.to_pure_dict()
-    )
-    nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, target))
+    nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, restore_target(abstract, mesh)))
     return nnx.merge(graphdef, abstract)
 
 

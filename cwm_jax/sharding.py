@@ -154,6 +154,14 @@ def param_shardings(
     return out
 
 
+def load_shardings(abstract_params, mesh: jax.sharding.Mesh | None):
+    """Where a loaded model's parameters go: by the default rules on `mesh` (a dimension they cannot divide is
+    an error), or whole on this process's first device without a mesh."""
+    if mesh is None:
+        mesh = make_mesh({}, jax.local_devices()[:1])
+    return param_shardings(abstract_params, mesh, ShardingRules())
+
+
 _ACTIVE_RULES: contextvars.ContextVar[ShardingRules | None] = contextvars.ContextVar("cwm_rules", default=None)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Iterable
 
 import numpy as np
 from safetensors import safe_open
@@ -11,6 +12,7 @@ from cwm_common.errors import CwmError
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
+_METADATA = {"format": "pt"}  # transformers refuses safetensors files without a format tag
 
 
 class SafetensorsReader:
@@ -58,28 +60,46 @@ class SafetensorsReader:
     def get(self, name: str) -> np.ndarray:
         return self._handle(name).get_tensor(name)
 
+    def read_slice(self, name: str, box: tuple[slice, ...]) -> np.ndarray:
+        """Only the elements of `box` (a slice per dimension) of a tensor, read from the file."""
+        return self._handle(name).get_slice(name)[box]
 
-def write_safetensors_dir(directory: str, tensors: dict[str, np.ndarray], max_shard_bytes: int) -> list[str]:
-    """Writes tensors as one file, or as numbered shards plus an index when they exceed max_shard_bytes."""
+
+def write_safetensors_dir(directory: str, tensors: Iterable[tuple[str, np.ndarray]], max_shard_bytes: int) -> list[str]:
+    """Writes (name, tensor) pairs as one file, or as numbered shards plus an index when they exceed
+    max_shard_bytes. Each shard is written as soon as it is full, so only one shard is held at a time."""
     os.makedirs(directory, exist_ok=True)
-    shards: list[dict[str, np.ndarray]] = [{}]
-    size = 0
-    for name, array in tensors.items():
-        if shards[-1] and size + array.nbytes > max_shard_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][name] = array
+    written: list[tuple[str, list[str]]] = []  # (temporary file, its tensor names) of each full shard
+    shard: dict[str, np.ndarray] = {}
+    size = total = 0
+    for name, array in tensors:
+        if shard and size + array.nbytes > max_shard_bytes:
+            written.append(_write_partial(directory, len(written), shard))
+            shard, size = {}, 0
+        shard[name] = array
         size += array.nbytes
-    metadata = {"format": "pt"}  # transformers refuses safetensors files without a format tag
-    if len(shards) == 1:
-        save_file(shards[0], os.path.join(directory, SINGLE), metadata=metadata)
+        total += array.nbytes
+    if not written:
+        save_file(shard, os.path.join(directory, SINGLE), metadata=_METADATA)
         return [SINGLE]
-    files = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
+    written.append(_write_partial(directory, len(written), shard))
+    return _name_shards(directory, written, total)
+
+
+def _write_partial(directory: str, k: int, shard: dict[str, np.ndarray]) -> tuple[str, list[str]]:
+    # Final shard names hold the shard count, known only at the end.
+    file = f"model-{k + 1:05d}.safetensors.partial"
+    save_file(shard, os.path.join(directory, file), metadata=_METADATA)
+    return file, list(shard)
+
+
+def _name_shards(directory: str, written: list[tuple[str, list[str]]], total: int) -> list[str]:
+    """Renames the shards to model-K-of-N.safetensors and writes the index naming each tensor's shard."""
+    files = [f"model-{k + 1:05d}-of-{len(written):05d}.safetensors" for k in range(len(written))]
     weight_map = {}
-    for file, shard in zip(files, shards, strict=True):
-        save_file(shard, os.path.join(directory, file), metadata=metadata)
-        weight_map.update({name: file for name in shard})
-    total = sum(a.nbytes for a in tensors.values())
+    for file, (partial, names) in zip(files, written, strict=True):
+        os.replace(os.path.join(directory, partial), os.path.join(directory, file))
+        weight_map.update({name: file for name in names})
     with open(os.path.join(directory, INDEX), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
     return files
