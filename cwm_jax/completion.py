@@ -22,26 +22,29 @@ class Completer(Protocol):
 
 
 class ModelCompleter:
-    def __init__(self, model, batch_size: int = 8):
-        self.model, self.batch_size = model, batch_size
+    """Completions from one engine run over all the prompts (continuous batching; the samples of a repeated
+    prompt share its prefill); prompt i draws from random stream (seed, i)."""
+
+    def __init__(self, model):
+        self.model = model
 
     def complete(self, prompts, max_new_tokens, stop_tokens=(), temperature=0.0, top_p=1.0, seed=0):
         """Completions; each is cut short where prompt + completion would pass the model's max_seq_len."""
-        out: list[list[int]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            # generate rounds its cache up to a multiple of 64 tokens: keep that inside max_seq_len.
-            room = self.model.cfg.max_seq_len - 64 - max(len(p) for p in batch)
-            if room <= 0:
-                out += [[] for _ in batch]
-                continue
-            out += generate(
+        # generate rounds its cache up to a multiple of 64 tokens: keep that inside max_seq_len.
+        limits = [max(0, min(max_new_tokens, self.model.cfg.max_seq_len - 64 - len(p))) for p in prompts]
+        fitting = [i for i, p in enumerate(prompts) if len(p) + 64 < self.model.cfg.max_seq_len]
+        out: list[list[int]] = [[] for _ in prompts]
+        if fitting:
+            generated = generate(
                 self.model,
-                batch,
-                min(max_new_tokens, room),
+                [prompts[i] for i in fitting],
+                [limits[i] for i in fitting],
                 temperature=temperature,
                 top_p=top_p,
                 stop_tokens=stop_tokens,
-                seed=seed + start,
+                seed=seed,
+                row_ids=fitting,
             )
+            for i, tokens in zip(fitting, generated, strict=True):
+                out[i] = tokens
         return out

@@ -25,13 +25,16 @@ class DecoderLayer(nnx.Module):
         h = x + self.attn(self.attn_norm(x), rotary=rotary, positions=positions, segments=segments, window=window)
         return constrain(h + self.mlp(self.mlp_norm(h)), ("batch", "length", "embed"))
 
-    def extend(self, x: jax.Array, *, rotary, positions, kv, write_index, table, kv_positions, window: int | None):
+    def extend(
+        self, x: jax.Array, *, rotary, positions, kv, block, write_index, table, kv_positions, window: int | None
+    ):
         """The same block for new tokens against the page pools; returns (x, updated (K, V) pools)."""
         attended, kv = self.attn.extend(
             self.attn_norm(x),
             rotary=rotary,
             positions=positions,
             kv=kv,
+            block=block,
             write_index=write_index,
             table=table,
             kv_positions=kv_positions,

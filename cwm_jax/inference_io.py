@@ -17,28 +17,33 @@ from cwm_jax.config import ModelConfig, from_mapping
 from cwm_jax.hf.convert import from_hf
 from cwm_jax.model import CwmModel
 from cwm_jax.model_checkpoint import CONFIG_FILE, read_model_dir, restore_target
+from cwm_jax.sharding import ShardingRules
 from cwm_jax.train.checkpoints import intact_step, restore_params
 
 HF_CONFIG = "config.json"
 
 
-def load_model(path: str, mesh: jax.sharding.Mesh | None = None, **overrides) -> CwmModel:
-    """The model saved at `path`, whichever the format, its params sharded over `mesh` by the default param
-    rules (without one: on this process's first device); `overrides` change execution fields (dtype,
-    attention_impl, ...)."""
+def load_model(
+    path: str, mesh: jax.sharding.Mesh | None = None, rules: ShardingRules | None = None, **overrides
+) -> CwmModel:
+    """The model saved at `path`, whichever the format, its params sharded over `mesh` by `rules` (default:
+    the default param rules; without a mesh: on this process's first device); `overrides` change execution
+    fields (dtype, attention_impl, ...)."""
     if os.path.exists(os.path.join(path, CONFIG_FILE)):
-        return read_model_dir(path, mesh, **overrides)
+        return read_model_dir(path, mesh, rules, **overrides)
     if os.path.exists(os.path.join(path, HF_CONFIG)):
-        return from_hf(path, mesh=mesh, **overrides)
+        return from_hf(path, mesh=mesh, rules=rules, **overrides)
     if os.path.isdir(os.path.join(path, "checkpoints")):
-        return _restore_trainer_params(path, mesh, overrides)
+        return _restore_trainer_params(path, mesh, rules, overrides)
     raise CwmError(
         f"{path}: not a model: no {CONFIG_FILE} (cwm model directory), {HF_CONFIG} (Hugging Face "
         f"directory) or checkpoints/ (training workdir)"
     )
 
 
-def _restore_trainer_params(workdir: str, mesh: jax.sharding.Mesh | None, overrides: dict) -> CwmModel:
+def _restore_trainer_params(
+    workdir: str, mesh: jax.sharding.Mesh | None, rules: ShardingRules | None, overrides: dict
+) -> CwmModel:
     """The params of a training run's latest checkpoint (its manifest holds the model config)."""
     directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     step, skipped = intact_step(directory, ocp.CheckpointManager(directory).all_steps())
@@ -49,7 +54,7 @@ def _restore_trainer_params(workdir: str, mesh: jax.sharding.Mesh | None, overri
     manifest = json.loads(open(os.path.join(workdir, "checkpoints", str(step), "manifest", "metadata")).read())
     cfg = from_mapping({**manifest["config"]["model"], **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, restore_target(abstract, mesh)))
+    nnx.replace_by_pure_dict(abstract, restore_params(workdir, step, restore_target(abstract, mesh, rules)))
     return nnx.merge(graphdef, abstract)
 
 

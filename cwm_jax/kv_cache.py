@@ -131,13 +131,18 @@ def step_view(layout: PageLayout, tables: dict, positions: jax.Array, valid: jax
     return StepView(write, views, kv_positions)
 
 
-def write_pages(pool_k, pool_v, k, v, write_index):
-    """Writes the step's keys and values [B, C, kv_heads, head_dim] at their flat slots (padding dropped)."""
-    n, page = pool_k.shape[:2]
+def write_pages(pool_k, pool_v, k, v, write_index, block=None):
+    """Writes the step's keys and values [B, C, kv_heads, head_dim] at their flat slots (padding dropped),
+    in the pools of one layer ([pages, page, ...]) or, with `block`, in that layer's part of a stack of them
+    ([n_blocks, pages, page, ...], updated in place)."""
 
     def update(pool, x):
-        flat = pool.reshape(n * page, *pool.shape[2:])
-        return flat.at[write_index].set(x.astype(pool.dtype), mode="drop").reshape(pool.shape)
+        x = x.astype(pool.dtype)
+        if block is None:
+            flat = pool.reshape(-1, *pool.shape[2:])
+            return flat.at[write_index].set(x, mode="drop").reshape(pool.shape)
+        flat = pool.reshape(pool.shape[0], -1, *pool.shape[3:])
+        return flat.at[block, write_index].set(x, mode="drop").reshape(pool.shape)
 
     return update(pool_k, k), update(pool_v, v)
 
@@ -147,19 +152,11 @@ def copy_pages(cfg: ModelConfig, pools: dict, copies: dict) -> dict:
     type; a destination out of range is no copy."""
     plan = plan_layers(cfg)
 
-    def copy(pair, kind, stacked):
+    def copy(pair, kind, stacked: bool):
         src, dst = copies[kind][:, 0], copies[kind][:, 1]
-        axis = 1 if stacked else 0
-        return tuple(
-            jnp.moveaxis(
-                jnp.moveaxis(x, axis, 0)
-                .at[dst]
-                .set(jnp.take(jnp.moveaxis(x, axis, 0), src, axis=0, mode="clip"), mode="drop"),
-                0,
-                axis,
-            )
-            for x in pair
-        )
+        if stacked:  # [n_blocks, pages, ...]
+            return tuple(x.at[:, dst].set(jnp.take(x, src, axis=1, mode="clip"), mode="drop") for x in pair)
+        return tuple(x.at[dst].set(jnp.take(x, src, axis=0, mode="clip"), mode="drop") for x in pair)
 
     return {
         "blocks": tuple(

@@ -1,7 +1,5 @@
 """The CWM decoder: embedding, a stack of pre-norm blocks, final norm and an untied output head."""
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -70,7 +68,7 @@ class CwmModel(nnx.Module):
             positions = positions_from_segments(segment_ids)
         rotary = rotary_tables(self.cfg, positions)
 
-        def layer_fn(index, layer, x, state):
+        def layer_fn(index, layer, x, state, block):
             return layer(
                 x, rotary=rotary, positions=positions, segments=segment_ids, window=self.cfg.window_of(index)
             ), state
@@ -89,13 +87,14 @@ class CwmModel(nnx.Module):
         writes them nowhere)."""
         rotary = rotary_tables(self.cfg, positions)
 
-        def layer_fn(index, layer, x, kv):
+        def layer_fn(index, layer, x, kv, block):
             kind = self.cfg.layer_types[index]
             return layer.extend(
                 x,
                 rotary=rotary,
                 positions=positions,
                 kv=kv,
+                block=block,
                 write_index=view.write_index[kind],
                 table=view.tables[kind],
                 kv_positions=view.kv_positions[kind],
@@ -110,25 +109,27 @@ class CwmModel(nnx.Module):
         return constrain(jnp.take(self.embed[...], tokens, axis=0).astype(dt), ("batch", "length", "embed"))
 
     def _run_layers(self, x, layer_fn, states: dict | None = None):
-        """Runs every layer: layer_fn(index, layer, x, state) -> (x, state).
+        """Runs every layer: layer_fn(index, layer, x, state, block) -> (x, state).
 
         Layers go through the layer plan: a scan over blocks of `period` layers (index = position in the
         block, which fixes its attention type) and an unrolled tail; `scan_layers=False` runs the same plan
-        unrolled. Per-layer state (a KV cache) is laid out by the plan: {"blocks": one pytree per block
-        position with a leading n_blocks axis, "tail": one pytree per tail layer}.
+        unrolled. Per-layer state (the KV page pools) is laid out by the plan: {"blocks": one pytree per
+        block position with a leading n_blocks axis, "tail": one pytree per tail layer}. A block layer gets
+        its position's whole stacked state and `block`, the index into it, and returns the whole state
+        updated: the state rides in the scan's carry and is written in place, never copied per step.
         """
         cfg = self.cfg
         graphdef, stacked = nnx.split(self.layers)
         plan = plan_layers(cfg)
         nb, period = plan.n_blocks, plan.period
 
-        def run(index, params, x, state):
-            def apply(params, x, state):
-                return layer_fn(index, nnx.merge(graphdef, params), x, state)
+        def run(index, params, x, state, block):
+            def apply(params, x, state, block):
+                return layer_fn(index, nnx.merge(graphdef, params), x, state, block)
 
             if cfg.remat != "none":
                 apply = jax.checkpoint(apply, policy=_REMAT_POLICIES[cfg.remat])
-            return apply(params, x, state)
+            return apply(params, x, state, block)
 
         def at(tree, i):
             return jax.tree.map(lambda a: a[i], tree)
@@ -136,29 +137,24 @@ class CwmModel(nnx.Module):
         blocks = jax.tree.map(lambda a: a[: nb * period].reshape(nb, period, *a.shape[1:]), stacked)
         block_states = states["blocks"] if states is not None else (None,) * period
         tail_states = states["tail"] if states is not None else (None,) * len(plan.tail)
+
+        def block(carry, xs):
+            x, block_states = carry
+            params, b = xs
+            new = list(block_states)
+            for k in range(period):
+                x, new[k] = run(k, at(params, k), x, new[k], b)
+            return (x, tuple(new)), None
+
         if cfg.scan_layers:
-
-            def block(x, xs):
-                params, state = xs
-                new = []
-                for k in range(period):
-                    x, s = run(k, at(params, k), x, state[k])
-                    new.append(s)
-                return x, tuple(new)
-
-            x, new_blocks = jax.lax.scan(block, x, (blocks, block_states))
+            (x, new_blocks), _ = jax.lax.scan(block, (x, block_states), (blocks, jnp.arange(nb)))
         else:
-            per_position: list[list[Any]] = [[] for _ in range(period)]  # each layer state, per block
+            carry = (x, block_states)
             for b in range(nb):
-                for k in range(period):
-                    x, s = run(k, at(at(blocks, b), k), x, at(block_states[k], b))
-                    per_position[k].append(s)
-            new_blocks = tuple(
-                jax.tree.map(lambda *xs: jnp.stack(xs), *states_k) if states_k[0] is not None else None
-                for states_k in per_position
-            )
+                carry, _ = block(carry, (at(blocks, b), b))
+            x, new_blocks = carry
         new_tail = []
         for i, state in zip(plan.tail, tail_states, strict=True):
-            x, s = run(i, at(stacked, i), x, state)
+            x, s = run(i, at(stacked, i), x, state, None)
             new_tail.append(s)
         return x, {"blocks": new_blocks, "tail": tuple(new_tail)}

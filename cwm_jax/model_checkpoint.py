@@ -11,7 +11,7 @@ from flax import nnx
 from cwm_common.errors import CwmError
 from cwm_jax.config import from_mapping
 from cwm_jax.model import CwmModel
-from cwm_jax.sharding import load_shardings
+from cwm_jax.sharding import ShardingRules, load_shardings
 
 CONFIG_FILE = "model_config.json"
 PARAMS_DIR = "params"
@@ -27,7 +27,9 @@ def save_model(model: CwmModel, directory: str) -> None:
     checkpointer.wait_until_finished()
 
 
-def read_model_dir(directory: str, mesh: jax.sharding.Mesh | None = None, **overrides: Any) -> CwmModel:
+def read_model_dir(
+    directory: str, mesh: jax.sharding.Mesh | None = None, rules: ShardingRules | None = None, **overrides: Any
+) -> CwmModel:
     """Restores a saved model, sharded over `mesh` as `from_hf` shards (without one: on this process's first
     device); `overrides` change execution fields (dtype, attention_impl, ...)."""
     directory = os.path.abspath(directory)
@@ -37,7 +39,7 @@ def read_model_dir(directory: str, mesh: jax.sharding.Mesh | None = None, **over
     with open(config_path) as f:
         cfg = from_mapping({**json.load(f), **overrides})
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    target = restore_target(abstract, mesh)
+    target = restore_target(abstract, mesh, rules)
     try:
         restored = ocp.StandardCheckpointer().restore(os.path.join(directory, PARAMS_DIR), target)
     except (ValueError, FileNotFoundError) as e:
@@ -46,11 +48,11 @@ def read_model_dir(directory: str, mesh: jax.sharding.Mesh | None = None, **over
     return nnx.merge(graphdef, abstract)
 
 
-def restore_target(abstract, mesh: jax.sharding.Mesh | None) -> dict:
+def restore_target(abstract, mesh: jax.sharding.Mesh | None, rules: ShardingRules | None = None) -> dict:
     """The parameters' shapes and dtypes, each with the sharding a load onto `mesh` gives it: Orbax restores
     each device's part straight there."""
     return jax.tree.map(
         lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
         nnx.to_pure_dict(abstract),
-        load_shardings(abstract, mesh),
+        load_shardings(abstract, mesh, rules),
     )

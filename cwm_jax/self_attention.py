@@ -64,19 +64,22 @@ class SelfAttention(nnx.Module):
         rotary,
         positions: jax.Array,
         kv: tuple[jax.Array, jax.Array],
+        block: jax.Array | int | None,
         write_index: jax.Array,
         table: jax.Array,
         kv_positions: jax.Array,
         window: int | None,
     ):
-        """Attention of new tokens over this layer's page pools (cwm_jax/kv_cache.py), which they are first
-        written into at `write_index`. Returns (output, (K pool, V pool))."""
+        """Attention of new tokens over this layer's page pools (cwm_jax/kv_cache.py; `block` indexes a stack
+        of them, None when they are this layer's alone), which they are first written into at `write_index`.
+        Returns (output, (K pools, V pools))."""
         q, k, v = self._qkv(x, rotary)
-        pool_k, pool_v = write_pages(*kv, k, v, write_index)
+        pool_k, pool_v = write_pages(*kv, k, v, write_index, block)
         out = PAGED_ATTENTION_IMPLS[self.cfg.attention_impl](
             q,
             pool_k,
             pool_v,
+            block=block,
             table=table,
             kv_positions=kv_positions,
             q_positions=positions,

@@ -154,12 +154,12 @@ def param_shardings(
     return out
 
 
-def load_shardings(abstract_params, mesh: jax.sharding.Mesh | None):
-    """Where a loaded model's parameters go: by the default rules on `mesh` (a dimension they cannot divide is
-    an error), or whole on this process's first device without a mesh."""
+def load_shardings(abstract_params, mesh: jax.sharding.Mesh | None, rules: ShardingRules | None = None):
+    """Where a loaded model's parameters go: by `rules` (default: the default param rules) on `mesh` (a
+    dimension they cannot divide is an error), or whole on this process's first device without a mesh."""
     if mesh is None:
         mesh = make_mesh({}, jax.local_devices()[:1])
-    return param_shardings(abstract_params, mesh, ShardingRules())
+    return param_shardings(abstract_params, mesh, rules or ShardingRules())
 
 
 _ACTIVE_RULES: contextvars.ContextVar[ShardingRules | None] = contextvars.ContextVar("cwm_rules", default=None)

@@ -1,5 +1,7 @@
 """The rollout engine: continuous batching, the paged cache, shared prefixes and kept episodes."""
 
+import dataclasses
+import logging
 import math
 
 import jax
@@ -12,7 +14,6 @@ from hf_fixtures import tiny_hf_config, tiny_hf_model
 
 import cwm_jax
 from cwm_common.errors import CwmError
-from cwm_jax.engine import steps
 from cwm_jax.engine.engine import Engine, EngineConfig, Request
 from cwm_jax.engine.generate import GenerationSession
 from cwm_jax.sampling import Sampling, row_keys
@@ -73,13 +74,15 @@ def test_requests_joining_a_running_batch_get_transformers_tokens_whatever_else_
         assert alone.tokens == done.tokens
 
 
-def test_compiled_shapes_do_not_depend_on_the_requests(pair):
+def test_compiled_shapes_do_not_depend_on_the_requests(pair, caplog):
     _, model = pair
+    mixes = [_requests(PROMPTS, [2, 9, 1, 13, 4]), _requests(PROMPTS[3:] * 3, [7] * 6, seed=5)]
     Engine(model, SMALL).run(_requests(PROMPTS[:1], [3]))
-    compiled = steps.prefill._cache_size(), steps.decode._cache_size()
-    Engine(model, SMALL).run(_requests(PROMPTS, [2, 9, 1, 13, 4]))
-    Engine(model, SMALL).run(_requests(PROMPTS[3:] * 3, [7] * 6, seed=5))
-    assert (steps.prefill._cache_size(), steps.decode._cache_size()) == compiled
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        for requests in mixes:
+            Engine(model, SMALL).run(requests)
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling ")]
+    assert not [m for m in compiled if m.split()[1] in ("prefill", "decode")], compiled
 
 
 def test_a_group_prefills_its_prompt_once_and_samples_what_separate_requests_do(pair):
@@ -128,7 +131,7 @@ def test_local_pages_follow_the_window_and_every_page_comes_back(pair):
     while engine.busy():
         engine.step()
         for sequence in engine.slot_of:
-            if sequence is not None and sequence.written >= len(sequence.request.prompt):
+            if sequence is not None and sequence.pages and sequence.written >= len(sequence.request.prompt):
                 held_most = max(held_most, len(sequence.pages.mapped[S]))
     assert held_most == window_pages  # reached and never passed
     global_allocated = sum(math.ceil((len(r.prompt) + 30) / config.page_size) for r in requests)
@@ -159,3 +162,18 @@ def test_a_pool_too_small_for_a_request_is_a_one_line_error(pair):
     engine = Engine(model, EngineConfig(slots=1, max_len=64, page_size=4, pool_pages=3))
     with pytest.raises(CwmError, match="pool_pages"):
         engine.run(_requests([PROMPTS[0]], [20]))
+
+
+def test_groups_waiting_on_a_full_pool_give_their_prompt_back_and_generate_the_same(pair):
+    """With a pool too small to keep every group's prompt while its samples wait, the groups give their
+    prompts' pages back and a waiting sample prefills the prompt again: more prefill, the same tokens."""
+    _, model = pair
+    requests = [Request(PROMPTS[i % 4], 20, key) for i, key in enumerate(_keys(0, 12))]
+    roomy = Engine(model, SMALL)
+    expected = roomy.run(requests)
+    unique = sum(len(p) for p in PROMPTS[:4])
+    assert roomy.stats()["prefill_tokens"] == unique
+    tight = Engine(model, dataclasses.replace(SMALL, pool_pages=12))
+    assert [c.tokens for c in tight.run(requests)] == [c.tokens for c in expected]
+    assert tight.stats()["prefill_tokens"] > unique
+    assert tight.stats()["pages_free"] == {k: 12 for k in tight.pools_host}

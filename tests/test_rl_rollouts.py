@@ -7,7 +7,11 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax import nnx
 from sandbox_fixtures import BACKENDS
 
 from cwm_cli.main import main
@@ -19,6 +23,10 @@ from cwm_data.tokenizer import train_sentencepiece
 from cwm_envs.pool import SandboxPool
 from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
+from cwm_jax.engine.generate import GenerationSession
+from cwm_jax.model import CwmModel
+from cwm_jax.presets import from_preset
+from cwm_rl import rollouts
 from cwm_rl.collector import initial_policy, rollout_settings
 from cwm_rl.learner import make_batch
 from cwm_rl.loop import check_rl_config, loss_budget
@@ -244,3 +252,41 @@ def test_a_missing_tokenizer_names_the_config_field(tmp_path):
     with pytest.raises(CwmError, match="set config field 'policy.tokenizer'") as error:
         initial_policy(cfg)
     assert "--tokenizer" not in str(error.value)
+
+
+class _CountingSession(GenerationSession):
+    """A GenerationSession that remembers, when it closes, how many prompt tokens its engine computed."""
+
+    prefilled: list[int] = []
+
+    def close(self):
+        if self.engine is not None:
+            _CountingSession.prefilled.append(self.engine.stats()["prefill_tokens"])
+        super().close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:1])
+def test_agent_episodes_of_a_real_policy_extend_their_cache_turn_by_turn(tokenizer, backend, monkeypatch):
+    """The engine session keeps each episode's pages between turns: the group's prompt is prefilled once and
+    every later turn only its observation; the log-probs an episode records equal a full forward over
+    everything it saw (the cache the turns continued is the sequence's own)."""
+    task = SweAgentTask()
+    prompt = task.draw(random.Random(0))
+    ids = tokenizer.encode_pieces(prompt.pieces)
+    cfg = from_preset("cwm-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=(len(ids) // 512 + 3) * 512)
+    model = CwmModel(cfg, nnx.Rngs(0))
+    monkeypatch.setattr(rollouts, "GenerationSession", _CountingSession)
+    pool = SandboxPool(lambda: make_sandbox(backend, SandboxLimits(timeout_s=10)), 2)
+    settings = RolloutSettings(group_size=2, max_new_tokens=12, max_turns=3, max_episode_tokens=len(ids) + 300)
+    with pool:
+        samples, _ = RolloutWorker(tokenizer, pool, {"swe": task}, settings).collect(model, 0, [prompt], seed=0)
+    # Observations a later turn read (the one after an episode's last turn is never prefilled).
+    observed = sum(s.model_mask[: len(s.model_mask) - s.model_mask[::-1].index(1)].count(0) for s in samples)
+    assert observed > 0 and _CountingSession.prefilled == [len(ids) + observed]
+    for sample in samples:
+        assert sample.prompt == ids
+        full = jax.nn.log_softmax(model(jnp.asarray([ids + sample.completion], jnp.int32))[0], axis=-1)
+        want = [float(full[len(ids) - 1 + i, t]) for i, t in enumerate(sample.completion)]
+        got = np.asarray(sample.logprobs)
+        mask = np.asarray(sample.model_mask, bool)
+        np.testing.assert_allclose(got[mask], np.asarray(want)[mask], atol=1e-4)

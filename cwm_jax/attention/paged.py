@@ -1,9 +1,10 @@
 """Attention of a step's queries over a paged KV cache, behind one interface:
-`attend(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size)`.
+`attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window, block_size)`.
 
 q [B, C, heads, head_dim]; pool_k and pool_v [pages, page, kv_heads, head_dim] (this layer's pool, the
-step's keys already written); table [B, width] each row's physical pages; kv_positions [B, width * page] the
-position each gathered entry holds (INVALID when empty). Returns [B, C, heads, head_dim] in q's dtype.
+step's keys already written), or a stack of them [n_blocks, pages, ...] of which this layer's is `block`;
+table [B, width] each row's physical pages; kv_positions [B, width * page] the position each gathered entry
+holds (INVALID when empty). Returns [B, C, heads, head_dim] in q's dtype.
 
 The portable implementations gather a row's pages into one contiguous cache and run the model's attention
 over it: `reference` with an explicit mask, `blockwise` (and `ring`, whose cache is one device's) as an
@@ -16,17 +17,18 @@ import jax.numpy as jnp
 from cwm_jax.attention import blockwise, reference
 
 
-def _gathered(pool, table):
+def _gathered(pool, block, table):
     b, width = table.shape
-    return pool[table].reshape(b, width * pool.shape[1], *pool.shape[2:])
+    pages = pool[table] if block is None else pool[block, table]  # one gather, no copy of the stack
+    return pages.reshape(b, width * pages.shape[2], *pages.shape[3:])
 
 
-def gather_reference(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size):
+def gather_reference(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window, block_size):
     del block_size
     return reference.attend(
         q,
-        _gathered(pool_k, table),
-        _gathered(pool_v, table),
+        _gathered(pool_k, block, table),
+        _gathered(pool_v, block, table),
         q_positions=q_positions,
         kv_positions=kv_positions,
         q_segments=jnp.ones(q_positions.shape, jnp.int32),
@@ -36,11 +38,11 @@ def gather_reference(q, pool_k, pool_v, *, table, kv_positions, q_positions, win
     )
 
 
-def gather_blockwise(q, pool_k, pool_v, *, table, kv_positions, q_positions, window, block_size):
+def gather_blockwise(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window, block_size):
     return blockwise.attend_cache(
         q,
-        _gathered(pool_k, table),
-        _gathered(pool_v, table),
+        _gathered(pool_k, block, table),
+        _gathered(pool_v, block, table),
         q_positions=q_positions,
         kv_positions=kv_positions,
         window=window,

@@ -38,7 +38,8 @@ class EngineConfig:
     prefill_chunk: int = 64  # prompt tokens a sequence writes per prefill call
     prefill_rows: int = 4  # sequences per prefill call
     decode_steps: int = 8  # tokens per slot per decode call
-    pool_pages: int | None = None  # pages per attention type (default: twice what every slot can hold)
+    pool_sequences: int | None = None  # sequences the pools hold at their longest (default: slots)
+    pool_pages: int | None = None  # pages per attention type (default: from pool_sequences)
     ring: bool = True  # local layers keep only the pages their window reaches
 
     def __post_init__(self):
@@ -91,7 +92,10 @@ class Engine:
         span = max(config.prefill_chunk, config.decode_steps)
         kinds = sorted(set(cfg.layer_types))
         probe = make_layout(cfg, config.max_len, config.page_size, span, {k: 1 for k in kinds}, config.ring)
-        pages = {k: config.pool_pages or 2 * config.slots * (probe.width(k) + 2) for k in kinds}
+        # Each sequence's worst case (its table and a copy-on-write page), and a quarter more for the prompts of
+        # groups whose samples still wait for a slot.
+        sequences = config.pool_sequences or config.slots
+        pages = {k: config.pool_pages or sequences * (probe.width(k) + 1) * 5 // 4 for k in kinds}
         self.layout = make_layout(cfg, config.max_len, config.page_size, span, pages, config.ring)
         self.pools_host = {k: PagePool(pages[k]) for k in kinds}
         place = _placement(self.params)
@@ -141,11 +145,18 @@ class Engine:
         return bool(self.waiting) or any(s is not None for s in self.slot_of)
 
     def step(self) -> dict[int, Completion]:
-        """Admits what fits, runs one prefill call and one decode call; returns the requests that finished."""
+        """Admits what fits, runs prefill calls for about as many tokens as one decode call makes (prompts are
+        work that must be done anyway, and a slot waiting for its prompt idles), then one decode call; returns
+        the requests that finished."""
         self._admit()
-        prefilling = [s for s in self.slot_of if s is not None and s.written < len(s.request.prompt)]
-        if prefilling:
-            self._prefill(prefilling[: self.config.prefill_rows])
+        config = self.config
+        calls = max(1, config.slots * config.decode_steps // (config.prefill_rows * config.prefill_chunk))
+        for _ in range(calls):
+            prefilling = [s for s in self.slot_of if s is not None and s.written < len(s.request.prompt)]
+            if not prefilling:
+                break
+            self._prefill(prefilling[: config.prefill_rows])
+            self._admit()  # a group's samples may fork now
         if any(s is not None and s.written >= len(s.request.prompt) for s in self.slot_of):
             self._decode()
         done, self.finished = self.finished, {}
@@ -182,24 +193,55 @@ class Engine:
         return len(request.prompt) >= len(cached) and request.prompt[: len(cached)] == cached
 
     def _admit(self):
-        """Fills free slots in submission order; a sample whose group prompt is not prefilled yet waits
+        """Fills free slots: first samples whose group prompt is prefilled (so its pages are shared, not
+        held), then the rest in submission order; a sample whose group prompt is not prefilled yet waits
         without holding others back, anything else that does not fit stops admission (no starving)."""
-        for sequence in list(self.waiting):
+        ready = [s for s in self.waiting if s.group is not None and not s.parent and s.group.prefix is not None]
+        for sequence in ready + [s for s in self.waiting if s not in ready]:
             free = [i for i, s in enumerate(self.slot_of) if s is None]
             if not free:
-                break
+                return
             group = sequence.group
             if group is not None and not sequence.parent and group.prefix is None:
                 continue
-            if not self._take_pages(sequence):
-                if not any(s is not None for s in self.slot_of):
+            while not self._take_pages(sequence) and self._evict_kept(sequence.request.keep):
+                pass
+            if sequence.pages is None:
+                if not any(s is not None for s in self.slot_of) and not self._dissolve_groups():
                     raise CwmError(
                         f"engine: the KV page pools ({self.layout.pool_pages}) cannot hold a request of "
                         f"{len(sequence.request.prompt)} + {sequence.request.max_new_tokens} tokens; raise pool_pages"
                     )
-                break
+                return
             self.waiting.remove(sequence)
             self._place(sequence, free[0])
+
+    def _dissolve_groups(self) -> bool:
+        """Frees the prompts groups hold for samples still waiting (the pools are full and nothing runs): each
+        group's next waiting sample becomes its parent and prefills the prompt again. False when no group
+        held any."""
+        dissolved = False
+        for sequence in self.waiting:
+            group = sequence.group
+            if group is None or sequence.parent or group.prefix is None:
+                continue
+            group.prefix.release(self.pools_host)
+            group.prefix, group.logits = None, None
+            sequence.parent = True
+            group.unforked -= 1
+            dissolved = True
+        return dissolved
+
+    def _evict_kept(self, spare) -> bool:
+        """Drops a cached sequence to make room (never `spare`, the one the request continues): first the
+        oldest no waiting request continues, else the oldest; False when there is none. A request under an
+        evicted name later prefills its whole prompt again."""
+        wanted = {s.request.keep for s in self.waiting}
+        candidates = [n for n in self.kept if n != spare]
+        for name in sorted(candidates, key=lambda n: n in wanted):  # stable: oldest first within each
+            self.release([name])
+            return True
+        return False
 
     def _take_pages(self, sequence: _Sequence) -> bool:
         request, layout, page = sequence.request, self.layout, self.config.page_size

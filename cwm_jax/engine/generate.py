@@ -91,6 +91,7 @@ class GenerationSession:
             prefill_chunk=min(prefill_chunk, _round_up(max(lengths), 8)),
             prefill_rows=min(4, len(prompts)),
             decode_steps=DECODE_STEPS,
+            pool_sequences=len(prompts) if self.keep else None,  # every row's cache stays between calls
             ring=ring_cache,
         )
         sampling = Sampling(temperature, top_k, top_p)
@@ -100,7 +101,11 @@ class GenerationSession:
             Request(list(p), m, keys[i], ids[i] if self.keep else None)
             for i, (p, m) in enumerate(zip(prompts, limits, strict=True))
         ]
-        results = engine.run(requests)
+        # Longest limit first: the long requests start at once and the short ones fill the gaps they leave,
+        # so every slot stays busy until about the longest request's end.
+        order = sorted(range(len(requests)), key=lambda i: -limits[i])
+        done = engine.run([requests[i] for i in order])
+        results = [done[order.index(i)] for i in range(len(requests))]
         generated = [r.tokens for r in results]
         if return_logprobs:
             return generated, [r.logprobs for r in results]

@@ -20,7 +20,7 @@ from cwm_jax.hf.config import hf_config_from_model, model_config_from_hf
 from cwm_jax.hf.safetensors_dir import SafetensorsReader, write_safetensors_dir
 from cwm_jax.hf.weights import ENTRIES, Box, Entry, Layout, expected_hf_shapes, hf_names
 from cwm_jax.model import CwmModel
-from cwm_jax.sharding import load_shardings
+from cwm_jax.sharding import ShardingRules, load_shardings
 
 # Buffers some exporters save that carry no parameters (RoPE tables are recomputed from the config).
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
@@ -38,20 +38,22 @@ def read_hf_config(path: str, **overrides: Any) -> ModelConfig:
     return model_config_from_hf(hf, config_path, **overrides)
 
 
-def from_hf(path: str, dtype: str = "float32", mesh: Mesh | None = None, **overrides: Any) -> CwmModel:
+def from_hf(
+    path: str, dtype: str = "float32", mesh: Mesh | None = None, rules: ShardingRules | None = None, **overrides: Any
+) -> CwmModel:
     """Loads a Hugging Face CWM directory; params and compute use `dtype` unless overridden.
 
-    With a `mesh`, every parameter is sharded by the default param rules and each device's part is read from
-    the files on its own (a process reads only what its devices hold; host memory stays about one tensor);
-    without one, the model lands whole on this process's first device. Other ModelConfig execution fields
-    (attention_impl, scan_layers, remat, ...) may be overridden.
+    With a `mesh`, every parameter is sharded by `rules` (default: the default param rules) and each
+    device's part is read from the files on its own (a process reads only what its devices hold; host memory
+    stays about one tensor); without one, the model lands whole on this process's first device. Other
+    ModelConfig execution fields (attention_impl, scan_layers, remat, ...) may be overridden.
     """
     _check_dtype(dtype)  # before config.json is read: a bad dtype is the caller's, not the file's
     cfg = read_hf_config(path, **{"param_dtype": dtype, "dtype": dtype, **overrides})
     reader = SafetensorsReader(path)
     _check_tensors(reader, cfg, path)
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: CwmModel(cfg, nnx.Rngs(0))))
-    shapes, shardings = nnx.to_pure_dict(abstract), load_shardings(abstract, mesh)
+    shapes, shardings = nnx.to_pure_dict(abstract), load_shardings(abstract, mesh, rules)
     params: dict[str, Any] = {}
     for entry in ENTRIES:
         shape, sharding = _get(shapes, entry.path).shape, _get(shardings, entry.path)

@@ -46,11 +46,14 @@ def create_state(cfg: ModelConfig, optimizer, shardings, seed: int):
 
 
 def state_from_params(params, optimizer, shardings, seed: int):
-    """A fresh state around existing params (a policy to fine-tune; every process holds the same values):
-    each device takes its slice of them, the optimizer state is created on the mesh."""
+    """A fresh state around existing params (a policy to fine-tune): each device takes its slice of them, the
+    optimizer state is created on the mesh. Params every process holds whole pass through host memory one
+    tensor at a time; params already spread over processes (loaded onto the mesh) are resharded on device."""
 
     def place(x, sharding):
-        host = np.asarray(x)  # one tensor at a time through host memory
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.device_put(x, sharding)
+        host = np.asarray(x)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     params = jax.tree.map(place, params, shardings["params"])

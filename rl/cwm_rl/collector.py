@@ -17,11 +17,12 @@ from cwm_rl.task_mixture import TaskMixture
 from cwm_tasks.swe import AgentLimits
 
 
-def initial_policy(cfg):
-    """The policy to start from (policy.model: any saved model, or a fresh model.*) and its tokenizer."""
+def initial_policy(cfg, mesh=None, rules=None):
+    """The policy to start from (policy.model: any saved model, loaded onto `mesh` by `rules` when given, or
+    a fresh model.*) and its tokenizer."""
     policy = cfg.policy
     if policy.model:
-        model = load_model(policy.model, **{name: cfg.model[name] for name in EXECUTION_FIELDS})
+        model = load_model(policy.model, mesh, rules, **{name: cfg.model[name] for name in EXECUTION_FIELDS})
     else:
         model = CwmModel(from_mapping(dict(cfg.model)), nnx.Rngs(cfg.seed))
     tokenizer = find_tokenizer(

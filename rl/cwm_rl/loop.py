@@ -83,10 +83,10 @@ def run_rl(cfg: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
     check_workdir(workdir)
     check_rl_config(cfg)
     rl = cfg.rl
-    model, tokenizer = initial_policy(cfg)
-    model_cfg = model.cfg
     mesh = make_mesh(cfg.mesh)
     rules = ShardingRules.with_overrides(cfg.param_rules.to_dict(), cfg.activation_rules.to_dict())
+    model, tokenizer = initial_policy(cfg, mesh, rules)  # a saved policy streams onto the learner's mesh
+    model_cfg = model.cfg
     rows = rl.prompts_per_step * rl.group_size
     check_rows(rows, cfg.grad_accum, mesh, rules)
     row_sharding = rows_sharding(mesh, rules)

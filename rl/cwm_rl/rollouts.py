@@ -128,7 +128,7 @@ class RolloutWorker:
             session = (
                 self.generate
                 if self.scripted
-                else stack.enter_context(GenerationSession(max_len=settings.max_episode_tokens, slots=len(episodes)))
+                else stack.enter_context(GenerationSession(max_len=settings.max_episode_tokens))
             )
             for episode in episodes:
                 episode.sandbox = stack.enter_context(self.pool.sandbox(timeout=settings.score_timeout_s))
