@@ -177,3 +177,22 @@ def test_groups_waiting_on_a_full_pool_give_their_prompt_back_and_generate_the_s
     assert [c.tokens for c in tight.run(requests)] == [c.tokens for c in expected]
     assert tight.stats()["prefill_tokens"] > unique
     assert tight.stats()["pages_free"] == {k: 12 for k in tight.pools_host}
+
+
+def test_a_one_row_session_continues_past_the_window_in_a_pool_sized_for_one_row(pair):
+    """A continued turn counts the window's pages it already holds towards its reservation (the pool holds
+    one row: reserving them twice would refuse it), and a row given an unrelated prompt gives its stale cache
+    back instead of failing."""
+    _, model = pair
+    prompt, observation = PROMPTS[4] + PROMPTS[1], RNG.integers(3, 320, 10).tolist()
+    with GenerationSession(max_len=120) as session:  # the engine's max_len: the model's 128
+        first = session(model, [prompt], 20)
+        engine = session.engine
+        assert engine is not None
+        before = engine.stats()["prefill_tokens"]
+        context = prompt + first[0] + observation
+        second = session(model, [context], 120 - len(context))
+        assert engine.stats()["prefill_tokens"] - before == len(observation)
+        assert second == cwm_jax.generate(model, [context], 120 - len(context))
+        assert session(model, [PROMPTS[2] * 5], 40) == cwm_jax.generate(model, [PROMPTS[2] * 5], 40)
+        assert session.engine is engine

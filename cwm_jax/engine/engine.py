@@ -204,7 +204,8 @@ class Engine:
             group = sequence.group
             if group is not None and not sequence.parent and group.prefix is None:
                 continue
-            while not self._take_pages(sequence) and self._evict_kept(sequence.request.keep):
+            spare = sequence.request.keep if self._continues(sequence.request) else None
+            while not self._take_pages(sequence) and self._evict_kept(spare):
                 pass
             if sequence.pages is None:
                 if not any(s is not None for s in self.slot_of) and not self._dissolve_groups():
@@ -233,12 +234,12 @@ class Engine:
         return dissolved
 
     def _evict_kept(self, spare) -> bool:
-        """Drops a cached sequence to make room (never `spare`, the one the request continues): first the
-        oldest no waiting request continues, else the oldest; False when there is none. A request under an
-        evicted name later prefills its whole prompt again."""
+        """Drops a cached sequence to make room (never `spare`, the one the request continues): the oldest no
+        waiting request continues, or, when nothing runs that could free pages instead, the oldest; False
+        when there is none. A request under an evicted name later prefills its whole prompt again."""
         wanted = {s.request.keep for s in self.waiting}
-        candidates = [n for n in self.kept if n != spare]
-        for name in sorted(candidates, key=lambda n: n in wanted):  # stable: oldest first within each
+        running = any(s is not None for s in self.slot_of)
+        for name in [n for n in self.kept if n != spare and (n not in wanted or not running)]:
             self.release([name])
             return True
         return False
@@ -248,10 +249,12 @@ class Engine:
         end = len(request.prompt) + request.max_new_tokens
         kinds = list(self.pools_host)
         group = sequence.group
-        if group is not None and not sequence.parent:
-            assert group.prefix is not None
+        fork = group is not None and not sequence.parent
+        continues = not fork and self._continues(request)
+        if fork:
+            assert group is not None and group.prefix is not None
             pages, start = group.prefix.share(self.pools_host), group.length
-        elif self._continues(request):
+        elif continues:
             pages, cached = self.kept[request.keep]
             start = len(cached)
         else:
@@ -260,12 +263,21 @@ class Engine:
         for kind in kinds:
             touched = math.ceil(end / page) - start // page
             cow = 1  # a shared page it writes into first, or one shared later with its own group
-            need[kind] = (min(layout.width(kind), touched) if layout.is_ring(kind) else touched) + cow
+            if not layout.is_ring(kind):
+                need[kind] = touched + cow
+                continue
+            width = layout.width(kind)
+            # It holds at most `width` pages at once, the ones it already holds alone among them (dropping those
+            # gives their budget back).
+            own = sum(1 for p in pages.mapped[kind].values() if self.pools_host[kind].refs[p] == 1)
+            need[kind] = max(0, min(width, own + touched) - own) + cow
+            if sequence.parent:  # its prompt's pages stay with the group: dropping them frees nothing
+                need[kind] += min(width, math.ceil(len(request.prompt) / page))
         if not pages.reserve(self.pools_host, need):
-            if group is not None and not sequence.parent:
+            if fork:
                 pages.release(self.pools_host)  # the fork's extra references
             return False
-        if self._continues(request):
+        if continues:
             del self.kept[request.keep]
             if start == len(request.prompt):  # nothing new: write the last token again for its logits
                 start -= 1

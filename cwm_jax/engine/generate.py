@@ -12,7 +12,9 @@ whose prompt for that row extends the previous prompt and completion prefills on
 
 import math
 
+import jax
 import numpy as np
+from flax import nnx
 
 from cwm_common.errors import CwmError
 from cwm_jax.engine.engine import Engine, EngineConfig, Request
@@ -37,7 +39,6 @@ class GenerationSession:
     def __init__(self, max_len: int | None = None, slots: int | None = None, keep: bool = True):
         self.max_len, self.slots, self.keep = max_len, slots, keep
         self.engine: Engine | None = None
-        self._model = None
 
     def __enter__(self):
         return self
@@ -112,20 +113,29 @@ class GenerationSession:
         return generated
 
     def _engine(self, model, config: EngineConfig, sampling: Sampling, stops: tuple) -> Engine:
-        """The session's engine: the same one (and its cached rows) while the model, the sampling and the
-        cache kind stay and the requests fit its max_len."""
+        """The session's engine: the same one (and its cached rows) while the weights, the sampling and the
+        cache kind stay and the call fits its max_len (its slots, chunk and pools stay those of the call
+        that built it: a cache kept is worth more than a better shape); else a new one."""
         old = self.engine
         if (
             old is not None
-            and self._model is model
+            and _same_weights(model, old.params)
             and (old.sampling, old.stop_tokens, old.config.ring) == (sampling, stops, config.ring)
             and config.max_len <= old.config.max_len
         ):
             return old
         self.close()
-        self._model = model
         self.engine = Engine(model, config, sampling, stops)
         return self.engine
+
+
+def _same_weights(model, params) -> bool:
+    """Whether the model holds exactly the arrays an engine was built on (weights updated in place are new
+    arrays: its cached rows belong to the old ones)."""
+    current = jax.tree.leaves(nnx.split(model)[1])
+    return len(current) == len(jax.tree.leaves(params)) and all(
+        a is b for a, b in zip(current, jax.tree.leaves(params), strict=True)
+    )
 
 
 def generate(model, prompts, max_new_tokens, **options):

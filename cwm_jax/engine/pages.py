@@ -109,9 +109,9 @@ class SequencePages:
             self.budget[kind] = 0
 
     def _allocate(self, pool: PagePool, kind: str) -> int:
-        if self.budget[kind] > 0:
-            self.budget[kind] -= 1
-            pool.reserved -= 1
+        assert self.budget[kind] > 0, f"a sequence allocating a {kind} page beyond its reservation"
+        self.budget[kind] -= 1
+        pool.reserved -= 1
         return pool.allocate()
 
     def _drop(self, pool: PagePool, kind: str, logical: int):

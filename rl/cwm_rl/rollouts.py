@@ -140,17 +140,18 @@ class RolloutWorker:
                     for episode in episodes:
                         if not episode.done:
                             episode.fail(f"episode still running after {settings.episode_timeout_s:g}s")
+                for episode in episodes:  # an observation may have filled the episode's budget
+                    if len(episode.context) >= settings.max_episode_tokens:
+                        episode.done = True
                 active = [e for e in episodes if not e.done]
                 if not active:
                     break
                 room = [settings.max_episode_tokens - len(e.context) for e in active]
                 budget = min(settings.max_new_tokens, max(room))
-                if budget <= 0:
-                    break
                 outs, logps = session(
                     model,
                     [e.context for e in active],
-                    [max(0, min(budget, r)) for r in room],
+                    [min(budget, r) for r in room],
                     temperature=settings.temperature,
                     top_p=settings.top_p,
                     stop_tokens=self.stops,
