@@ -51,3 +51,13 @@ def tiny_hf_model(config: CwmConfig, seed: int = 0) -> CwmForCausalLM:
 def hf_logits(model: CwmForCausalLM, tokens: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.as_tensor(tokens, dtype=torch.long)).logits.float().numpy()
+
+
+def windowed_pair(directory: str):
+    """A tiny HF model with window 8 and a last global layer, saved to `directory`, and its conversion."""
+    import cwm_jax
+
+    full, sliding = "full_attention", "sliding_attention"
+    hf = tiny_hf_model(tiny_hf_config(sliding_window=8, num_hidden_layers=5, layer_types=[full, *[sliding] * 3, full]))
+    hf.save_pretrained(directory)
+    return hf, cwm_jax.from_hf(directory)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from hf_fixtures import tiny_hf_config, tiny_hf_model
+from hf_fixtures import windowed_pair
 
 import cwm_jax
 from cwm_common.errors import CwmError
@@ -28,10 +28,7 @@ SMALL = EngineConfig(slots=2, max_len=64, page_size=4, prefill_chunk=8, prefill_
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    hf = tiny_hf_model(tiny_hf_config(sliding_window=8, num_hidden_layers=5, layer_types=[F, S, S, S, F]))
-    path = str(tmp_path_factory.mktemp("engine"))
-    hf.save_pretrained(path)
-    return hf, cwm_jax.from_hf(path)
+    return windowed_pair(str(tmp_path_factory.mktemp("engine")))
 
 
 def _keys(seed, n):

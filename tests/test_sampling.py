@@ -6,25 +6,20 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from hf_fixtures import tiny_hf_config, tiny_hf_model
+from hf_fixtures import windowed_pair
 
 import cwm_jax
 from cwm_jax.kv_cache import cache_bytes_per_token
 from cwm_jax.model import CwmModel
 from cwm_jax.sharding import ShardingRules, make_mesh, on_mesh, param_shardings
 
-F, S = "full_attention", "sliding_attention"
 RNG = np.random.default_rng(0)
 PROMPTS = [RNG.integers(3, 320, n).tolist() for n in (20, 13, 7)]
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """A tiny HF model (window 8, last layer global) and its conversion."""
-    hf = tiny_hf_model(tiny_hf_config(sliding_window=8, num_hidden_layers=5, layer_types=[F, S, S, S, F]))
-    path = str(tmp_path_factory.mktemp("gen"))
-    hf.save_pretrained(path)
-    return hf, cwm_jax.from_hf(path)
+    return windowed_pair(str(tmp_path_factory.mktemp("gen")))
 
 
 def _greedy_by_recomputing(model, prompt, steps):
