@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Runs a cwm command on every worker of a Cloud TPU VM slice (one command, all hosts).
 
-    python launch/tpu_pod.py --tpu my-v5p-128 --zone us-east5-a -- cwm train --config configs/X.py --workdir gs://b/run
+    python launch/tpu_pod.py --tpu my-v5p-128 --zone us-east5-a -- \
+        cwm train --config configs/X.py --workdir /mnt/gcs/run
     python launch/tpu_pod.py ... --dry-run      # print the gcloud command, run nothing
 
-Every worker runs `cd REPO && ./dev setup && CWM_DISTRIBUTED=auto <command>`; JAX then finds the slice's
-processes itself. The repository must be at --repo on every worker (e.g. cloned by a startup script).
+Every worker runs `cd REPO && ./dev setup && CWM_DISTRIBUTED=auto <command>`; `./dev setup` installs TPU jax
+there (it finds the TPU), and JAX then finds the slice's processes itself. The repository must be at --repo on
+every worker (e.g. cloned by a startup script), and the workdir a path every worker shares: a bucket mounted
+at the same place on each (gcsfuse) or a Filestore share, since run directories are plain paths.
 """
 
 import argparse

@@ -13,15 +13,22 @@ Implementations, chosen by `ModelConfig.attention_impl`:
   causal window, and recomputes blocks in the backward pass.
 - `ring`: context parallelism: keys and values travel around the mesh axis that splits the sequence,
   folded into each device's queries with the blockwise step; `blockwise` when the sequence is not split.
-Accelerator kernels plug in here as further entries with the same signature: a cuDNN flash kernel on GPU
-(it must honour segment ids, which `jax.nn.dot_product_attention` does not) and Pallas splash attention
-on TPU.
+- `splash`: Pallas splash attention, the TPU kernel (TPU interpret mode elsewhere).
+- `cudnn`: cuDNN flash attention on GPU; packed documents as a mask.
+- `pallas_gpu`: the Pallas (Triton) GPU flash kernel, which takes segment ids (interpret mode elsewhere);
+  local layers run blockwise.
+- `auto`: splash on TPU, cudnn on GPU, blockwise elsewhere, saying which once.
+The kernels mask by index, as blockwise does, and run on each device's slice of a mesh (per_device.py).
 """
 
-from cwm_jax.attention import blockwise, reference, ring
+from cwm_jax.attention import auto, blockwise, cudnn, pallas_gpu, reference, ring, splash
 
 ATTENTION_IMPLS = {
     "reference": reference.attend,
     "blockwise": blockwise.attend,
     "ring": ring.attend,
+    "splash": splash.attend,
+    "cudnn": cudnn.attend,
+    "pallas_gpu": pallas_gpu.attend,
+    "auto": auto.attend,
 }

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from cwm_jax.attention.mask import visibility
+from cwm_jax.attention.padding import pad_sequence
 
 
 def _blocks(x: jax.Array, n: int, size: int) -> jax.Array:
@@ -18,21 +19,15 @@ def _blocks(x: jax.Array, n: int, size: int) -> jax.Array:
     return jnp.moveaxis(x.reshape(x.shape[0], n, size, *x.shape[2:]), 1, 0)
 
 
-def _pad_length(x: jax.Array, length: int, value) -> jax.Array:
-    pad = [(0, 0)] * x.ndim
-    pad[1] = (0, length - x.shape[1])
-    return jnp.pad(x, pad, constant_values=value)
-
-
 def query_blocks(q, kv_heads: int, positions, segments, n: int, size: int):
     """Queries [B, T, H, D] as n blocks [n, B, size, KV, G, D], with their positions and segments; padded
     queries carry segment -2 and see nothing."""
     b, t, heads, dim = q.shape
-    q = _pad_length(q, n * size, 0).reshape(b, n * size, kv_heads, heads // kv_heads, dim)
+    q = pad_sequence(q, n * size, 0).reshape(b, n * size, kv_heads, heads // kv_heads, dim)
     return (
         _blocks(q, n, size),
-        _blocks(_pad_length(positions, n * size, 0), n, size),
-        _blocks(_pad_length(segments, n * size, -2), n, size),
+        _blocks(pad_sequence(positions, n * size, 0), n, size),
+        _blocks(pad_sequence(segments, n * size, -2), n, size),
     )
 
 
@@ -40,10 +35,10 @@ def key_blocks(k, v, positions, segments, n: int, size: int):
     """Keys and values [B, S, KV, D] as n blocks [n, B, size, KV, D], with positions and segments; padded
     keys carry segment -1 and nothing sees them."""
     return (
-        _blocks(_pad_length(k, n * size, 0), n, size),
-        _blocks(_pad_length(v, n * size, 0), n, size),
-        _blocks(_pad_length(positions, n * size, 0), n, size),
-        _blocks(_pad_length(segments, n * size, -1), n, size),
+        _blocks(pad_sequence(k, n * size, 0), n, size),
+        _blocks(pad_sequence(v, n * size, 0), n, size),
+        _blocks(pad_sequence(positions, n * size, 0), n, size),
+        _blocks(pad_sequence(segments, n * size, -1), n, size),
     )
 
 

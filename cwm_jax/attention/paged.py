@@ -50,8 +50,13 @@ def gather_blockwise(q, pool_k, pool_v, *, block, table, kv_positions, q_positio
     )
 
 
+# The training kernels' decode path is the portable gather until paged kernels fill their entries.
 PAGED_ATTENTION_IMPLS = {
     "reference": gather_reference,
     "blockwise": gather_blockwise,
     "ring": gather_blockwise,
+    "splash": gather_blockwise,
+    "cudnn": gather_blockwise,
+    "pallas_gpu": gather_blockwise,
+    "auto": gather_blockwise,
 }

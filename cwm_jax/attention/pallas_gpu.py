@@ -1,0 +1,62 @@
+"""The Pallas GPU flash-attention kernel (Triton), with causal masking and packed documents by segment id.
+
+It is multi-head with one segment-id array per row, so KV heads are repeated to the query heads and a row's
+query and key segments must be the same array (self-attention). The kernel has no sliding window: local
+layers run `blockwise`, said once when first traced. On a backend other than GPU it runs in Pallas interpret
+mode, so the model code that runs on a GPU is the code tested on a CPU.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental.pallas.ops.gpu import attention as gpu_attention
+
+from cwm_jax.attention import blockwise
+from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence, padded_length
+from cwm_jax.attention.per_device import per_device
+from cwm_jax.attention.said_once import say_once
+
+# Tiles the kernel runs at (its defaults); the sequence is padded to a multiple of the query/key tile.
+TILE = 128
+
+
+def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
+    t = q.shape[1]
+    if k.shape[1] != t:
+        raise ValueError(f"pallas_gpu attention is self-attention only: {t} queries vs {k.shape[1]} keys")
+    if window is not None and window < t:
+        say_once("attention_impl pallas_gpu: the Pallas GPU kernel has no sliding window; local layers run blockwise")
+        return blockwise.attend(
+            q,
+            k,
+            v,
+            q_positions=q_positions,
+            kv_positions=kv_positions,
+            q_segments=q_segments,
+            kv_segments=kv_segments,
+            window=window,
+            block_size=block_size,
+        )
+    del q_positions, kv_positions, kv_segments  # causal by index, as blockwise; one segment array per row
+    return per_device(_attend_local, "pallas_gpu", q, k, v, q_segments, q_segments)
+
+
+def _attend_local(q, k, v, q_segments, kv_segments):
+    del kv_segments  # the same array (self-attention)
+    b, t, heads, dim = q.shape
+    group = heads // k.shape[2]
+    # Triton tiles are powers of two: a short sequence pads to one, a long one to whole tiles.
+    length = padded_length(t, TILE) if t > TILE else max(16, 1 << (t - 1).bit_length())
+    k, v = (jnp.repeat(x, group, axis=2) for x in (k, v))
+    out = _kernel(dim, jax.default_backend() != "gpu")(
+        pad_sequence(q, length),
+        pad_sequence(k, length),
+        pad_sequence(v, length),
+        pad_sequence(q_segments, length, PAD_SEGMENT),
+    )
+    return out[:, :t]
+
+
+def _kernel(dim: int, interpret: bool):
+    return functools.partial(gpu_attention.mha, sm_scale=dim**-0.5, causal=True, interpret=interpret)

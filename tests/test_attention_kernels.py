@@ -1,0 +1,200 @@
+"""The accelerator kernels against reference attention, run here in Pallas interpret mode (splash in TPU
+interpret mode) or, for cuDNN, through the same jax.nn call's XLA implementation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cwm_jax.attention import auto, blockwise, cudnn, pallas_gpu, reference, splash
+from cwm_jax.presets import from_preset
+from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh
+from cwm_jax.train.optimizer import make_optimizer
+from cwm_jax.train.state import abstract_model, create_state, state_shardings
+from cwm_jax.train.step import make_train_step, next_token_objective
+
+B = 2
+# (window, query heads per KV head, head_dim, T): no window / smaller than a block / larger than T; GQA 1 and 6;
+# head_dim 64 and 128; T of 200 is not a multiple of the 128-token block (two blocks, the second padded).
+CASES = {
+    "causal-gqa1-d64": (None, 1, 64, 200),
+    "window7-gqa6-d128": (7, 6, 128, 200),
+    "window300-gqa6-d64": (300, 6, 64, 200),
+    "causal-gqa6-d128-short": (None, 6, 128, 40),
+}
+
+
+def _inputs(group, dim, t, dtype=jnp.float32, kv_heads=2, seed=0, b=B):
+    rng = np.random.default_rng(seed)
+    q, k, v = (jnp.asarray(rng.normal(size=(b, t, h, dim)), dtype) for h in (group * kv_heads, kv_heads, kv_heads))
+    # Row 0: two packed documents, positions restarting at the boundary; the others: one document.
+    cut = t // 3
+    segments = np.ones((b, t), np.int32)
+    segments[0, cut:] = 2
+    positions = np.arange(t)[None].repeat(b, 0)
+    positions[0, cut:] -= cut
+    return q, k, v, jnp.asarray(positions), jnp.asarray(segments)
+
+
+def _attention(impl, pos, seg, window, block_size=128):
+    def call(q, k, v):
+        kw = dict(q_positions=pos, kv_positions=pos, q_segments=seg, kv_segments=seg)
+        return impl(q, k, v, **kw, window=window, block_size=block_size)
+
+    return call
+
+
+def _values_and_grads(call, q, k, v):
+    cotangent = jnp.asarray(np.random.default_rng(9).normal(size=q.shape), jnp.float32)
+
+    def objective(q, k, v):
+        return (call(q, k, v).astype(jnp.float32) * cotangent).sum()
+
+    return jax.jit(call)(q, k, v), jax.jit(jax.grad(objective, argnums=(0, 1, 2)))(q, k, v)
+
+
+def _assert_close(got, want, tolerance):
+    """Agreement relative to each tensor's scale (gradients of keys and values sum over many queries)."""
+    want = np.asarray(want, np.float32)
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=0, atol=tolerance * scale)
+
+
+def _check_against_reference(impl, case, dtype=jnp.float32, tolerance=1e-5):
+    window, group, dim, t = CASES[case]
+    q, k, v, pos, seg = _inputs(group, dim, t, dtype)
+    out, grads = _values_and_grads(_attention(impl, pos, seg, window), q, k, v)
+    # The reference in fp32 from the same (rounded) inputs.
+    want_out, want_grads = _values_and_grads(
+        _attention(reference.attend, pos, seg, window), *(x.astype(jnp.float32) for x in (q, k, v))
+    )
+    assert out.dtype == dtype and out.shape == q.shape
+    _assert_close(out, want_out, tolerance)
+    for got, want in zip(grads, want_grads, strict=True):
+        _assert_close(got, want, tolerance)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_splash_equals_reference_values_and_gradients(case):
+    _check_against_reference(splash.attend, case)
+
+
+@pytest.mark.parametrize("case", ["causal-gqa1-d64", "causal-gqa6-d128-short"])
+def test_pallas_gpu_equals_reference_values_and_gradients(case):
+    _check_against_reference(pallas_gpu.attend, case)
+
+
+@pytest.mark.parametrize("impl", [splash.attend, pallas_gpu.attend])
+def test_kernels_in_bf16_are_within_bf16_rounding(impl):
+    _check_against_reference(impl, "causal-gqa6-d128-short", dtype=jnp.bfloat16, tolerance=2e-2)
+
+
+def test_pallas_gpu_runs_local_layers_blockwise_and_says_so(capsys):
+    window, group, dim, t = CASES["window7-gqa6-d128"]
+    q, k, v, pos, seg = _inputs(group, dim, t)
+    got = _attention(pallas_gpu.attend, pos, seg, window)(q, k, v)
+    np.testing.assert_array_equal(got, _attention(blockwise.attend, pos, seg, window)(q, k, v))
+    _attention(pallas_gpu.attend, pos, seg, window)(q, k, v)
+    assert capsys.readouterr().err.count("no sliding window; local layers run blockwise") <= 1
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_cudnn_call_equals_reference(case):
+    """cuDNN's arguments (causal, window, the packed-document mask, GQA) through jax.nn's XLA implementation:
+    the packed row goes through the mask and a batch of single documents through the plain causal call."""
+    window, group, dim, t = CASES[case]
+    q, k, v, pos, seg = _inputs(group, dim, t)
+    for segments in (seg, jnp.ones_like(seg)):
+        positions = pos if segments is seg else jnp.broadcast_to(jnp.arange(t), pos.shape)
+        call = _attention(_cudnn_through_xla, positions, segments, window)
+        out, grads = _values_and_grads(call, q, k, v)
+        want_out, want_grads = _values_and_grads(_attention(reference.attend, positions, segments, window), q, k, v)
+        _assert_close(out, want_out, 1e-5)
+        for got, want in zip(grads, want_grads, strict=True):
+            _assert_close(got, want, 1e-5)
+
+
+def _cudnn_through_xla(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
+    del q_positions, kv_positions, block_size
+    return cudnn.attend_with("xla", q, k, v, q_segments=q_segments, kv_segments=kv_segments, window=window)
+
+
+def test_cudnn_on_a_cpu_is_a_one_line_error():
+    q, k, v, pos, seg = _inputs(1, 64, 40)
+    with pytest.raises(Exception, match="attention_impl cudnn needs a GPU; jax's backend here is cpu"):
+        _attention(cudnn.attend, pos, seg, None)(q, k, v)
+
+
+def test_auto_picks_blockwise_on_a_cpu_and_says_why(capsys):
+    name, why = auto.choice("cpu")
+    assert name == "blockwise" and "since jax's backend is cpu" in why and "splash on TPU" in why
+    assert auto.choice("tpu")[0] == "splash" and auto.choice("gpu")[0] == "cudnn"
+    q, k, v, pos, seg = _inputs(1, 64, 40)
+    got = _attention(auto.attend, pos, seg, None, block_size=16)(q, k, v)
+    np.testing.assert_array_equal(got, _attention(blockwise.attend, pos, seg, None, block_size=16)(q, k, v))
+
+
+def test_kernels_run_per_device_on_a_mesh():
+    """Batch over data and fsdp, heads over tensor: each device runs the kernel on its slice (shard_map),
+    giving the one-device values. (The Pallas GPU kernel stands for both: splash's TPU interpreter makes the 8
+    simulated devices meet at barriers, which a 2-core machine's CPU runtime never schedules together.)"""
+    impl = pallas_gpu.attend
+    window, group, dim, t = CASES["causal-gqa6-d128-short"]
+    q, k, v, pos, seg = _inputs(group, dim, t, b=4)
+    one_device = _attention(impl, pos, seg, window)(q, k, v)
+    mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2, "sequence": 1})
+    with jax.set_mesh(mesh), activation_rules(ShardingRules()):
+        call = jax.jit(_attention(impl, pos, seg, window))
+        got = call(q, k, v)
+        hlo = call.lower(q, k, v).as_text()
+    assert "shard_map" in hlo or "sdy.manual_computation" in hlo
+    np.testing.assert_allclose(got, one_device, atol=1e-6)
+
+
+def _train_step(attention_impl, optimizer_cfg):
+    """One fp32 train step of the tiny model (window 8, GQA 2) on a packed batch: new params and metrics."""
+    model_cfg = from_preset("cwm-tiny", n_kv_heads=2, sliding_window=8, attention_impl=attention_impl)
+    optimizer, schedule = make_optimizer(optimizer_cfg, 10)
+    mesh = make_mesh({"data": 1}, devices=jax.devices()[:1])
+    with jax.set_mesh(mesh):
+        state = create_state(model_cfg, optimizer, state_shardings(model_cfg, optimizer, mesh, ShardingRules()), 0)
+        rng = np.random.default_rng(1)
+        batch = {
+            "tokens": jnp.asarray(rng.integers(0, 1024, (2, 40)), jnp.int32),
+            "segment_ids": jnp.asarray(np.repeat([[1] * 15 + [2] * 25], 2, 0), jnp.int32),
+            "positions": jnp.asarray(np.repeat([list(range(15)) + list(range(25))], 2, 0), jnp.int32),
+            "loss_mask": jnp.ones((2, 40), jnp.int32),
+        }
+        step = make_train_step(abstract_model(model_cfg)[0], optimizer, schedule, 1, next_token_objective(1e-4))
+        return jax.jit(step)(state, batch)
+
+
+@pytest.mark.parametrize("impl", ["splash", "pallas_gpu"])
+def test_a_train_step_with_a_kernel_equals_the_reference_models(impl):
+    from cwm_common.experiment_config import load_config
+
+    optimizer_cfg = load_config("configs/tiny.py", []).optimizer
+    want_state, want = _train_step("reference", optimizer_cfg)
+    got_state, got = _train_step(impl, optimizer_cfg)
+    assert abs(float(got["loss"]) - float(want["loss"])) <= 1e-5 * abs(float(want["loss"]))
+    assert float(got["grad_norm"]) == pytest.approx(float(want["grad_norm"]), rel=1e-4)
+    for a, b in zip(jax.tree.leaves(got_state["params"]), jax.tree.leaves(want_state["params"]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", list(CASES))
+def test_cudnn_kernel_on_a_gpu(case):
+    _check_against_reference(cudnn.attend, case, dtype=jnp.bfloat16, tolerance=2e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", ["causal-gqa1-d64", "causal-gqa6-d128-short"])
+def test_pallas_gpu_kernel_on_a_gpu(case):
+    _check_against_reference(pallas_gpu.attend, case, dtype=jnp.bfloat16, tolerance=2e-2)
+
+
+@pytest.mark.tpu
+@pytest.mark.parametrize("case", list(CASES))
+def test_splash_kernel_on_a_tpu(case):
+    _check_against_reference(splash.attend, case, dtype=jnp.bfloat16, tolerance=2e-2)
