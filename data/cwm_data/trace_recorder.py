@@ -25,7 +25,8 @@ from cwm_data.trace_frames import (
 
 _NOT_SCOPES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 _YIELD = dis.opmap["YIELD_VALUE"]
-_NORMAL_EXITS = {dis.opmap["RETURN_VALUE"], _YIELD}
+# Python 3.12 returns a constant with its own opcode.
+_NORMAL_EXITS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST", "YIELD_VALUE") if name in dis.opmap}
 # Values of these types never change in place: the same object means the same repr.
 _IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None), range, type(Ellipsis)})
 _IMMUTABLE_MARK = ()  # the snapshot of an immutable value: nothing to compare
