@@ -37,22 +37,12 @@ stops; `--allow-cpu` runs a smoke test of the rest instead (tiny proxy, small si
         --steps 2
 """
 
-# ruff: noqa: E402 - the project's imports come after the lines that put it on sys.path
-import os
-import sys
-
-# Training the 3B proxy wants more of a GPU than jax's default 75% (unless you set it).
-os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.9")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The project's package roots (pyproject.toml's packages.find `where`), so a checkout runs without being installed.
-for root in ("tasks", "rl", "envs", "data", ""):
-    sys.path.insert(0, os.path.join(REPO, root))
-
 import argparse
 import contextlib
 import gc
 import importlib.metadata
 import inspect
+import os
 import platform
 import statistics
 import subprocess
@@ -64,6 +54,7 @@ from unittest import mock
 import jax
 import jax.numpy as jnp
 import numpy as np
+import source_path  # first: the project imports below need its folders on sys.path
 from flax import nnx
 
 from cwm_jax.attention import ATTENTION_IMPLS, auto
@@ -93,6 +84,9 @@ jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
 def main() -> None:
+    # Training the 3B proxy wants more of a GPU than jax's default 75% (unless you set it); read when the
+    # backend starts, below.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.9")
     args = parse_args()
     started = time.perf_counter()
     backend = jax.default_backend()
@@ -192,6 +186,7 @@ def print_versions() -> None:
     device = jax.devices()[0]
     print("== versions")
     print(f"  python           {platform.python_version()} ({platform.platform()})")
+    print(f"  cwm-jax source   {source_path.REPO}")
     for package in ("jax", "jaxlib", "flax", "optax", "numpy", "orbax-checkpoint"):
         print(f"  {package:<16} {_version(package)}")
     plugins = [
