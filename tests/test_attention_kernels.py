@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cwm_jax.attention import auto, blockwise, cudnn, pallas_gpu, reference, splash
+from cwm_jax.attention import auto, blockwise, cudnn, paged, paged_kernel, pallas_gpu, reference, splash
+from cwm_jax.kv_cache import INVALID
 from cwm_jax.presets import from_preset
 from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh
 from cwm_jax.train.optimizer import make_optimizer
@@ -149,6 +150,30 @@ def test_kernels_run_per_device_on_a_mesh():
         hlo = call.lower(q, k, v).as_text()
     assert "shard_map" in hlo or "sdy.manual_computation" in hlo
     np.testing.assert_allclose(got, one_device, atol=1e-6)
+
+
+@pytest.mark.parametrize("window", [None, 20])
+def test_the_paged_kernel_equals_the_gather_over_stacked_pools_and_ring_tables(window):
+    """Layer 1 of a stack of pools; row 0 a full table holding 0..70, row 1 a ring whose entries hold positions
+    out of order, row 2 a short sequence with empty entries; a chunk of 5 queries (6 query heads over 2)."""
+    rng = np.random.default_rng(0)
+    b, c, heads, kv_heads, dim, page, pages, width = 3, 5, 6, 2, 64, 16, 40, 6
+    pool_k, pool_v = (jnp.asarray(rng.normal(size=(2, pages, page, kv_heads, dim)), jnp.float32) for _ in range(2))
+    q = jnp.asarray(rng.normal(size=(b, c, heads, dim)), jnp.float32)
+    held = np.full((b, width * page), INVALID, np.int32)
+    held[0, :71] = np.arange(71)
+    held[1] = np.roll(np.arange(30, 30 + width * page), 20)
+    held[2, :9] = np.arange(9)
+    kw = dict(
+        block=1,
+        table=jnp.asarray(rng.permutation(pages)[: b * width].reshape(b, width), jnp.int32),
+        kv_positions=jnp.asarray(held),
+        q_positions=jnp.asarray([np.arange(71, 76), np.arange(126, 131), np.arange(9, 14)], jnp.int32),
+        window=window,
+        block_size=16,
+    )
+    got = jax.jit(lambda q, k, v: paged_kernel.attend(q, k, v, **kw))(q, pool_k, pool_v)
+    _assert_close(got, paged.gather_reference(q, pool_k, pool_v, **kw), 1e-5)
 
 
 def _train_step(attention_impl, optimizer_cfg):

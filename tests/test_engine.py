@@ -16,6 +16,7 @@ import cwm_jax
 from cwm_common.errors import CwmError
 from cwm_jax.engine.engine import Engine, EngineConfig, Request
 from cwm_jax.engine.generate import GenerationSession
+from cwm_jax.model import CwmModel
 from cwm_jax.sampling import Sampling, row_keys
 from cwm_jax.sharding import ShardingRules, make_mesh, on_mesh, param_shardings
 
@@ -69,6 +70,20 @@ def test_requests_joining_a_running_batch_get_transformers_tokens_whatever_else_
         np.testing.assert_allclose(done.logprobs, _full_forward_logprobs(model, prompt, done.tokens), atol=1e-4)
         alone = Engine(model, SMALL).run(_requests([prompt], [limit]))[0]
         assert alone.tokens == done.tokens
+
+
+def test_the_paged_kernel_gives_the_engines_tokens_and_logprobs(pair):
+    """The GPU paged kernel (Pallas interpret mode here) reads pages in place through the tables: the requests
+    above (ring tables past the window, pages reused, slots refilled) give the gather's tokens and log-probs."""
+    _, model = pair
+    kernel_model = nnx.eval_shape(lambda: CwmModel(model.cfg.replace(attention_impl="pallas_gpu"), nnx.Rngs(0)))
+    nnx.update(kernel_model, nnx.state(model))
+    limits = [14, 6, 11, 17, 9]
+    want = Engine(model, SMALL).run(_requests(PROMPTS, limits))
+    got = Engine(kernel_model, SMALL).run(_requests(PROMPTS, limits))
+    for kernel, gather in zip(got, want, strict=True):
+        assert kernel.tokens == gather.tokens
+        np.testing.assert_allclose(kernel.logprobs, gather.logprobs, atol=1e-5)
 
 
 def test_compiled_shapes_do_not_depend_on_the_requests(pair, caplog):

@@ -8,13 +8,15 @@ holds (INVALID when empty). Returns [B, C, heads, head_dim] in q's dtype.
 
 The portable implementations gather a row's pages into one contiguous cache and run the model's attention
 over it: `reference` with an explicit mask, `blockwise` (and `ring`, whose cache is one device's) as an
-online softmax over blocks of entries. Kernels that read pages in place (TPU ragged paged attention, a GPU
-paged decode kernel) plug in here under the name of the attention_impl they serve.
+online softmax over blocks of entries. The GPU kernels' entry reads pages in place (paged_kernel.py; `auto`
+takes it on a GPU). Splash's is the gather: jax's TPU ragged paged-attention kernel does not run in Pallas's
+TPU interpreter at the pinned jax, so it cannot be checked here.
 """
 
+import jax
 import jax.numpy as jnp
 
-from cwm_jax.attention import blockwise, reference
+from cwm_jax.attention import blockwise, paged_kernel, reference
 
 
 def _gathered(pool, block, table):
@@ -50,13 +52,18 @@ def gather_blockwise(q, pool_k, pool_v, *, block, table, kv_positions, q_positio
     )
 
 
-# The training kernels' decode path is the portable gather until paged kernels fill their entries.
+def auto(q, pool_k, pool_v, **kwargs):
+    """`attention_impl="auto"`: the paged kernel on a GPU, the gather elsewhere."""
+    chosen = paged_kernel.attend if jax.default_backend() == "gpu" else gather_blockwise
+    return chosen(q, pool_k, pool_v, **kwargs)
+
+
 PAGED_ATTENTION_IMPLS = {
     "reference": gather_reference,
     "blockwise": gather_blockwise,
     "ring": gather_blockwise,
     "splash": gather_blockwise,
-    "cudnn": gather_blockwise,
-    "pallas_gpu": gather_blockwise,
-    "auto": gather_blockwise,
+    "cudnn": paged_kernel.attend,
+    "pallas_gpu": paged_kernel.attend,
+    "auto": auto,
 }
