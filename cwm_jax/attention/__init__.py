@@ -16,7 +16,7 @@ Implementations, chosen by `ModelConfig.attention_impl`:
 - `splash`: Pallas splash attention, the TPU kernel (TPU interpret mode elsewhere).
 - `cudnn`: cuDNN flash attention on GPU; packed documents as a mask.
 - `pallas_gpu`: the Pallas (Triton) GPU flash kernel, which takes segment ids (interpret mode elsewhere);
-  local layers run blockwise.
+  local layers run our windowed forward kernel with blockwise's gradient.
 - `auto`: splash on TPU, cudnn on GPU, blockwise elsewhere, saying which once.
 The kernels mask by index, as blockwise does, and run on each device's slice of a mesh (per_device.py).
 """

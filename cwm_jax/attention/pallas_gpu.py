@@ -1,8 +1,9 @@
-"""The Pallas GPU flash-attention kernel (Triton), with causal masking and packed documents by segment id.
+"""Pallas GPU flash attention (Triton), with causal masking and packed documents by segment id.
 
-It is multi-head with one segment-id array per row, so KV heads are repeated to the query heads and a row's
-query and key segments must be the same array (self-attention). The kernel has no sliding window: local
-layers run `blockwise`, said once when first traced. On a backend other than GPU it runs in Pallas interpret
+Global layers: jax's Pallas `mha` kernel, forward and backward. It is multi-head with one segment-id array per
+row, so KV heads are repeated to the query heads and a row's query and key segments must be the same array
+(self-attention). It has no sliding window, so local layers run our windowed forward kernel
+(windowed_flash.py), whose gradient is blockwise's. On a backend other than GPU both run in Pallas interpret
 mode, so the model code that runs on a GPU is the code tested on a CPU.
 """
 
@@ -12,10 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.gpu import attention as gpu_attention
 
-from cwm_jax.attention import blockwise
+from cwm_jax.attention import windowed_flash
 from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence, padded_length
 from cwm_jax.attention.per_device import per_device
-from cwm_jax.attention.said_once import say_once
 
 # Tiles the kernel runs at (its defaults); the sequence is padded to a multiple of the query/key tile.
 TILE = 128
@@ -25,21 +25,16 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
     t = q.shape[1]
     if k.shape[1] != t:
         raise ValueError(f"pallas_gpu attention is self-attention only: {t} queries vs {k.shape[1]} keys")
-    if window is not None and window < t:
-        say_once("attention_impl pallas_gpu: the Pallas GPU kernel has no sliding window; local layers run blockwise")
-        return blockwise.attend(
-            q,
-            k,
-            v,
-            q_positions=q_positions,
-            kv_positions=kv_positions,
-            q_segments=q_segments,
-            kv_segments=kv_segments,
-            window=window,
-            block_size=block_size,
-        )
     del q_positions, kv_positions, kv_segments  # causal by index, as blockwise; one segment array per row
+    if window is not None and window < t:
+        local = functools.partial(_windowed_local, window=window, block_size=block_size)
+        return per_device(local, "pallas_gpu", q, k, v, q_segments, q_segments)
     return per_device(_attend_local, "pallas_gpu", q, k, v, q_segments, q_segments)
+
+
+def _windowed_local(q, k, v, q_segments, kv_segments, *, window, block_size):
+    del kv_segments  # the same array (self-attention)
+    return windowed_flash.attend(q, k, v, q_segments, window=window, block_size=block_size)
 
 
 def _attend_local(q, k, v, q_segments, kv_segments):
