@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cwm_jax.attention import auto, blockwise, cudnn, paged, paged_kernel, pallas_gpu, reference, splash
+from cwm_jax.attention import auto, blockwise, cudnn, paged, paged_gpu, paged_tpu, pallas_gpu, reference, splash
 from cwm_jax.kv_cache import INVALID
 from cwm_jax.presets import from_preset
 from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh
@@ -153,8 +153,9 @@ def test_kernels_run_per_device_on_a_mesh():
     np.testing.assert_allclose(got, one_device, atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", [paged_gpu.attend, paged_tpu.attend])
 @pytest.mark.parametrize("window", [None, 20])
-def test_the_paged_kernel_equals_the_gather_over_stacked_pools_and_ring_tables(window):
+def test_the_paged_kernels_equal_the_gather_over_stacked_pools_and_ring_tables(kernel, window):
     """Layer 1 of a stack of pools; row 0 a full table holding 0..70, row 1 a ring whose entries hold positions
     out of order, row 2 a short sequence with empty entries; a chunk of 5 queries (6 query heads over 2)."""
     rng = np.random.default_rng(0)
@@ -173,7 +174,7 @@ def test_the_paged_kernel_equals_the_gather_over_stacked_pools_and_ring_tables(w
         window=window,
         block_size=16,
     )
-    got = jax.jit(lambda q, k, v: paged_kernel.attend(q, k, v, **kw))(q, pool_k, pool_v)
+    got = jax.jit(lambda q, k, v: kernel(q, k, v, **kw))(q, pool_k, pool_v)
     _assert_close(got, paged.gather_reference(q, pool_k, pool_v, **kw), 1e-5)
 
 

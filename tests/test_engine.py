@@ -72,11 +72,12 @@ def test_requests_joining_a_running_batch_get_transformers_tokens_whatever_else_
         assert alone.tokens == done.tokens
 
 
-def test_the_paged_kernel_gives_the_engines_tokens_and_logprobs(pair):
-    """The GPU paged kernel (Pallas interpret mode here) reads pages in place through the tables: the requests
+@pytest.mark.parametrize("attention_impl", ["pallas_gpu", "splash"])
+def test_the_paged_kernels_give_the_engines_tokens_and_logprobs(pair, attention_impl):
+    """The GPU and TPU paged kernels (interpret mode here) read pages in place through the tables: the requests
     above (ring tables past the window, pages reused, slots refilled) give the gather's tokens and log-probs."""
     _, model = pair
-    kernel_model = nnx.eval_shape(lambda: CwmModel(model.cfg.replace(attention_impl="pallas_gpu"), nnx.Rngs(0)))
+    kernel_model = nnx.eval_shape(lambda: CwmModel(model.cfg.replace(attention_impl=attention_impl), nnx.Rngs(0)))
     nnx.update(kernel_model, nnx.state(model))
     limits = [14, 6, 11, 17, 9]
     want = Engine(model, SMALL).run(_requests(PROMPTS, limits))

@@ -8,15 +8,14 @@ holds (INVALID when empty). Returns [B, C, heads, head_dim] in q's dtype.
 
 The portable implementations gather a row's pages into one contiguous cache and run the model's attention
 over it: `reference` with an explicit mask, `blockwise` (and `ring`, whose cache is one device's) as an
-online softmax over blocks of entries. The GPU kernels' entry reads pages in place (paged_kernel.py; `auto`
-takes it on a GPU). Splash's is the gather: jax's TPU ragged paged-attention kernel does not run in Pallas's
-TPU interpreter at the pinned jax, so it cannot be checked here.
+online softmax over blocks of entries. The kernels read pages in place: paged_tpu.py serves `splash`,
+paged_gpu.py `cudnn` and `pallas_gpu`, and `auto` takes the platform's.
 """
 
 import jax
 import jax.numpy as jnp
 
-from cwm_jax.attention import blockwise, paged_kernel, reference
+from cwm_jax.attention import blockwise, paged_gpu, paged_tpu, reference
 
 
 def _gathered(pool, block, table):
@@ -53,17 +52,17 @@ def gather_blockwise(q, pool_k, pool_v, *, block, table, kv_positions, q_positio
 
 
 def auto(q, pool_k, pool_v, **kwargs):
-    """`attention_impl="auto"`: the paged kernel on a GPU, the gather elsewhere."""
-    chosen = paged_kernel.attend if jax.default_backend() == "gpu" else gather_blockwise
-    return chosen(q, pool_k, pool_v, **kwargs)
+    """`attention_impl="auto"`: the platform's paged kernel, the gather elsewhere."""
+    kernels = {"tpu": paged_tpu.attend, "gpu": paged_gpu.attend}
+    return kernels.get(jax.default_backend(), gather_blockwise)(q, pool_k, pool_v, **kwargs)
 
 
 PAGED_ATTENTION_IMPLS = {
     "reference": gather_reference,
     "blockwise": gather_blockwise,
     "ring": gather_blockwise,
-    "splash": gather_blockwise,
-    "cudnn": paged_kernel.attend,
-    "pallas_gpu": paged_kernel.attend,
+    "splash": paged_tpu.attend,
+    "cudnn": paged_gpu.attend,
+    "pallas_gpu": paged_gpu.attend,
     "auto": auto,
 }

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from cwm_jax.attention import blockwise
+from cwm_jax.attention import blockwise, kernel_softmax
 from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence
 
 # Query and key tiles: powers of two for the GPU's dot (short sequences use one smaller tile).
@@ -91,23 +91,14 @@ def _fold_window(q_ref, k_ref, v_ref, seg_ref, o_ref, *, tile, window, scale):
     q_seg = seg_ref[pl.ds(first, tile)]
 
     def visit(j, state):
-        m, denominator, acc = state
         start = j * tile
-        k, v = k_ref[pl.ds(start, tile), :], v_ref[pl.ds(start, tile), :]
         k_idx = start + jnp.arange(tile)
-        visible = (k_idx[None, :] <= q_idx[:, None]) & (q_idx[:, None] - k_idx[None, :] < window)
-        visible &= seg_ref[pl.ds(start, tile)][None, :] == q_seg[:, None]
-        s = jnp.where(visible, jnp.dot(q, k.T, preferred_element_type=jnp.float32) * scale, -jnp.inf)
-        m_new = jnp.maximum(m, s.max(axis=1))
-        m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
-        p = jnp.exp(s - m_safe[:, None])
-        correction = jnp.exp(m - m_safe)
-        pv = jnp.dot(p.astype(v.dtype), v, preferred_element_type=jnp.float32)
-        return m_new, denominator * correction + p.sum(axis=1), acc * correction[:, None] + pv
+        seen = (k_idx[None, :] <= q_idx[:, None]) & (q_idx[:, None] - k_idx[None, :] < window)
+        seen &= seg_ref[pl.ds(start, tile)][None, :] == q_seg[:, None]
+        keys, values = k_ref[pl.ds(start, tile), :], v_ref[pl.ds(start, tile), :]
+        return kernel_softmax.fold(state, q, keys, values, seen, scale)
 
     # Key blocks the window reaches: from the one holding first - W + 1 to this query block (causal).
     lowest = jnp.maximum(first - window + 1, 0) // tile
-    dim = q.shape[1]
-    empty = (jnp.full((tile,), -jnp.inf, jnp.float32), jnp.zeros((tile,), jnp.float32), jnp.zeros((tile, dim)))
-    _, denominator, acc = jax.lax.fori_loop(lowest, block + 1, visit, empty)
-    o_ref[...] = (acc / jnp.where(denominator == 0, 1.0, denominator)[:, None]).astype(o_ref.dtype)
+    state = jax.lax.fori_loop(lowest, block + 1, visit, kernel_softmax.empty_state(*q.shape))
+    o_ref[...] = kernel_softmax.normalized(state).astype(o_ref.dtype)
