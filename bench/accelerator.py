@@ -11,7 +11,8 @@ minutes on one H100 or H200:
   compute as the CWM paper does);
 - rollout engine (what `generate` and RL's rollouts run; random weights in bf16, greedy, no stop tokens):
   prefill tokens/s (prompt tokens over the time in the engine's prefill calls) and decode tokens/s (tokens
-  over the time in decode calls with every slot live, so slots waiting for their prompt do not count).
+  over the time in decode calls with every slot live, so slots waiting for their prompt do not count), with
+  the platform's paged kernels (attention "auto") and against blockwise's gather, as a ratio.
 
 Times exclude compilation: each measured function runs first to compile (and jax's compile events during a
 timed engine call are subtracted). Train and kernel times are medians. The train step runs data parallel over
@@ -163,7 +164,7 @@ def measure_model(name: str, args: argparse.Namespace, peak: float | None, on_cp
     if not on_cpu:
         attempt(f"{name} kernels", row, lambda: kernel_timings(name, args))
     attempt(f"{name} train step", row, lambda: train_throughput(name, args, peak))
-    attempt(f"{name} engine", row, lambda: engine_throughput(name, args))
+    attempt(f"{name} engine", row, lambda: engine_against_blockwise(name, args))
     print(f"  ({name}: {time.perf_counter() - started:.0f} s)")
     return row
 
@@ -398,8 +399,26 @@ def synthetic_batch(vocab_size: int, batch: int, seq_len: int) -> dict[str, np.n
 # Rollout engine.
 
 
-def engine_throughput(name: str, args: argparse.Namespace) -> dict[str, str]:
-    cfg = from_preset(name, dtype="bfloat16", param_dtype="bfloat16")
+def engine_against_blockwise(name: str, args: argparse.Namespace) -> dict[str, str]:
+    """The engine with the platform's paged kernels (attention auto) and with blockwise's gather, same weights."""
+    kernel = engine_throughput(name, args, args.attention)
+    if args.attention == "blockwise":
+        return kernel
+    gather = engine_throughput(name, args, "blockwise")
+    cells = dict(kernel)
+    for what in ("prefill tokens/s", "decode tokens/s"):
+        ratio = _rate(kernel[what]) / _rate(gather[what])
+        cells[f"engine {what.split()[0]} / blockwise"] = f"{ratio:.2f}"
+        print(f"  engine {what}: {args.attention} {kernel[what]} vs blockwise {gather[what]}: {ratio:.2f}x")
+    return cells
+
+
+def _rate(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def engine_throughput(name: str, args: argparse.Namespace, attention: str) -> dict[str, str]:
+    cfg = from_preset(name, dtype="bfloat16", param_dtype="bfloat16", attention_impl=attention)
     model = CwmModel(cfg, nnx.Rngs(0))
     rng = np.random.default_rng(0)
     # Distinct prompts: identical ones would share one prefill.
@@ -423,6 +442,7 @@ def engine_throughput(name: str, args: argparse.Namespace) -> dict[str, str]:
     if not full:
         full, which = [(s, n) for s, n, _ in decode.decode], "all calls: none had every slot live"
     decode_rate = sum(n for _, n in full) / sum(s for s, _ in full)
+    print(f"  engine with attention {attention}:")
     print(
         f"  engine: {config.slots} slots, prefill calls of {config.prefill_rows} rows x {config.prefill_chunk} tokens, "
         f"decode calls of {config.decode_steps} tokens per slot, max_len {config.max_len}, bf16 weights"
