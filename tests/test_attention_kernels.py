@@ -1,6 +1,10 @@
 """The accelerator kernels against reference attention, run here in Pallas interpret mode (splash in TPU
 interpret mode) or, for cuDNN, through the same jax.nn call's XLA implementation."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,19 +125,33 @@ def _cudnn_through_xla(q, k, v, *, q_positions, kv_positions, q_segments, kv_seg
     return cudnn.attend_with("xla", q, k, v, q_segments=q_segments, kv_segments=kv_segments, window=window)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the error a CPU backend gives")
 def test_cudnn_on_a_cpu_is_a_one_line_error():
     q, k, v, pos, seg = _inputs(1, 64, 40)
     with pytest.raises(Exception, match="attention_impl cudnn needs a GPU; jax's backend here is cpu"):
         _attention(cudnn.attend, pos, seg, None)(q, k, v)
 
 
-def test_auto_picks_blockwise_on_a_cpu_and_says_why(capsys):
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the choice on a CPU backend")
+def test_auto_picks_blockwise_on_a_cpu_and_says_why_once():
     name, why = auto.choice("cpu")
     assert name == "blockwise" and "since jax's backend is cpu" in why and "splash on TPU" in why
     assert auto.choice("tpu")[0] == "splash" and auto.choice("gpu")[0] == "cudnn"
     q, k, v, pos, seg = _inputs(1, 64, 40)
     got = _attention(auto.attend, pos, seg, None, block_size=16)(q, k, v)
     np.testing.assert_array_equal(got, _attention(blockwise.attend, pos, seg, None, block_size=16)(q, k, v))
+    # A fresh process traces auto twice (two shapes) and says its choice once.
+    program = (
+        "import jax.numpy as jnp\n"
+        "from cwm_jax.attention import auto\n"
+        "for t in (8, 16):\n"
+        "    x, s = jnp.ones((1, t, 2, 8)), jnp.ones((1, t), jnp.int32)\n"
+        "    auto.attend(x, x, x, q_positions=s, kv_positions=s, q_segments=s, kv_segments=s, window=None,\n"
+        "                block_size=8)\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    said = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True)
+    assert said.stderr.splitlines() == [why]
 
 
 def test_kernels_run_per_device_on_a_mesh():
@@ -196,7 +214,7 @@ def _train_step(attention_impl, optimizer_cfg):
         return jax.jit(step)(state, batch)
 
 
-@pytest.mark.parametrize("impl", ["splash", "pallas_gpu"])
+@pytest.mark.parametrize("impl", ["splash", "pallas_gpu", pytest.param("cudnn", marks=pytest.mark.gpu)])
 def test_a_train_step_with_a_kernel_equals_the_reference_models(impl):
     from cwm_common.experiment_config import load_config
 
