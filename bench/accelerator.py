@@ -265,9 +265,6 @@ def kernel_timings(name: str, args: argparse.Namespace) -> dict[str, str]:
         baseline = time_attention("blockwise", cfg, batch, length, window, args.kernel_repeats)
         print(f"  {layer:<22} {'blockwise':<12} {baseline * 1e3:9.2f} {useful / baseline / 1e12:9.1f} {'1.00':>17}")
         for kernel in kernels:
-            if kernel == "pallas_gpu" and window is not None:
-                print(f"  {layer:<22} {kernel:<12} (no window in the kernel: local layers run blockwise)")
-                continue
             try:
                 seconds = time_attention(kernel, cfg, batch, length, window, args.kernel_repeats)
             except Exception as error:  # a kernel this device cannot run is reported

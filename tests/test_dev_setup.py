@@ -25,7 +25,7 @@ def _machine(tmp_path: Path, *, gpu: bool = False, tpu: bool = False) -> dict:
     _program(fake, "nvidia-smi", "GPU 0: NVIDIA H200 (UUID: GPU-0)" if gpu else "no devices", 0 if gpu else 9)
     _program(fake, "lspci", "00:05.0 1200: 1ae0:0062" if tpu else "00:04.0 0200: 1af4:1000")
     env = {k: v for k, v in os.environ.items() if k != "CWM_ACCELERATOR"}
-    return env | {"PATH": f"{fake}:{env['PATH']}"}
+    return env | {"PATH": f"{fake}:{env['PATH']}", "CWM_VENV": str(tmp_path / "venv")}
 
 
 def _no_real_accelerator():
@@ -50,16 +50,37 @@ def test_dev_setup_installs_that_extra_and_takes_accelerator_to_force_one(tmp_pa
     python = venv / "bin" / "python"
     python.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     python.chmod(0o755)
-    env = _machine(tmp_path, gpu=True) | {"CWM_VENV": str(venv)}
-    subprocess.run(["./dev", "setup"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert log.read_text().splitlines() == ["-m pip install -e .[test,cuda]"]
-    subprocess.run(["./dev", "setup", "--accelerator", "tpu"], cwd=ROOT, env=env, capture_output=True, check=True)
-    assert log.read_text().splitlines()[-1] == "-m pip install -e .[test,tpu]"
-    # Unchanged pins and extra: nothing is installed again.
-    subprocess.run(["./dev", "setup", "--accelerator=tpu"], cwd=ROOT, env=env, capture_output=True, check=True)
-    assert len(log.read_text().splitlines()) == 2
+    env = _machine(tmp_path, gpu=True)
+    assert env["CWM_VENV"] == str(venv)
+
+    def setup(*args):
+        return subprocess.run(["./dev", "setup", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+
+    def pip_calls():
+        return [line for line in log.read_text().splitlines() if " pip install " in f" {line}"]
+
+    setup()
+    assert pip_calls() == ["-m pip install -e .[test,cuda]"]
+    setup("--accelerator", "tpu")
+    assert pip_calls()[-1] == "-m pip install -e .[test,tpu]"
+    # The other accelerator's plugins are removed first, so they cannot claim the backend.
+    assert any(
+        line.startswith("-m pip uninstall -y -q libtpu jax-cuda12-plugin") for line in log.read_text().splitlines()
+    )
+    # The named build is kept: unchanged pins and extra install nothing, also for a later plain setup or `accelerator`.
+    setup("--accelerator=tpu")
+    setup()
+    assert len(pip_calls()) == 2
+    said = subprocess.run(["./dev", "accelerator"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert said.stdout.strip() == "tpu (named by --accelerator before) -> pip extras: test,tpu"
+    # auto detects again: the NVIDIA host's build.
+    setup("--accelerator", "auto")
+    assert pip_calls()[-1] == "-m pip install -e .[test,cuda]"
     bad = subprocess.run(["./dev", "setup", "--accelerator", "rocm"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == "--accelerator is 'rocm'; allowed: tpu, cuda, cuda13, cpu"
+    named = env | {"CWM_ACCELERATOR": "rocm"}
+    said = subprocess.run(["./dev", "accelerator"], cwd=ROOT, env=named, capture_output=True, text=True)
+    assert said.returncode == 2
 
 
 @pytest.mark.slow

@@ -12,8 +12,11 @@ import functools
 
 import jax
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
 
+from cwm_common.errors import CwmError
 from cwm_jax.attention import kernel_softmax, paged_rows
+from cwm_jax.attention.interpreting import interpreting
 
 
 def _power_of_two_rows(rows: int) -> int:
@@ -24,6 +27,8 @@ def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window
     del block_size
     pool_k, pool_v, table = paged_rows.flat_pools(pool_k, pool_v, block, table)
     page, kv_heads, dim = pool_k.shape[1:]
+    if page < 16 and not interpreting("gpu"):
+        raise CwmError(f"the GPU paged-attention kernel needs pages of at least 16 positions (page_size is {page})")
     q_rows, pos_rows = paged_rows.query_rows(q, q_positions, kv_heads, _power_of_two_rows)
     b, _, padded, _ = q_rows.shape
     width = table.shape[1]
@@ -41,7 +46,8 @@ def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window
         ],
         out_specs=pl.BlockSpec((None, None, padded, dim), lambda i, h: (i, h, 0, 0)),
         out_shape=jax.ShapeDtypeStruct(q_rows.shape, q.dtype),
-        interpret=jax.default_backend() != "gpu",
+        interpret=interpreting("gpu"),
+        compiler_params=pltriton.CompilerParams(num_warps=4, num_stages=2),  # Triton, not Mosaic GPU
         name="cwm_paged_attention_gpu",
     )(table, kv_positions, q_rows, pos_rows, pool_k, pool_v)
     return paged_rows.from_rows(out, q.shape)
@@ -57,7 +63,7 @@ def _fold_pages(table_ref, kv_pos_ref, q_ref, q_pos_ref, k_ref, v_ref, o_ref, *,
             physical = table_ref[entry]
             return kernel_softmax.fold(state, q, k_ref[physical], v_ref[physical], seen, scale)
 
-        return jax.lax.cond(seen.any(), fold, lambda state: state, state)
+        return jax.lax.cond(paged_rows.any_seen(seen), fold, lambda state: state, state)
 
     state = jax.lax.fori_loop(0, width, visit, kernel_softmax.empty_state(*q.shape))
     o_ref[...] = kernel_softmax.normalized(state).astype(o_ref.dtype)

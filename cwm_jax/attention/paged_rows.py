@@ -35,6 +35,11 @@ def from_rows(out, q_shape):
     return out.transpose(0, 3, 1, 2, 4).reshape(q_shape)
 
 
+def any_seen(seen):
+    """Whether any row sees any entry (a max: Triton has no boolean or-reduction)."""
+    return jnp.max(seen.astype(jnp.int32)) > 0
+
+
 def visible(kv_pos, q_pos, window):
     """[R, page]: which of a page's entries each row sees (an empty entry holds a position above any query's)."""
     seen = kv_pos[None, :] <= q_pos[:, None]

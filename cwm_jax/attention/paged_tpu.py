@@ -17,6 +17,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from cwm_jax.attention import kernel_softmax, paged_rows
+from cwm_jax.attention.interpreting import interpreting
 
 
 def _sublane_rows(rows: int) -> int:
@@ -35,9 +36,10 @@ def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window
         num_scalar_prefetch=1,  # the page tables
         grid=(b, kv_heads),
         in_specs=[
-            pl.BlockSpec((None, width * page), lambda i, h, tables: (i, 0)),  # the positions entries hold
+            # Vectors ride as [1, n] blocks: a block's last two dims must be whole (8, 128) tiles or whole dims.
+            pl.BlockSpec((None, 1, width * page), lambda i, h, tables: (i, 0, 0)),  # the positions entries hold
             pl.BlockSpec((None, None, padded, dim), lambda i, h, tables: (i, h, 0, 0)),  # the rows of queries
-            pl.BlockSpec((None, None, padded), lambda i, h, tables: (i, h, 0)),  # their positions
+            pl.BlockSpec((None, None, 1, padded), lambda i, h, tables: (i, h, 0, 0)),  # their positions
             pl.BlockSpec(memory_space=pl.ANY),  # K pool (HBM)
             pl.BlockSpec(memory_space=pl.ANY),  # V pool (HBM)
         ],
@@ -48,14 +50,14 @@ def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window
             pltpu.SemaphoreType.DMA((2,)),
         ],
     )
-    interpret: Any = False if jax.default_backend() == "tpu" else pltpu.InterpretParams()
+    interpret: Any = pltpu.InterpretParams() if interpreting("tpu") else False
     out = pl.pallas_call(
         kernel,
         grid_spec=spec,
         out_shape=jax.ShapeDtypeStruct(q_rows.shape, q.dtype),
         interpret=interpret,
         name="cwm_paged_attention_tpu",
-    )(table, kv_positions, q_rows, pos_rows, pool_k, pool_v)
+    )(table, kv_positions[:, None], q_rows, pos_rows[:, :, None], pool_k, pool_v)
     return paged_rows.from_rows(out, q.shape)
 
 
@@ -63,10 +65,10 @@ def _fold_pages(
     table_ref, kv_pos_ref, q_ref, q_pos_ref, k_hbm, v_hbm, o_ref, k_page, v_page, copies, *, page, width, window, scale
 ):
     row, head = pl.program_id(0), pl.program_id(1)
-    q, q_pos = q_ref[...], q_pos_ref[...]
+    q, q_pos = q_ref[...], q_pos_ref[0]
 
     def visit(entry, state):
-        seen = paged_rows.visible(kv_pos_ref[pl.ds(entry * page, page)], q_pos, window)
+        seen = paged_rows.visible(kv_pos_ref[0, pl.ds(entry * page, page)], q_pos, window)
 
         def fold(state):
             physical = table_ref[row, entry]
@@ -78,7 +80,7 @@ def _fold_pages(
             v_copy.wait()
             return kernel_softmax.fold(state, q, k_page[...], v_page[...], seen, scale)
 
-        return jax.lax.cond(seen.any(), fold, lambda state: state, state)
+        return jax.lax.cond(paged_rows.any_seen(seen), fold, lambda state: state, state)
 
     state = jax.lax.fori_loop(0, width, visit, kernel_softmax.empty_state(*q.shape))
     o_ref[...] = kernel_softmax.normalized(state).astype(o_ref.dtype)

@@ -9,11 +9,11 @@ mode, so the model code that runs on a GPU is the code tested on a CPU.
 
 import functools
 
-import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.gpu import attention as gpu_attention
 
 from cwm_jax.attention import windowed_flash
+from cwm_jax.attention.interpreting import interpreting
 from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence, padded_length
 from cwm_jax.attention.per_device import per_device
 
@@ -44,7 +44,7 @@ def _attend_local(q, k, v, q_segments, kv_segments):
     # Triton tiles are powers of two: a short sequence pads to one, a long one to whole tiles.
     length = padded_length(t, TILE) if t > TILE else max(16, 1 << (t - 1).bit_length())
     k, v = (jnp.repeat(x, group, axis=2) for x in (k, v))
-    out = _kernel(dim, jax.default_backend() != "gpu")(
+    out = _kernel(dim, interpreting("gpu"))(
         pad_sequence(q, length),
         pad_sequence(k, length),
         pad_sequence(v, length),

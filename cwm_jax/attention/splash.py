@@ -16,6 +16,7 @@ from jax.experimental.pallas import tpu as pltpu
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash_kernel
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
 
+from cwm_jax.attention.interpreting import interpreting
 from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence, padded_length
 from cwm_jax.attention.per_device import per_device
 
@@ -37,7 +38,7 @@ def _attend_local(q, k, v, q_segments, kv_segments, *, window, block_size):
     group = heads // kv_heads
     block = min(padded_length(block_size, LANES), padded_length(t, LANES))
     length = padded_length(t, block)
-    interpret = jax.default_backend() != "tpu"
+    interpret = interpreting("tpu")
     kernel = _kernel(length, window, group, block, interpret)
     # The kernel does not scale scores; scaling q in fp32 first keeps one rounding.
     scaled = (q.astype(jnp.float32) * dim**-0.5).astype(q.dtype)

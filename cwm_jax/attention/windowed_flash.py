@@ -11,8 +11,10 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
 
 from cwm_jax.attention import blockwise, kernel_softmax
+from cwm_jax.attention.interpreting import interpreting
 from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence
 
 # Query and key tiles: powers of two for the GPU's dot (short sequences use one smaller tile).
@@ -77,7 +79,8 @@ def _forward(q, k, v, segments, window):
         ],
         out_specs=pl.BlockSpec((None, tile, None, dim), lambda i, r, h: (r, i, h, 0)),
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
-        interpret=jax.default_backend() != "gpu",
+        interpret=interpreting("gpu"),
+        compiler_params=pltriton.CompilerParams(num_warps=4, num_stages=2),  # Triton, not Mosaic GPU
         name="cwm_windowed_flash",
     )(q, k, v, segments)
     return out[:, :t]
