@@ -154,12 +154,14 @@ def test_auto_picks_blockwise_on_a_cpu_and_says_why_once():
     assert said.stderr.splitlines() == [why]
 
 
-def test_kernels_run_per_device_on_a_mesh():
+@pytest.mark.parametrize("window", [None, 7])
+def test_kernels_run_per_device_on_a_mesh(window):
     """Batch over data and fsdp, heads over tensor: each device runs the kernel on its slice (shard_map),
-    giving the one-device values. (The Pallas GPU kernel stands for both: splash's TPU interpreter makes the 8
-    simulated devices meet at barriers, which a 2-core machine's CPU runtime never schedules together.)"""
+    giving the one-device values, for global (jax's mha) and local layers (our windowed kernel). (The Pallas
+    GPU kernels stand for splash too: its TPU interpreter makes the 8 simulated devices meet at barriers, which
+    a 2-core machine's CPU runtime never schedules together.)"""
     impl = pallas_gpu.attend
-    window, group, dim, t = CASES["causal-gqa6-d128-short"]
+    _, group, dim, t = CASES["causal-gqa6-d128-short"]
     q, k, v, pos, seg = _inputs(group, dim, t, b=4)
     one_device = _attention(impl, pos, seg, window)(q, k, v)
     mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2, "sequence": 1})
