@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cwm_data.inlined_comprehensions import inside_comprehension
 from cwm_data.safe_repr import safe_repr
 from cwm_data.trace_frames import CALL, EXCEPTION, EXCEPTION_EXIT, LINE, OK, RETURN, STEP_LIMIT, TIMEOUT, TraceLimits
 from cwm_data.tracer import FILENAME, START_MARKER, trace
@@ -32,7 +33,8 @@ def settrace_reference(source: str, entry: str, call_args: str):
     lines, inside = [], [False]
 
     def local(frame, event, arg):
-        if event == "line":
+        # 3.12 runs list/dict/set comprehensions inline: their loop's lines are the comprehension frame's of 3.11.
+        if event == "line" and not inside_comprehension(frame.f_code, frame.f_lasti):
             lines.append(frame.f_lineno)
         return local
 
@@ -145,3 +147,24 @@ def test_setup_errors_are_reported():
     assert trace("def f(:\n", "f").status == "error"
     assert "not defined" in trace("def f():\n    pass\n", "g").error
     assert "setup raised NameError" in trace("def f(x):\n    pass\n", "f", "undefined_name").error
+
+
+def test_inlined_comprehensions_trace_as_on_python_311():
+    """3.12 runs list/dict/set comprehensions in their function's frame (PEP 709): the trace still has one line
+    event per statement, as 3.11's did, and no comprehension variable among the function's locals."""
+    source = (
+        "def f(xs):\n"
+        "    ys = [x * 2 for x in xs if x]\n"
+        "    zs = {k: [v for v in range(k)] for k in ys}\n"
+        "    return len(zs)\n"
+    )
+    result = trace(source, "f", "[0, 1, 2]")
+    lines = [(frame.event, frame.line.strip()[:6]) for frame in result.frames]
+    assert lines == [
+        (CALL, "def f("),
+        (LINE, "ys = ["),
+        (LINE, "zs = {"),
+        (LINE, "return"),
+        (RETURN, "return"),
+    ]
+    assert all(set(frame.locals or {}) <= {"xs", "ys", "zs"} for frame in result.frames)

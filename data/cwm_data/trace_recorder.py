@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from cwm_data.inlined_comprehensions import INLINED, inside_comprehension
 from cwm_data.safe_repr import safe_repr
 from cwm_data.trace_frames import (
     CALL,
@@ -249,6 +250,8 @@ class Recorder:
                 return other_event(frame, event, arg)
             if self.status is not None:
                 return None
+            if INLINED and inside_comprehension(frame.f_code, frame.f_lasti):
+                return local_trace  # 3.11 ran this loop in a frame of its own, left out of traces
             n = len(events)
             if n >= max_steps or not n % _CLOCK_EVERY:
                 self.emit(LINE, frame.f_code, frame.f_lineno, locals_of(frame))  # with the limit checks
