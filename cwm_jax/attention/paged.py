@@ -15,7 +15,7 @@ paged_gpu.py `cudnn` and `pallas_gpu`, and `auto` takes the platform's.
 import jax
 import jax.numpy as jnp
 
-from cwm_jax.attention import blockwise, paged_gpu, paged_tpu, reference
+from cwm_jax.attention import auto, blockwise, paged_gpu, paged_tpu, reference
 
 
 def _gathered(pool, block, table):
@@ -51,10 +51,9 @@ def gather_blockwise(q, pool_k, pool_v, *, block, table, kv_positions, q_positio
     )
 
 
-def auto(q, pool_k, pool_v, **kwargs):
-    """`attention_impl="auto"`: the platform's paged kernel, the gather elsewhere."""
-    kernels = {"tpu": paged_tpu.attend, "gpu": paged_gpu.attend}
-    return kernels.get(jax.default_backend(), gather_blockwise)(q, pool_k, pool_v, **kwargs)
+def auto_paged(q, pool_k, pool_v, **kwargs):
+    """`attention_impl="auto"`: the paged entry of the attention auto picks for this backend."""
+    return PAGED_ATTENTION_IMPLS[auto.choice(jax.default_backend())[0]](q, pool_k, pool_v, **kwargs)
 
 
 PAGED_ATTENTION_IMPLS = {
@@ -64,5 +63,5 @@ PAGED_ATTENTION_IMPLS = {
     "splash": paged_tpu.attend,
     "cudnn": paged_gpu.attend,
     "pallas_gpu": paged_gpu.attend,
-    "auto": auto,
+    "auto": auto_paged,
 }

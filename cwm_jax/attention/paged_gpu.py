@@ -17,10 +17,7 @@ from jax.experimental.pallas import triton as pltriton
 from cwm_common.errors import CwmError
 from cwm_jax.attention import kernel_softmax, paged_rows
 from cwm_jax.attention.interpreting import interpreting
-
-
-def _power_of_two_rows(rows: int) -> int:
-    return max(16, 1 << (rows - 1).bit_length())  # the GPU's dot: at least 16, a power of two
+from cwm_jax.attention.padding import gpu_tile
 
 
 def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window, block_size):
@@ -29,7 +26,7 @@ def attend(q, pool_k, pool_v, *, block, table, kv_positions, q_positions, window
     page, kv_heads, dim = pool_k.shape[1:]
     if page < 16 and not interpreting("gpu"):
         raise CwmError(f"the GPU paged-attention kernel needs pages of at least 16 positions (page_size is {page})")
-    q_rows, pos_rows = paged_rows.query_rows(q, q_positions, kv_heads, _power_of_two_rows)
+    q_rows, pos_rows = paged_rows.query_rows(q, q_positions, kv_heads, gpu_tile)
     b, _, padded, _ = q_rows.shape
     width = table.shape[1]
     kernel = functools.partial(_fold_pages, page=page, width=width, window=window, scale=dim**-0.5)

@@ -14,7 +14,7 @@ from jax.experimental.pallas.ops.gpu import attention as gpu_attention
 
 from cwm_jax.attention import windowed_flash
 from cwm_jax.attention.interpreting import interpreting
-from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence, padded_length
+from cwm_jax.attention.padding import PAD_SEGMENT, gpu_tile, pad_sequence, padded_length
 from cwm_jax.attention.per_device import per_device
 
 # Tiles the kernel runs at (its defaults); the sequence is padded to a multiple of the query/key tile.
@@ -41,8 +41,7 @@ def _attend_local(q, k, v, q_segments, kv_segments):
     del kv_segments  # the same array (self-attention)
     b, t, heads, dim = q.shape
     group = heads // k.shape[2]
-    # Triton tiles are powers of two: a short sequence pads to one, a long one to whole tiles.
-    length = padded_length(t, TILE) if t > TILE else max(16, 1 << (t - 1).bit_length())
+    length = padded_length(t, gpu_tile(t, TILE))  # a short sequence pads to one tile, a long one to whole tiles
     k, v = (jnp.repeat(x, group, axis=2) for x in (k, v))
     out = _kernel(dim, interpreting("gpu"))(
         pad_sequence(q, length),

@@ -15,7 +15,7 @@ from jax.experimental.pallas import triton as pltriton
 
 from cwm_jax.attention import blockwise, kernel_softmax
 from cwm_jax.attention.interpreting import interpreting
-from cwm_jax.attention.padding import PAD_SEGMENT, pad_sequence
+from cwm_jax.attention.padding import PAD_SEGMENT, gpu_tile, pad_sequence, padded_length
 
 # Query and key tiles: powers of two for the GPU's dot (short sequences use one smaller tile).
 TILE = 64
@@ -63,8 +63,8 @@ _attend.defvjp(_attend_fwd, _attend_bwd)
 def _forward(q, k, v, segments, window):
     b, t, heads, dim = q.shape
     group = heads // k.shape[2]
-    tile = TILE if t > TILE else max(16, 1 << (t - 1).bit_length())
-    length = tile * -(-t // tile)
+    tile = gpu_tile(t, TILE)
+    length = padded_length(t, tile)
     q, k, v = (pad_sequence(x, length) for x in (q, k, v))
     segments = pad_sequence(segments, length, PAD_SEGMENT)
     kernel = functools.partial(_fold_window, tile=tile, window=window, scale=dim**-0.5)
