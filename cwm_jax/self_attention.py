@@ -5,8 +5,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from cwm_jax.attention import ATTENTION_IMPLS
+from cwm_jax.attention.layout import KV_AXES, Q_AXES
 from cwm_jax.attention.paged import PAGED_ATTENTION_IMPLS
-from cwm_jax.attention.ring import KV_AXES, Q_AXES
 from cwm_jax.config import ModelConfig
 from cwm_jax.kv_cache import write_pages
 from cwm_jax.params import param

@@ -10,7 +10,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cwm_jax.attention import auto, blockwise, cudnn, paged, paged_gpu, paged_tpu, pallas_gpu, reference, splash
+from cwm_common.errors import CwmError
+from cwm_jax.attention import (
+    auto,
+    blockwise,
+    cudnn,
+    paged,
+    paged_gpu,
+    paged_tpu,
+    pallas_gpu,
+    reference,
+    ring,
+    ring_splash,
+    splash,
+)
+from cwm_jax.attention.mask import visibility
 from cwm_jax.kv_cache import INVALID
 from cwm_jax.presets import from_preset
 from cwm_jax.sharding import ShardingRules, activation_rules, make_mesh
@@ -173,6 +187,54 @@ def test_kernels_run_per_device_on_a_mesh(window):
     np.testing.assert_allclose(got, one_device, atol=1e-6)
 
 
+# (window, devices splitting the sequence, T): each device's slice (40 or 300 tokens) padded to whole blocks; a
+# window below a block, so the ring stops after two hops and whole query blocks see nothing of the second; a
+# window past every slice.
+RING_CASES = {"causal": (None, 4, 160), "window30-two-hops": (30, 2, 600), "window300": (300, 4, 160)}
+
+
+@pytest.mark.parametrize("case", list(RING_CASES))
+def test_splash_over_a_split_sequence_is_a_ring_of_splash_kernels(case):
+    """Sequence over `sequence`, heads over tensor, batch over data: values and gradients equal reference
+    attention's, with keys and values passed by collective permutes and never all-gathered."""
+    window, devices, t = RING_CASES[case]
+    q, k, v, pos, seg = _inputs(2, 64, t, b=4 // devices)
+    want_out, want_grads = _values_and_grads(_attention(reference.attend, pos, seg, window), q, k, v)
+    mesh = make_mesh({"sequence": devices, "tensor": 2, "data": 4 // devices, "fsdp": 1})
+    call = _attention(splash.attend, pos, seg, window)
+    with jax.set_mesh(mesh), activation_rules(ShardingRules()):
+        out, grads = _values_and_grads(call, q, k, v)
+        hlo = jax.jit(jax.grad(lambda *x: call(*x).sum(), argnums=(0, 1, 2))).lower(q, k, v).compile().as_text()
+    assert hlo is not None and "collective-permute" in hlo and "all-gather" not in hlo
+    _assert_close(out, want_out, 1e-5)
+    for got, want in zip(grads, want_grads, strict=True):
+        _assert_close(got, want, 1e-5)
+
+
+@pytest.mark.parametrize("window", [None, 1, 2, 7, 40, 41, 42, 79, 81, 200])
+def test_the_ring_stops_after_the_hops_a_window_reaches(window):
+    t, devices = 40, 4
+    pos, seg = jnp.arange(t * devices)[None], jnp.zeros((1, t * devices), jnp.int32)
+    seen = np.asarray(visibility(pos, pos, seg, seg, window))[0]
+
+    def slices(i, j):  # does any query of slice i see a key of slice j?
+        return seen[i * t : (i + 1) * t, j * t : (j + 1) * t].any()
+
+    reached = [h for h in range(devices) if any(slices(i, i - h) for i in range(h, devices))]
+    assert reached == list(range(len(reached)))  # the hops a window reaches are the first ones
+    assert ring_splash.hops_reached(t, devices, window) == len(reached)
+
+
+def test_kernels_that_cannot_split_the_sequence_say_so():
+    q, k, v, pos, seg = _inputs(1, 64, 40, b=4)
+    mesh = make_mesh({"sequence": 2, "tensor": 2, "data": 2, "fsdp": 1})
+    with jax.set_mesh(mesh), activation_rules(ShardingRules()):
+        with pytest.raises(
+            CwmError, match="attention_impl pallas_gpu needs the sequence unsplit .mesh axis 'sequence'"
+        ):
+            _attention(pallas_gpu.attend, pos, seg, None)(q, k, v)
+
+
 @pytest.mark.parametrize("kernel", [paged_gpu.attend, paged_tpu.attend])
 @pytest.mark.parametrize("window", [None, 20])
 def test_the_paged_kernels_equal_the_gather_over_stacked_pools_and_ring_tables(kernel, window):
@@ -212,6 +274,18 @@ def test_training_kernels_compile_for_their_accelerator(monkeypatch, platform, i
     call = _attention(impl, pos, seg, window)
     lowered = _lowered_for(monkeypatch, platform, jax.grad(lambda *x: call(*x).astype(jnp.float32).sum()), q, k, v)
     assert ("tpu_custom_call" if platform == "tpu" else "__gpu$xla.gpu.triton") in lowered
+
+
+@pytest.mark.parametrize("window", [None, 64])
+def test_ring_attention_on_a_tpu_is_a_ring_of_splash_kernels(monkeypatch, window):
+    """`ring` on a TPU: the per-chunk step is splash, compiled by Mosaic, with the chunks passed by permutes."""
+    q, k, v, pos, seg = _inputs(2, 128, 512, jnp.bfloat16, b=2)
+    call = _attention(ring.attend, pos, seg, window)
+    mesh = make_mesh({"sequence": 2, "tensor": 2, "data": 2, "fsdp": 1})
+    with jax.set_mesh(mesh), activation_rules(ShardingRules()):
+        grad = jax.grad(lambda *x: call(*x).astype(jnp.float32).sum(), argnums=(0, 1, 2))
+        lowered = _lowered_for(monkeypatch, "tpu", grad, q, k, v)
+    assert "tpu_custom_call" in lowered and "collective_permute" in lowered
 
 
 @pytest.mark.parametrize("platform, kernel", [("tpu", paged_tpu.attend), ("cuda", paged_gpu.attend)])

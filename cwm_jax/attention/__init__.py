@@ -12,8 +12,10 @@ Implementations, chosen by `ModelConfig.attention_impl`:
   inside a document as packing makes them); never builds a T x S mask, skips key blocks outside the
   causal window, and recomputes blocks in the backward pass.
 - `ring`: context parallelism: keys and values travel around the mesh axis that splits the sequence,
-  folded into each device's queries with the blockwise step; `blockwise` when the sequence is not split.
-- `splash`: Pallas splash attention, the TPU kernel (TPU interpret mode elsewhere).
+  folded into each device's queries with the blockwise step (on a TPU, the splash kernel); `blockwise`
+  (splash) when the sequence is not split.
+- `splash`: Pallas splash attention, the TPU kernel (TPU interpret mode elsewhere); over a split sequence,
+  a ring of splash kernels.
 - `cudnn`: cuDNN flash attention on GPU; packed documents as a mask.
 - `pallas_gpu`: the Pallas (Triton) GPU flash kernel, which takes segment ids (interpret mode elsewhere);
   local layers run our windowed forward kernel with blockwise's gradient.

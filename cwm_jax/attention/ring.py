@@ -6,8 +6,9 @@ into an online softmax block by block (blockwise.py's step), key blocks that no 
 skipped, and a chunk is recomputed in the backward pass rather than stored. Masks come from the global
 positions and segment ids each chunk carries, so packing and sliding windows hold exactly as elsewhere.
 
-Without a split sequence (no mesh, or a sequence axis of size 1) this is `blockwise`. Causal work is not
-balanced: the device holding the last slice folds n chunks, the first one (zig-zag ordering would even it).
+Without a split sequence (no mesh, or a sequence axis of size 1) this is `blockwise`. On a TPU the per-chunk
+step is the splash kernel instead (ring_splash.py), and unsplit it is splash. Causal work is not balanced:
+the device holding the last slice folds n chunks, the first one (zig-zag ordering would even it).
 """
 
 import functools
@@ -16,18 +17,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from cwm_common.errors import CwmError
-from cwm_jax.attention import blockwise
-from cwm_jax.sharding import active_rules, spec_for
-
-# The logical axes of attention's activations (self_attention.py constrains them by these too).
-Q_AXES = ("batch", "length", "heads", "head_dim")
-KV_AXES = ("batch", "length", "kv_heads", "head_dim")
-TOKEN_AXES = ("batch", "length")
+from cwm_jax.attention import blockwise, splash
+from cwm_jax.attention.layout import attention_layout
 
 
 def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, window, block_size):
-    args = (q, k, v)
     kwargs = dict(
         q_positions=q_positions,
         kv_positions=kv_positions,
@@ -36,23 +30,16 @@ def attend(q, k, v, *, q_positions, kv_positions, q_segments, kv_segments, windo
         window=window,
         block_size=block_size,
     )
-    rules, mesh = active_rules(), jax.sharding.get_abstract_mesh()
-    axis = rules.activations.get("length") if rules is not None else None
-    if rules is None or mesh.empty or axis is None or mesh.shape.get(axis, 1) == 1:
-        return blockwise.attend(*args, **kwargs)
-    if not isinstance(axis, str):
-        raise CwmError(f"ring attention runs over one mesh axis; activation_rules.length is {axis!r}")
-    table = rules.activations
-    q_spec, kv_spec, token_spec = (spec_for(a, table) for a in (Q_AXES, KV_AXES, TOKEN_AXES))
-    if q_spec[2] != kv_spec[2]:
-        raise CwmError(
-            f"ring attention needs query and KV heads split alike (activation_rules heads "
-            f"{q_spec[2]!r}, kv_heads {kv_spec[2]!r})"
-        )
-    body = functools.partial(_ring, axis=axis, n=mesh.shape[axis], window=window, block_size=block_size)
-    ring = jax.shard_map(
-        body, in_specs=(q_spec, kv_spec, kv_spec, *(token_spec,) * 4), out_specs=q_spec, check_vma=False
+    if jax.default_backend() == "tpu":
+        return splash.attend(q, k, v, **kwargs)
+    layout = attention_layout("ring")
+    if layout is None or layout.sequence_axis is None:
+        return blockwise.attend(q, k, v, **kwargs)
+    body = functools.partial(
+        _ring, axis=layout.sequence_axis, n=layout.sequence_devices, window=window, block_size=block_size
     )
+    specs = (layout.q, layout.kv, layout.kv, *(layout.tokens,) * 4)
+    ring = jax.shard_map(body, in_specs=specs, out_specs=layout.q, check_vma=False)
     return ring(q, k, v, q_positions, kv_positions, q_segments, kv_segments)
 
 
