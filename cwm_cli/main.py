@@ -7,6 +7,7 @@ from cwm_cli import (
     convert_command,
     debug_command,
     demo_command,
+    env_command,
     eval_command,
     gen_traces_command,
     generate_command,
@@ -38,6 +39,7 @@ SUBCOMMANDS = (
     gen_traces_command,
     sandbox_command,
     reward_command,
+    env_command,
 )
 
 

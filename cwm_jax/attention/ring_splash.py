@@ -23,6 +23,9 @@ from cwm_jax.attention import splash_kernels
 from cwm_jax.attention.interpreting import interpreting
 from cwm_jax.attention.layout import AttentionLayout
 
+# Rows and heads go to the kernels under vmap: a TPU and Pallas's generic interpreter batch a kernel's grid.
+_LOOP = False
+
 
 class Ring(NamedTuple):
     axis: str
@@ -74,12 +77,15 @@ def _ring(ring: Ring, qs, ks, vs, q_seg, kv_seg):
 def _forward(ring: Ring, qs, ks, vs, q_seg, kv_seg):
     me = jax.lax.axis_index(ring.axis)
     chunk = (ks, vs, kv_seg)
-    out, lse = _hop_forward(ring, 0, qs, q_seg, chunk)  # every query sees itself, so lse is finite from here
+    out, lse = _merge(*_nothing_seen(qs, q_seg, chunk), *_hop_forward(ring, 0, qs, q_seg, chunk))
     for hop in range(1, ring.hops):
         chunk = _shift(chunk, ring, 1)
         seen = functools.partial(_hop_forward, ring, hop)
         out_h, lse_h = jax.lax.cond(me >= hop, seen, _nothing_seen, qs, q_seg, chunk)
         out, lse = _merge(out, lse, out_h, lse_h)
+    # A query that saw no key (possible only if its segment ids differ from its keys') has output 0, and an
+    # lse of 0 keeps its backward probabilities exp(mask_value - 0) = 0.
+    lse = jnp.where(jnp.isneginf(lse), 0.0, lse)
     return out.astype(qs.dtype), (qs, ks, vs, q_seg, kv_seg, out, lse)
 
 
@@ -111,9 +117,13 @@ def _shift(tree, ring: Ring, by: int):
 def _merge(out, lse, out_h, lse_h):
     """Two partial softmaxes over disjoint keys as one: outputs weighted by their share of the total."""
     total = jnp.logaddexp(lse, lse_h)
-    # A query that saw nothing of the hop has lse_h = -inf and an undefined output.
-    out_h = jnp.where(jnp.isneginf(lse_h)[..., None], 0.0, out_h)
-    return out * jnp.exp(lse - total)[..., None] + out_h * jnp.exp(lse_h - total)[..., None], total
+
+    def share(o, part):  # a part no key reached has lse -inf and an undefined output: it adds nothing
+        unseen = jnp.isneginf(part)
+        weight = jnp.where(unseen, 0.0, jnp.exp(part - jnp.where(unseen, 0.0, total)))
+        return jnp.where(unseen[..., None], 0.0, o) * weight[..., None]
+
+    return share(out, lse) + share(out_h, lse_h), total
 
 
 def _hop_forward(ring: Ring, hop: int, qs, q_seg, chunk):
@@ -123,9 +133,9 @@ def _hop_forward(ring: Ring, hop: int, qs, q_seg, chunk):
 
     def one_row(qr, kr, vr, q_row, kv_row):
         segments = splash_kernel.SegmentIds(q=q_row, kv=kv_row)
-        return splash_kernels.over(lambda qh, kh, vh: kernel(qh, kh, vh, segments), ring.interpret, qr, kr, vr)
+        return splash_kernels.over(lambda qh, kh, vh: kernel(qh, kh, vh, segments), _LOOP, qr, kr, vr)
 
-    out, (lse,) = splash_kernels.over(one_row, ring.interpret, qs, ks, vs, q_seg, kv_seg)
+    out, (lse,) = splash_kernels.over(one_row, _LOOP, qs, ks, vs, q_seg, kv_seg)
     return out.astype(jnp.float32), lse.astype(jnp.float32)
 
 
@@ -160,9 +170,9 @@ def _hop_backward(ring: Ring, hop: int, qs, q_seg, out, lse, d_out, chunk):
     def one_row(qr, kr, vr, orow, lrow, grow, q_row, kv_row):
         segments = splash_kernel.SegmentIds(q=q_row, kv=kv_row)
         heads = functools.partial(one_head, segments=segments)
-        return splash_kernels.over(heads, ring.interpret, qr, kr, vr, orow, lrow, grow)
+        return splash_kernels.over(heads, _LOOP, qr, kr, vr, orow, lrow, grow)
 
-    grads = splash_kernels.over(one_row, ring.interpret, qs, ks, vs, out, lse, d_out, q_seg, kv_seg)
+    grads = splash_kernels.over(one_row, _LOOP, qs, ks, vs, out, lse, d_out, q_seg, kv_seg)
     return tuple(g.astype(jnp.float32) for g in grads)
 
 

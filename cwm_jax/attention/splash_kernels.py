@@ -44,10 +44,10 @@ def from_kernel_layout(out, t: int, dtype):
     return out.transpose(0, 3, 1, 2, 4).reshape(b, length, kv_heads * group, dim)[:, :t].astype(dtype)
 
 
-def over(fn, interpret: bool, *xs):
-    """fn mapped over the leading axis: vmap on a TPU (one kernel launch); a loop when interpreting, whose
-    TPU interpreter does not batch a kernel's grid."""
-    if not interpret:
+def over(fn, loop: bool, *xs):
+    """fn mapped over the leading axis: vmap (one kernel launch on a TPU), or a loop for the TPU interpreter,
+    which does not batch a kernel's grid."""
+    if not loop:
         return jax.vmap(fn)(*xs)
     return jax.lax.map(lambda args: fn(*args), xs)
 

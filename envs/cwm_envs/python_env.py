@@ -61,7 +61,7 @@ def build_python_env(
     wheels = env_dir + ".wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     try:
-        _download(requirements, wheels)
+        download_wheels(requirements, wheels)
         python = sandbox_python()
         view = python.view.plus(SandboxView((Mount(wheels, WHEELS_MOUNT), Mount(env_dir, ENV_MOUNT, writable=True))))
         # pip unpacks wheels in /tmp, which counts against the disk quota: room for large wheels
@@ -92,16 +92,22 @@ def build_python_env(
             sandbox.close()
     finally:
         shutil.rmtree(wheels, ignore_errors=True)
-    if os.getuid() == 0:  # built as the sandbox's user; from now on only read
-        for root, dirs, files in os.walk(env_dir):
-            for name in (root, *(os.path.join(root, n) for n in dirs + files)):
-                os.lchown(name, 0, 0)
+    hand_to_root(env_dir)
     with open(stamp, "w") as f:
         json.dump(wanted, f)
     return env_dir
 
 
-def _download(requirements: Sequence[str], dest: str):
+def hand_to_root(env_dir: str) -> None:
+    """An environment built as the sandbox's user, from now on only read by sandboxes: owned by root when we
+    are root."""
+    if os.getuid() == 0:
+        for root, dirs, files in os.walk(env_dir):
+            for name in (root, *(os.path.join(root, n) for n in dirs + files)):
+                os.lchown(name, 0, 0)
+
+
+def download_wheels(requirements: Sequence[str], dest: str):
     result = subprocess.run(
         [
             sys.executable,

@@ -23,22 +23,18 @@ import functools
 import json
 import os
 import random
-import secrets
-import shlex
 import time
-from pathlib import Path
 
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
 from cwm_data.chat_format import generation_prompt, system_prompt
-from cwm_envs.sandbox import BACKENDS, WORKDIR, Sandbox
-from cwm_tasks import pytest_runner
+from cwm_envs.sandbox import WORKDIR, Sandbox
 from cwm_tasks.agent_tools import AgentTools
+from cwm_tasks.pytest_run import put_runner, run_runner, runner_command
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 from cwm_tasks.task import Prompt
 
 REPO_DIR = "repo"
-RUNNER_SOURCE = Path(pytest_runner.__file__).read_text()
 _TEST_CONFIG = {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 _TEST_DIRS = {"tests", "test"}
 _SHADOW_NAMES = {"pytest.py", "py.py", "sitecustomize.py", "usercustomize.py", "pytest", "_pytest", "pluggy"}
@@ -236,46 +232,28 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
             FAIL, "tests_tampered", [], time.perf_counter() - start, f"could not restore the tests: {e}"
         )
     sandbox.put_file("tests.diff", task.test_patch)
-    sandbox.put_file("pytest_runner.py", RUNNER_SOURCE)
-    nonce = secrets.token_hex(16)
-    # Only a sandbox backend gives its user nothing else to run: there the runner may end all its processes.
-    own_user = getattr(sandbox, "backend", "") in BACKENDS
-    runner = " ".join(shlex.quote(a) for a in ["python3", "-I", "pytest_runner.py", REPO_DIR, *task.test_files])
-    run = sandbox.exec(
+    put_runner(sandbox)
+    report, run = run_runner(
+        sandbox,
         f"(cd {REPO_DIR} && git apply --whitespace=nowarn ../tests.diff >&2) || exit {_TEST_PATCH_FAILED}; "
-        f"exec {runner}",
-        stdin=json.dumps({"timeout_s": max(1.0, timeout - 5.0), "nonce": nonce, "own_user": own_user}),
-        timeout=timeout,
+        f"exec {runner_command(REPO_DIR, task.test_files)}",
+        timeout,
     )
     if run.exit_code == _TEST_PATCH_FAILED:
         return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, run.text()[-4000:])
     log = run.stderr.decode(errors="replace")[-4000:]
     seconds = time.perf_counter() - start
-    lines = [line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith(nonce + " ")]
-    try:  # the runner writes exactly one line
-        [line] = lines
-        report = json.loads(line[len(nonce) + 1 :])
-        if not (
-            isinstance(report.get("outcomes"), dict)
-            and isinstance(report.get("tampered"), list)
-            and isinstance(report.get("finished"), bool)
-        ):
-            raise ValueError("not the runner's report")
-    except (ValueError, AttributeError):
+    if report is None:
         status = "timeout" if run.timed_out else "runner_failed"
         return RewardResult(FAIL, status, [], seconds, log)
     outcomes = [
-        TestOutcome(
-            test, report["outcomes"].get(test) == "passed", f"{kind}: {report['outcomes'].get(test, 'not run')}"
-        )
+        TestOutcome(test, report.outcomes.get(test) == "passed", f"{kind}: {report.outcomes.get(test, 'not run')}")
         for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
         for test in tests
     ]
-    if report["tampered"]:
-        return RewardResult(
-            FAIL, "tampered", outcomes, seconds, f"the test run was tampered with: {report['tampered']}"
-        )
-    if not report["finished"]:
+    if report.tampered:
+        return RewardResult(FAIL, "tampered", outcomes, seconds, f"the test run was tampered with: {report.tampered}")
+    if not report.finished:
         why = "the test run did not reach its end (it ran out of time, exited early or was killed)"
         return RewardResult(FAIL, "timeout" if run.timed_out else "incomplete", outcomes, seconds, f"{why}\n{log}")
     ok = all(o.passed for o in outcomes)
