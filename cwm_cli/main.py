@@ -9,6 +9,7 @@ from cwm_cli import (
     demo_command,
     env_command,
     eval_command,
+    gen_tasks_command,
     gen_traces_command,
     generate_command,
     plan_command,
@@ -40,6 +41,7 @@ SUBCOMMANDS = (
     sandbox_command,
     reward_command,
     env_command,
+    gen_tasks_command,
 )
 
 

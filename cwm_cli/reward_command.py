@@ -69,7 +69,7 @@ def run_swe(args):
     require_positive(args, "--timeout", unit="number of seconds")
     task, patch = SweTask.load(args.task), read_text(args.patch, "--patch file")
     try:
-        sandbox = make_sandbox(args.backend, SandboxLimits(timeout_s=args.timeout))
+        sandbox = make_sandbox(args.backend, SandboxLimits(timeout_s=args.timeout), view=task.sandbox_view())
         try:
             result = grade_swe(sandbox, task, patch, timeout=args.timeout).to_json()
         finally:

@@ -11,6 +11,7 @@ import pytest
 
 from cwm_cli.main import main
 from cwm_envs.project_recipe import read_recipe
+from cwm_tasks.mutations import unified_patch
 from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, REPORT_FILE, run_suite
 
 
@@ -64,25 +65,81 @@ def test_the_recipe_comes_from_every_file_that_says_how_to_install_and_test(tmp_
     assert not ran.exists()  # setup.py was parsed, never run
 
 
+@pytest.fixture(scope="module")
+def inflection_env(tmp_path_factory):
+    """inflection's sdist from PyPI: setup.py only (setuptools by default), its tests beside the package."""
+    out = tmp_path_factory.mktemp("envs") / "inflection"
+    assert main(["env", "build", "pypi:inflection==0.5.1", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.mark.bwrap
-def test_an_environment_for_a_pypi_package_runs_its_suite_against_its_source(tmp_path):
-    """iniconfig's sdist: setuptools-scm build, src layout, tests in testing/ (named by its CI workflow)."""
-    out = tmp_path / "iniconfig"
-    assert main(["env", "build", "pypi:iniconfig==2.3.1", "--out", str(out)]) == 0
-    env = json.loads((out / ENV_FILE).read_text())
-    assert env["source"]["sdist"] == "iniconfig-2.3.1.tar.gz" and env["test_paths"] == ["testing"]
-    assert ".github/workflows/test.yml: tests in testing" in env["recipe"]["found"]
-    assert len(env["passing"]) >= 40 and not env["not_passing"]
-    assert "testing/test_iniconfig.py::test_iscommentline_true[#qwe]" in env["passing"]
+def test_an_environment_for_a_pypi_package_runs_its_suite_against_its_source(inflection_env, tmp_path):
+    env = json.loads((inflection_env / ENV_FILE).read_text())
+    assert env["source"]["sdist"] == "inflection-0.5.1.tar.gz" and env["recipe"]["name"] == "inflection"
+    assert len(env["passing"]) > 400 and not env["not_passing"]
+    assert "test_inflection.py::test_underscore[ApplicationController-application_controller]" in env["passing"]
     # The environment imports the package from the repository: a change there fails the tests that cover it.
     mutated = tmp_path / "mutated"
-    shutil.copytree(out / REPO_DIR, mutated)
-    parse = mutated / "src" / "iniconfig" / "_parse.py"
-    parse.write_text(parse.read_text().replace("return c in COMMENTCHARS", "return False"))
-    outcomes = run_suite(str(mutated), str(out / ENV_DIR), env["test_paths"], "bwrap", 300)
+    shutil.copytree(inflection_env / REPO_DIR, mutated)
+    source = mutated / "inflection" / "__init__.py"
+    source.write_text(source.read_text().replace("return word.lower()", "return word"))
+    outcomes = run_suite(str(mutated), str(inflection_env / ENV_DIR), env["test_paths"], "bwrap", 300)
     failing = {t for t, o in outcomes.items() if o != "passed"}
-    assert "testing/test_iniconfig.py::test_iscommentline_true[#qwe]" in failing
+    assert "test_inflection.py::test_underscore[ApplicationController-application_controller]" in failing
     assert failing < set(env["passing"])
+
+
+@pytest.mark.bwrap
+def test_mutate_fix_tasks_grade_plus_one_with_their_gold_patch_and_minus_one_without(inflection_env, tmp_path, capsys):
+    env = json.loads((inflection_env / ENV_FILE).read_text())
+    tasks = tmp_path / "tasks"
+    command = ["gen-tasks", "mutate-fix", "--env", str(inflection_env), "--out", str(tasks), "--limit", "2"]
+    assert main(command) == 0
+    report = json.loads((tasks / "report.json").read_text())
+    assert report["kept"] == 2 and report["tried"] == sum(k["tried"] for k in report["kinds"].values())
+    folders = sorted(p for p in tasks.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    for folder in folders:
+        task = json.loads((folder / "task.json").read_text())
+        # Every FAIL_TO_PASS test passed before the mutation; with PASS_TO_PASS they are all that passed.
+        assert task["FAIL_TO_PASS"] and set(task["FAIL_TO_PASS"]) <= set(env["passing"])
+        assert sorted(task["FAIL_TO_PASS"] + task["PASS_TO_PASS"]) == env["passing"]
+        path = task["mutation"]["path"]
+        gold, unrelated = tmp_path / "gold.diff", tmp_path / "unrelated.diff"
+        gold.write_text(task["gold_patch"])
+        mutated = (folder / REPO_DIR / path).read_text()
+        unrelated.write_text(unified_patch(path, mutated, "# an unrelated change\n" + mutated))
+        capsys.readouterr()
+        for patch, resolved in ((gold, True), (unrelated, False)):
+            main(["reward", "swe", "--task", str(folder), "--patch", str(patch)])
+            graded = json.loads(capsys.readouterr().out)
+            assert graded["resolved"] is resolved and graded["reward"] == (1.0 if resolved else -1.0)
+        failed = {t["name"] for t in graded["tests"] if not t["passed"]}
+        assert failed == set(task["FAIL_TO_PASS"])
+    # A rerun over the finished output tries nothing again.
+    progress = (tasks / "progress.jsonl").read_text()
+    assert main(command) == 0
+    assert (tasks / "progress.jsonl").read_text() == progress
+
+
+@pytest.mark.bwrap
+def test_suites_that_fail_are_counted_and_the_run_goes_on(inflection_env, tmp_path):
+    """A suite that outlives its deadline is killed with its sandbox: each mutation so tried is counted."""
+    tasks = tmp_path / "tasks"
+    command = ["gen-tasks", "mutate-fix", "--env", str(inflection_env), "--out", str(tasks), "--suite-timeout", "0.2"]
+    assert main([*command, "--max-tried", "3"]) == 0
+    report = json.loads((tasks / "report.json").read_text())
+    assert report["kept"] == 0 and report["tried"] == report["outcomes"]["suite_failed"] == 3
+    assert all("timed out" in json.loads(line)["why"] for line in (tasks / "progress.jsonl").read_text().splitlines())
+
+
+def test_a_project_pytest_itself_imports_is_refused(tmp_path):
+    """iniconfig is a dependency of pytest: the graders' runner would import its code before any test."""
+    out = tmp_path / "iniconfig"
+    assert main(["env", "build", "pypi:iniconfig==2.3.1", "--out", str(out)]) == 2
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["step"] == "read how it installs and tests" and "pytest's own dependencies" in report["why"]
 
 
 @pytest.mark.bwrap

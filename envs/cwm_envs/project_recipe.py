@@ -38,6 +38,7 @@ DEFAULT_BUILD = ["setuptools>=40.8.0", "wheel"]
 
 @dataclasses.dataclass
 class Recipe:
+    name: str | None  # the project's name (normalized), when its files give one
     build_requires: list[str]
     requires: list[str]
     test_requires: list[str]
@@ -49,7 +50,7 @@ class Recipe:
 
 
 def read_recipe(repo: str) -> Recipe:
-    recipe = Recipe([], [], [], [], [])
+    recipe = Recipe(_project_name(repo), [], [], [], [], [])
     _pyproject(repo, recipe)
     _setup_cfg(repo, recipe)
     _setup_py(repo, recipe)
@@ -62,10 +63,9 @@ def read_recipe(repo: str) -> Recipe:
         recipe.build_requires = list(DEFAULT_BUILD)
     if not recipe.test_paths:
         recipe.test_paths = [d for d in TEST_FOLDERS if os.path.isdir(os.path.join(repo, d))][:1]
-    project = _project_name(repo)
     for listed in (recipe.requires, recipe.test_requires):
         # The project itself is installed from its source, not from the index.
-        listed[:] = _unique(r for r in listed if project is None or requirement_name(r) != project)
+        listed[:] = _unique(r for r in listed if requirement_name(r) != recipe.name)
     recipe.test_paths = _unique(recipe.test_paths)
     return recipe
 
@@ -99,7 +99,9 @@ def _project_name(repo: str) -> str | None:
     if not name:
         cfg = _ini(os.path.join(repo, "setup.cfg"))
         name = cfg.get("metadata", "name", fallback=None) if cfg else None
-    return requirement_name(name) if name else None
+    if not name:
+        name = _literal(_setup_arguments(repo).get("name"))
+    return requirement_name(name) if isinstance(name, str) and name else None
 
 
 def _toml(path: str) -> dict:
@@ -180,22 +182,27 @@ def _setup_cfg(repo: str, recipe: Recipe) -> None:
         _add_paths(repo, recipe, where, cfg.get(section, "testpaths", fallback="").split())
 
 
-def _setup_py(repo: str, recipe: Recipe) -> None:
-    path = os.path.join(repo, "setup.py")
+def _setup_arguments(repo: str) -> dict:
+    """The keyword arguments of setup.py's `setup(...)` call, as AST nodes (the file is parsed, never run)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(os.path.join(repo, "setup.py"), encoding="utf-8") as f:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, ValueError):
-        return
+        return {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "setup":
-            arguments = {k.arg: k.value for k in node.keywords if k.arg}
-            _add(recipe, recipe.requires, "setup.py", "install_requires", _literal(arguments.get("install_requires")))
-            _add(recipe, recipe.test_requires, "setup.py", "tests_require", _literal(arguments.get("tests_require")))
-            extras = _literal(arguments.get("extras_require"))
-            if isinstance(extras, dict):
-                for group in TEST_GROUPS:
-                    _add(recipe, recipe.test_requires, "setup.py", f"extra {group!r}", extras.get(group, []))
+            return {k.arg: k.value for k in node.keywords if k.arg}
+    return {}
+
+
+def _setup_py(repo: str, recipe: Recipe) -> None:
+    arguments = _setup_arguments(repo)
+    _add(recipe, recipe.requires, "setup.py", "install_requires", _literal(arguments.get("install_requires")))
+    _add(recipe, recipe.test_requires, "setup.py", "tests_require", _literal(arguments.get("tests_require")))
+    extras = _literal(arguments.get("extras_require"))
+    if isinstance(extras, dict):
+        for group in TEST_GROUPS:
+            _add(recipe, recipe.test_requires, "setup.py", f"extra {group!r}", extras.get(group, []))
 
 
 def _literal(node):

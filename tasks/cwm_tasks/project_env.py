@@ -27,7 +27,7 @@ from cwm_envs.project_source import fetch_source
 from cwm_envs.python_env import ENV_MOUNT, WHEELS_MOUNT, download_wheels, env_python, hand_to_root
 from cwm_envs.sandbox import Mount, Sandbox, SandboxLimits, SandboxView
 from cwm_envs.sandbox_factory import make_sandbox
-from cwm_tasks.pytest_run import put_runner, run_runner, runner_command
+from cwm_tasks.pytest_run import put_runner, run_runner, runner_command, runner_dependencies
 
 ENV_FILE = "env.json"
 REPORT_FILE = "report.json"
@@ -62,6 +62,11 @@ def build_project_env(
         step = "read how it installs and tests"
         recipe = read_recipe(repo)
         log(f"{source}: " + "; ".join(recipe.found or ["no install or test configuration found: defaults"]))
+        if recipe.name in runner_dependencies():
+            raise CwmError(
+                f"{recipe.name} is one of pytest's own dependencies: the graders' runner would import the "
+                "project's code before its tests, so it cannot be graded"
+            )
         if not recipe.test_paths and not _has_tests(repo):
             raise CwmError("the project has no tests to run (no test files, and no test paths configured)")
         seconds["read"] = time.perf_counter() - started
@@ -192,8 +197,10 @@ def _take_back_tree(sandbox: Sandbox, repo: str) -> None:
 
 
 def env_view(env_dir: str) -> SandboxView:
-    """What a sandbox shows to run code in the environment: the interpreter, and the environment read-only."""
-    return sandbox_python().view.plus(SandboxView((Mount(os.path.abspath(env_dir), ENV_MOUNT),)))
+    """What a sandbox shows to run code in the environment: the interpreter, the environment read-only, and
+    the environment first on PATH (an agent's `python` and `pytest` are the environment's)."""
+    path = (("PATH", f"{ENV_MOUNT}/bin:/usr/local/bin:/usr/bin:/bin"), ("VIRTUAL_ENV", ENV_MOUNT))
+    return sandbox_python().view.plus(SandboxView((Mount(os.path.abspath(env_dir), ENV_MOUNT),), path))
 
 
 def run_suite(repo: str, env_dir: str, test_paths, backend: str, timeout: float) -> dict[str, str]:

@@ -2,11 +2,13 @@
 write): the grader's and the environment builder's one way to learn which tests passed."""
 
 import dataclasses
+import importlib.metadata
 import json
 import secrets
 import shlex
 from pathlib import Path
 
+from cwm_envs.project_recipe import requirement_name
 from cwm_envs.sandbox import BACKENDS, ExecResult, Sandbox
 from cwm_tasks import pytest_runner
 
@@ -54,3 +56,21 @@ def run_runner(sandbox: Sandbox, command: str, timeout: float) -> tuple[RunnerRe
     except (ValueError, AttributeError):
         return None, run
     return RunnerReport(report["outcomes"], report["tampered"], report["finished"]), run
+
+
+def runner_dependencies() -> set[str]:
+    """The projects the runner may import before any test (pytest and what it requires, as installed here,
+    whatever the platform markers say, extras' requirements aside): a project among them cannot be graded,
+    since the trusted runner would run its code."""
+    found, todo = set(), ["pytest"]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [requirement_name(line) for line in requires if "extra" not in line.partition(";")[2]]
+    return found

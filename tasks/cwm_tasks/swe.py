@@ -28,8 +28,10 @@ import time
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
 from cwm_data.chat_format import generation_prompt, system_prompt
-from cwm_envs.sandbox import WORKDIR, Sandbox
+from cwm_envs.python_env import env_python
+from cwm_envs.sandbox import WORKDIR, Sandbox, SandboxView
 from cwm_tasks.agent_tools import AgentTools
+from cwm_tasks.project_env import ENV_DIR, ENV_FILE, env_view
 from cwm_tasks.pytest_run import put_runner, run_runner, runner_command
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 from cwm_tasks.task import Prompt
@@ -71,6 +73,20 @@ def _read_task_json(folder: str) -> dict:
     return meta
 
 
+def _environment(folder: str, meta: dict) -> str | None:
+    """The task's environment folder (task.json's "environment", relative to the task folder), checked."""
+    where = meta.get("environment")
+    if where is None:
+        return None
+    path = os.path.join(folder, "task.json")
+    if not isinstance(where, str):
+        raise CwmError(f"{path}: 'environment' must be a str, not {type(where).__name__}")
+    env = os.path.normpath(os.path.join(folder, where))
+    if not os.path.isfile(os.path.join(env, ENV_FILE)):
+        raise CwmError(f"{path}: 'environment' {where!r} is not a `cwm env build` folder (no {ENV_FILE} in {env})")
+    return env
+
+
 def _read_repo(repo: str) -> dict[str, bytes]:
     """path -> bytes of every file; a symlink or any other non-regular file is refused, never followed."""
     if not os.path.isdir(repo):
@@ -99,6 +115,16 @@ class SweTask:
     test_patch: str
     gold_patch: str
     files: dict  # path -> bytes of the repo snapshot
+    environment: str | None = None  # a `cwm env build` folder whose environment the tests run in
+
+    @property
+    def python(self) -> str:
+        """The interpreter the tests run with: the environment's, or the sandbox system's."""
+        return env_python() if self.environment else "python3"
+
+    def sandbox_view(self) -> SandboxView:
+        """What a sandbox for this task must show: its environment, if it has one."""
+        return env_view(os.path.join(self.environment, ENV_DIR)) if self.environment else SandboxView()
 
     @classmethod
     def load(cls, folder: str) -> "SweTask":
@@ -111,6 +137,7 @@ class SweTask:
             meta["test_patch"],
             meta["gold_patch"],
             _read_repo(os.path.join(folder, REPO_DIR)),
+            _environment(folder, meta),
         )
 
     def setup(self, sandbox: Sandbox):
@@ -233,11 +260,14 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
         )
     sandbox.put_file("tests.diff", task.test_patch)
     put_runner(sandbox)
-    report, run = run_runner(
-        sandbox,
+    # Mutate-fix tasks have their tests in the repository already: no test patch to apply.
+    apply_tests = (
         f"(cd {REPO_DIR} && git apply --whitespace=nowarn ../tests.diff >&2) || exit {_TEST_PATCH_FAILED}; "
-        f"exec {runner_command(REPO_DIR, task.test_files)}",
-        timeout,
+        if task.test_patch.strip()
+        else ""
+    )
+    report, run = run_runner(
+        sandbox, f"{apply_tests}exec {runner_command(REPO_DIR, task.test_files, task.python)}", timeout
     )
     if run.exit_code == _TEST_PATCH_FAILED:
         return RewardResult(FAIL, "test_patch_failed", [], time.perf_counter() - start, run.text()[-4000:])
