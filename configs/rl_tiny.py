@@ -62,6 +62,7 @@ def get_config():
             logprob_chunk=512,  # positions per output-head chunk when the learner takes log-probs
             sandbox_backend="bwrap",
             sandbox_memory_mb=512,
+            swe_tasks="",  # a folder of SWE task folders (`cwm gen-tasks` output) for `swe`; "": the shipped ones
             pool_size=4,
         )
     )

@@ -75,3 +75,25 @@ BATCHKIT = os.path.join(os.path.dirname(__file__), "data", "repos", "batchkit")
 @pytest.fixture(scope="session")
 def batchkit_env() -> str:
     return _repo_env(BATCHKIT, "batchkit")  # pytest and more-itertools
+
+
+@pytest.fixture(scope="session")
+def inflection_env(tmp_path_factory):
+    """inflection's sdist from PyPI (setup.py only, setuptools by default, its tests beside the package), made
+    an environment by `cwm env build`."""
+    from cwm_cli.main import main
+
+    out = tmp_path_factory.mktemp("envs") / "inflection"
+    assert main(["env", "build", "pypi:inflection==0.5.1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def inflection_tasks(inflection_env, tmp_path_factory):
+    """Two mutate-fix tasks over inflection's environment: (their folder, the command that made them)."""
+    from cwm_cli.main import main
+
+    tasks = tmp_path_factory.mktemp("tasks") / "inflection"
+    command = ["gen-tasks", "mutate-fix", "--env", str(inflection_env), "--out", str(tasks), "--limit", "2"]
+    assert main(command) == 0
+    return tasks, command

@@ -65,14 +65,6 @@ def test_the_recipe_comes_from_every_file_that_says_how_to_install_and_test(tmp_
     assert not ran.exists()  # setup.py was parsed, never run
 
 
-@pytest.fixture(scope="module")
-def inflection_env(tmp_path_factory):
-    """inflection's sdist from PyPI: setup.py only (setuptools by default), its tests beside the package."""
-    out = tmp_path_factory.mktemp("envs") / "inflection"
-    assert main(["env", "build", "pypi:inflection==0.5.1", "--out", str(out)]) == 0
-    return out
-
-
 @pytest.mark.bwrap
 def test_an_environment_for_a_pypi_package_runs_its_suite_against_its_source(inflection_env, tmp_path):
     env = json.loads((inflection_env / ENV_FILE).read_text())
@@ -91,11 +83,11 @@ def test_an_environment_for_a_pypi_package_runs_its_suite_against_its_source(inf
 
 
 @pytest.mark.bwrap
-def test_mutate_fix_tasks_grade_plus_one_with_their_gold_patch_and_minus_one_without(inflection_env, tmp_path, capsys):
+def test_mutate_fix_tasks_grade_plus_one_with_their_gold_patch_and_minus_one_without(
+    inflection_env, inflection_tasks, tmp_path, capsys
+):
     env = json.loads((inflection_env / ENV_FILE).read_text())
-    tasks = tmp_path / "tasks"
-    command = ["gen-tasks", "mutate-fix", "--env", str(inflection_env), "--out", str(tasks), "--limit", "2"]
-    assert main(command) == 0
+    tasks, command = inflection_tasks
     report = json.loads((tasks / "report.json").read_text())
     assert report["kept"] == 2 and report["tried"] == sum(k["tried"] for k in report["kinds"].values())
     folders = sorted(p for p in tasks.iterdir() if p.is_dir())

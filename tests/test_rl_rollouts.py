@@ -127,6 +127,37 @@ def test_agent_episode_with_tools_and_a_real_swe_grade(tokenizer, backend):
     assert all(lp == 0.0 for lp, m in zip(sample.logprobs, sample.model_mask, strict=True) if m == 0)
 
 
+@pytest.mark.bwrap
+def test_an_agent_works_on_a_mutate_fix_task_in_its_environment(tokenizer, inflection_tasks):
+    """The `swe` family over `cwm gen-tasks` output: its sandboxes mount the tasks' environment, whose Python is
+    the agent's and imports the package from the repository it edits; the gold patch is graded +1."""
+    folder, _ = inflection_tasks
+    task = SweAgentTask(folder=str(folder))
+    view = task.sandbox_view()
+    pool = SandboxPool(lambda: make_sandbox("bwrap", SandboxLimits(timeout_s=10, memory_mb=1024), view=view), 2)
+    settings = RolloutSettings(
+        group_size=2, max_new_tokens=64, max_turns=4, max_episode_tokens=30000, tool_timeout_s=10
+    )
+    script = [
+        "Where is it?\n</think>\n<tool: bash>\npython -c 'import inflection; print(inflection.__file__)'\n</tool>",
+        "Submit.\n</think>\n<tool: submit>\nfix.diff\n</tool>",
+        "Done.\n</think>\n## Summary\nFixed.",
+    ]
+    worker = RolloutWorker(tokenizer, pool, {"swe": task}, settings, Scripted(tokenizer, script))
+    setup = task.setup
+
+    def setup_with_patch(sandbox, meta):  # the patch file is made here (the scripted model runs no git)
+        tools = setup(sandbox, meta)
+        sandbox.put_file("repo/fix.diff", task.tasks[meta["id"]].gold_patch)
+        return tools
+
+    worker.tasks["swe"].setup = setup_with_patch
+    with pool:
+        samples, _ = worker.collect(None, 0, [task.draw(random.Random(0))], seed=0)
+    assert [s.reward for s in samples] == [1.0, 1.0] and all(s.status == OK for s in samples)
+    assert "/work/repo/inflection/__init__.py" in tokenizer.decode(samples[0].completion)
+
+
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_sandbox_death_is_an_infra_failure_and_an_episode_timeout_the_policys(tokenizer, backend):
     task = SweAgentTask()

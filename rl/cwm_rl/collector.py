@@ -59,10 +59,11 @@ def make_collector(cfg, tokenizer, graphdef, groups: range | None = None):
     rl = cfg.rl
     # The agent is told the budget it really has (the release's prompt names its limits).
     agent_limits = AgentLimits(rl.max_episode_tokens, rl.max_turns, rl.tool_timeout_s)
-    mixture = TaskMixture(dict(rl.tasks), cfg.seed, {"swe": {"limits": agent_limits}})
+    mixture = TaskMixture(dict(rl.tasks), cfg.seed, {"swe": {"limits": agent_limits, "folder": rl.swe_tasks}})
     settings = rollout_settings(rl)
     limits = SandboxLimits(timeout_s=rl.tool_timeout_s, memory_mb=rl.sandbox_memory_mb)
-    with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits), rl.pool_size) as pool:
+    view = mixture.sandbox_view()
+    with SandboxPool(lambda: make_sandbox(rl.sandbox_backend, limits, view=view), rl.pool_size) as pool:
         worker = RolloutWorker(tokenizer, pool, mixture.tasks, settings)
 
         def collect(batch_index: int, version: int, params):

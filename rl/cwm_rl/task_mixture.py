@@ -3,6 +3,7 @@
 import random
 
 from cwm_common.config_rules import require
+from cwm_envs.sandbox import SandboxView
 from cwm_tasks.registry import make_task, require_known
 from cwm_tasks.task import Prompt
 
@@ -20,6 +21,15 @@ class TaskMixture:
         self.names = sorted(self.tasks)
         self.weights = [weights[n] for n in self.names]
         self.seed = seed
+
+    def sandbox_view(self) -> SandboxView:
+        """What the families' sandboxes must show (a family with an environment mounts it)."""
+        view = SandboxView()
+        for name in self.names:
+            family_view = getattr(self.tasks[name], "sandbox_view", None)
+            if family_view is not None:
+                view = view.plus(family_view())
+        return view
 
     def batch(self, index: int, count: int) -> list[Prompt]:
         prompts = []

@@ -183,7 +183,17 @@ def shadows_the_runner(path: str) -> bool:
 
 
 def shipped_swe_tasks() -> list[SweTask]:
-    return [SweTask.load(os.path.join(SWE_TASKS, name)) for name in sorted(os.listdir(SWE_TASKS))]
+    return load_swe_tasks(SWE_TASKS)
+
+
+def load_swe_tasks(folder: str) -> list[SweTask]:
+    """Every task folder (a folder holding task.json) directly inside `folder`."""
+    if not os.path.isdir(folder):
+        raise CwmError(f"{folder}: no such folder of SWE tasks")
+    names = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n, "task.json")))
+    if not names:
+        raise CwmError(f"{folder}: holds no task folders (folders with a task.json)")
+    return [SweTask.load(os.path.join(folder, name)) for name in names]
 
 
 def patched_files(patch: str) -> set[str]:
@@ -458,9 +468,20 @@ class SweAgentTask:
 
     name, multi_turn = "swe", True
 
-    def __init__(self, tasks: list[SweTask] | None = None, limits: AgentLimits = AgentLimits()):
-        self.tasks = {t.instance_id: t for t in (tasks or shipped_swe_tasks())}
+    def __init__(self, tasks: list[SweTask] | None = None, limits: AgentLimits = AgentLimits(), folder: str = ""):
+        """`folder`: task folders to draw from (e.g. `cwm gen-tasks` output); the shipped tasks by default."""
+        self.tasks = {t.instance_id: t for t in (tasks or (load_swe_tasks(folder) if folder else shipped_swe_tasks()))}
         self.limits = limits
+
+    def sandbox_view(self) -> SandboxView:
+        """What every sandbox of the family shows: the environment its tasks run in (one per family, mounted
+        where it was built, so its scripts run)."""
+        environments = sorted({t.environment for t in self.tasks.values() if t.environment})
+        if len(environments) > 1:
+            raise CwmError(
+                f"the swe tasks run in {len(environments)} environments ({', '.join(environments)}); one per run"
+            )
+        return self.tasks[min(self.tasks)].sandbox_view() if environments else SandboxView()
 
     def draw(self, rng: random.Random) -> Prompt:
         task = self.tasks[rng.choice(sorted(self.tasks))]
