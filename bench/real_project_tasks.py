@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 
-
 from cwm_tasks.mutate_fix import generate_mutate_fix
 from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, build_project_env, run_suite
 
