@@ -26,6 +26,12 @@ def add_parser(subparsers):
     swe.add_argument("--artifacts", help="folder for report.json, test_output.txt and patch.diff")
     swe.add_argument("--backend", default="bwrap", choices=("bwrap", "docker"))
     swe.add_argument("--timeout", type=float, default=300.0)
+    swe.add_argument(
+        "--log-parser",
+        default="runner",
+        choices=("runner", "swebench"),
+        help="each test's outcome from the runner's report, or from the pytest log by SWE-bench's parser",
+    )
     swe.set_defaults(run=run_swe)
 
 
@@ -65,13 +71,15 @@ def run_swe(args):
     from cwm_envs.sandbox import SandboxLimits
     from cwm_envs.sandbox_factory import make_sandbox
     from cwm_tasks.swe import SweTask, grade_swe
+    from cwm_tasks.swebench_logs import swebench_log_parser
 
     require_positive(args, "--timeout", unit="number of seconds")
     task, patch = SweTask.load(args.task), read_text(args.patch, "--patch file")
+    log_parser = swebench_log_parser(task.repo) if args.log_parser == "swebench" else None
     try:
         sandbox = make_sandbox(args.backend, SandboxLimits(timeout_s=args.timeout), view=task.sandbox_view())
         try:
-            result = grade_swe(sandbox, task, patch, timeout=args.timeout).to_json()
+            result = grade_swe(sandbox, task, patch, timeout=args.timeout, log_parser=log_parser).to_json()
         finally:
             sandbox.close()
         failure_class = None if result["status"] == "passed" else "unresolved"

@@ -78,8 +78,15 @@ def test_instances_import_grade_and_export_back(instances, tmp_path, capsys):
     capsys.readouterr()
     for patch, resolved in ((instance["patch"], True), (_unrelated(), False)):
         (tmp_path / "p.diff").write_text(patch)
-        main(["reward", "swe", "--task", str(folder), "--patch", str(tmp_path / "p.diff")])
-        assert json.loads(capsys.readouterr().out)["resolved"] is resolved
+        graded = {}
+        for parser in ("runner", "swebench"):
+            main(["reward", "swe", "--task", str(folder), "--patch", str(tmp_path / "p.diff"), "--log-parser", parser])
+            graded[parser] = json.loads(capsys.readouterr().out)
+        # SWE-bench's log parser reading the run's pytest log agrees with the runner's per-test report.
+        assert graded["runner"]["resolved"] is graded["swebench"]["resolved"] is resolved
+        assert [(t["name"], t["passed"]) for t in graded["runner"]["tests"]] == [
+            (t["name"], t["passed"]) for t in graded["swebench"]["tests"]
+        ]
     # A rerun skips what is there; export gives the instance back (its test lists as lists).
     assert main(command) == 0 and json.loads((tasks / "report.json").read_text())["already imported"] == 1
     exported = tmp_path / "out.jsonl"

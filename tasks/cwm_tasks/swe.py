@@ -24,6 +24,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 
 from cwm_common.errors import CwmError
 from cwm_common.repo_paths import SWE_TASKS
@@ -116,6 +117,7 @@ class SweTask:
     gold_patch: str
     files: dict  # path -> bytes of the repo snapshot
     environment: str | None = None  # a `cwm env build` folder whose environment the tests run in
+    repo: str | None = None  # "owner/name", for tasks imported from SWE-bench-style instances
 
     @property
     def python(self) -> str:
@@ -138,6 +140,7 @@ class SweTask:
             meta["gold_patch"],
             _read_repo(os.path.join(folder, REPO_DIR)),
             _environment(folder, meta),
+            meta.get("repo") if isinstance(meta.get("repo"), str) else None,
         )
 
     def setup(self, sandbox: Sandbox):
@@ -246,9 +249,17 @@ def restore_tests(sandbox: Sandbox, task: SweTask, entries: list[tuple[str, str]
             sandbox.put_file(f"{REPO_DIR}/{path}", data)
 
 
-def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.0, setup: bool = True) -> RewardResult:
+def grade_swe(
+    sandbox: Sandbox,
+    task: SweTask,
+    patch: str,
+    timeout: float = 300.0,
+    setup: bool = True,
+    log_parser: Callable[[str], dict[str, str]] | None = None,
+) -> RewardResult:
     """+1 iff the patch applies, changes more than tests and test configuration, and every FAIL_TO_PASS and
-    PASS_TO_PASS test passes in a run that reached its end untampered; else -1 with why."""
+    PASS_TO_PASS test passes in a run that reached its end untampered; else -1 with why. Each test's outcome
+    is the runner's report, or with `log_parser` what it reads in the run's pytest log (SWE-bench's way)."""
     start = time.perf_counter()
     if not patch.strip():
         return RewardResult(FAIL, "empty_patch", [], 0.0, "the submission is empty")
@@ -286,8 +297,9 @@ def grade_swe(sandbox: Sandbox, task: SweTask, patch: str, timeout: float = 300.
     if report is None:
         status = "timeout" if run.timed_out else "runner_failed"
         return RewardResult(FAIL, status, [], seconds, log)
+    seen = report.outcomes if log_parser is None else log_parser(run.stderr.decode(errors="replace"))
     outcomes = [
-        TestOutcome(test, report.outcomes.get(test) == "passed", f"{kind}: {report.outcomes.get(test, 'not run')}")
+        TestOutcome(test, seen.get(test) == "passed", f"{kind}: {seen.get(test, 'not run')}")
         for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
         for test in tests
     ]
