@@ -116,6 +116,33 @@ def test_mutate_fix_tasks_grade_plus_one_with_their_gold_patch_and_minus_one_wit
 
 
 @pytest.mark.bwrap
+def test_a_patch_cannot_reach_the_trusted_runner_through_the_environments_path(inflection_tasks, tmp_path, capsys):
+    """The environment's editable install puts /work/repo on sys.path through a .pth file, and importing pytest
+    looks for modules (msvcrt, org) that exist nowhere: a patch adding them would run in the runner before it
+    reads the nonce, and could forge the report. The runner loads pytest with no .pth file applied."""
+    tasks, _ = inflection_tasks
+    folder = sorted(p for p in tasks.iterdir() if p.is_dir())[0]
+    task = json.loads((folder / "task.json").read_text())
+    passed = {t: "passed" for t in task["FAIL_TO_PASS"] + task["PASS_TO_PASS"]}
+    forge = (
+        "import json, os, sys\n"
+        "nonce = json.loads(sys.stdin.read())['nonce']\n"
+        f"report = {{'outcomes': {passed!r}, 'tampered': [], 'finished': True}}\n"
+        "os.write(1, (nonce + ' ' + json.dumps(report) + '\\n').encode())\n"
+        "os._exit(0)\n"
+    )
+    patch = "".join(unified_patch(name, "", forge) for name in ("msvcrt.py", "org/__init__.py"))
+    patch = patch.replace("--- a/msvcrt.py", "new file mode 100644\n--- /dev/null").replace(
+        "--- a/org/__init__.py", "new file mode 100644\n--- /dev/null"
+    )
+    (tmp_path / "forge.diff").write_text(patch)
+    capsys.readouterr()
+    main(["reward", "swe", "--task", str(folder), "--patch", str(tmp_path / "forge.diff")])
+    graded = json.loads(capsys.readouterr().out)
+    assert graded["resolved"] is False and graded["reward"] == -1.0
+
+
+@pytest.mark.bwrap
 def test_suites_that_fail_are_counted_and_the_run_goes_on(inflection_env, tmp_path):
     """A suite that outlives its deadline is killed with its sandbox: each mutation so tried is counted."""
     tasks = tmp_path / "tasks"

@@ -80,13 +80,21 @@ def _unique(items) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# A requirement on a package from the index: a name, extras, versions, a marker. No path, URL or option: pip
+# would build a local folder's metadata, running its setup code on the host.
+_INDEX_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[A-Za-z0-9._,\s-]*\])?\s*([<>=!~][^;/\\@:]*)?")
+
+
 def _usable(requirement: str) -> bool:
-    """A requirement pip can take from an index: not an option, a path, a URL or a template."""
-    r = requirement.strip()
-    return bool(r) and not r.startswith(("-", ".", "/", "{", "$")) and "://" not in r and bool(requirement_name(r))
+    head = requirement.split(";", 1)[0].strip()
+    return bool(_INDEX_REQUIREMENT.fullmatch(head))
 
 
 def _add(recipe: Recipe, target: list[str], found_in: str, what: str, requirements) -> None:
+    if isinstance(requirements, str):  # one requirement written as a string, not a list
+        requirements = [requirements]
+    if not isinstance(requirements, (list, tuple)):
+        return
     kept = [r.strip() for r in requirements if isinstance(r, str) and _usable(r)]
     if kept:
         target.extend(kept)
@@ -94,8 +102,7 @@ def _add(recipe: Recipe, target: list[str], found_in: str, what: str, requiremen
 
 
 def _project_name(repo: str) -> str | None:
-    data = _toml(os.path.join(repo, "pyproject.toml"))
-    name = data.get("project", {}).get("name")
+    name = _table(_toml(os.path.join(repo, "pyproject.toml")), "project").get("name")
     if not name:
         cfg = _ini(os.path.join(repo, "setup.cfg"))
         name = cfg.get("metadata", "name", fallback=None) if cfg else None
@@ -108,8 +115,15 @@ def _toml(path: str) -> dict:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         return {}
+
+
+def _table(data, *keys) -> dict:
+    """data[k1][k2]..., {} where a level is missing or not a table."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
 
 
 def _ini(path: str) -> configparser.ConfigParser | None:
@@ -129,10 +143,8 @@ def _pyproject(repo: str, recipe: Recipe) -> None:
     if not data:
         return
     where = "pyproject.toml"
-    _add(
-        recipe, recipe.build_requires, where, "build-system requires", data.get("build-system", {}).get("requires", [])
-    )
-    project = data.get("project", {})
+    _add(recipe, recipe.build_requires, where, "build-system requires", _table(data, "build-system").get("requires"))
+    project = _table(data, "project")
     _add(recipe, recipe.requires, where, "dependencies", project.get("dependencies", []))
     for group in TEST_GROUPS:
         _add(
@@ -140,16 +152,16 @@ def _pyproject(repo: str, recipe: Recipe) -> None:
             recipe.test_requires,
             where,
             f"extra {group!r}",
-            project.get("optional-dependencies", {}).get(group, []),
+            _table(project, "optional-dependencies").get(group),
         )
         _add(
             recipe,
             recipe.test_requires,
             where,
             f"dependency group {group!r}",
-            data.get("dependency-groups", {}).get(group, []),
+            _table(data, "dependency-groups").get(group),
         )
-    paths = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get("testpaths", [])
+    paths = _table(data, "tool", "pytest", "ini_options").get("testpaths", [])
     _add_paths(repo, recipe, where, [paths] if isinstance(paths, str) else paths)
 
 
@@ -211,7 +223,7 @@ def _literal(node):
         return []
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return []
 
 
@@ -249,6 +261,37 @@ def _pytest_paths(repo: str, recipe: Recipe, where: str, command: str) -> None:
     _add_paths(repo, recipe, where, [a.split("::")[0] for a in args])
 
 
+# pip install's options that take a value (a file, a path, an index): never requirements themselves.
+_PIP_OPTIONS_WITH_VALUE = {
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+}
+
+
+def _installed(words: list[str]) -> list[str]:
+    """The requirements a `pip install` command's words name."""
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in _PIP_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            kept.append(word.strip("'\""))
+    return kept
+
+
 def _workflows(repo: str, recipe: Recipe) -> None:
     """`run:` steps of GitHub Actions workflows: what they pip install and which paths they give pytest."""
     for path in sorted(glob.glob(os.path.join(repo, ".github", "workflows", "*.y*ml"))):
@@ -263,8 +306,6 @@ def _workflows(repo: str, recipe: Recipe) -> None:
             for part in re.split(r"&&|;", command):
                 words = part.split()
                 if "pip" in words and "install" in words:
-                    index = words.index("install")
-                    _add(
-                        recipe, recipe.test_requires, where, "pip install", [w.strip("'\"") for w in words[index + 1 :]]
-                    )
+                    requirements = _installed(words[words.index("install") + 1 :])
+                    _add(recipe, recipe.test_requires, where, "pip install", requirements)
                 _pytest_paths(repo, recipe, where, part)

@@ -22,6 +22,7 @@ PYPI_SIMPLE = "https://pypi.org/simple"
 PYPI_PREFIX = "pypi:"
 # Never copied from a local project: version control, caches and build outputs.
 _SKIPPED_DIRS = {".git", ".hg", ".tox", ".nox", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", "build"}
+_TOP_ONLY = {"venv", "build"}  # skipped only at the project's root
 
 
 def normalized(name: str) -> str:
@@ -41,10 +42,15 @@ def fetch_source(source: str, dest: str, index: str = PYPI_SIMPLE) -> dict:
     return {"source": os.path.abspath(source), "dropped": dropped}
 
 
+def _skipped(name: str, top: bool) -> bool:
+    return name.endswith(".egg-info") or (name in _SKIPPED_DIRS and (top or name not in _TOP_ONLY))
+
+
 def _copy_tree(source: str, dest: str) -> int:
     dropped = 0
     for root, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
+        top = root == source  # `build` or `venv` deeper down can be a package (pypa/build's src/build)
+        dirs[:] = sorted(d for d in dirs if not _skipped(d, top))
         for name in dirs + files:
             path = os.path.join(root, name)
             if os.path.islink(path) or not (os.path.isdir(path) or os.path.isfile(path)):

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 from cwm_common.errors import CwmError
@@ -108,6 +109,13 @@ def hand_to_root(env_dir: str) -> None:
 
 
 def download_wheels(requirements: Sequence[str], dest: str):
+    """Binary wheels only, run from an empty folder: no requirement can name a local project pip would build."""
+    dest = os.path.abspath(dest)
+    with tempfile.TemporaryDirectory() as empty:
+        _download(requirements, dest, empty)
+
+
+def _download(requirements: Sequence[str], dest: str, cwd: str):
     result = subprocess.run(
         [
             sys.executable,
@@ -123,6 +131,7 @@ def download_wheels(requirements: Sequence[str], dest: str):
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
+        cwd=cwd,
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]

@@ -12,13 +12,14 @@ reported and the run goes on; a rerun skips instances already imported.
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from collections import Counter
 from collections.abc import Callable
 
 from cwm_common.errors import CwmError
-from cwm_tasks.swe import REPO_DIR, SweTask, load_swe_tasks
+from cwm_tasks.swe import REPO_DIR, SweTask, load_swe_tasks, task_folders
 
 REQUIRED = (
     "instance_id",
@@ -62,6 +63,10 @@ def read_instance(line: str, where: str) -> dict:
         raise CwmError(f"{where}: 'FAIL_TO_PASS' is empty")
     if "/" in instance["instance_id"] or instance["instance_id"] in ("", ".", ".."):
         raise CwmError(f"{where}: 'instance_id' {instance['instance_id']!r} cannot name a folder")
+    if not re.fullmatch(r"[0-9a-f]{7,40}", instance["base_commit"]):
+        raise CwmError(f"{where}: 'base_commit' {instance['base_commit']!r} is not a commit hash")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", instance["repo"]) or ".." in instance["repo"]:
+        raise CwmError(f"{where}: 'repo' {instance['repo']!r} is not owner/name")
     return instance
 
 
@@ -155,9 +160,7 @@ def export_tasks(tasks: str, out: str) -> int:
     """Every task folder under `tasks` as one SWE-bench-style instance line of `out`; returns how many."""
     lines = []
     load_swe_tasks(tasks)  # every folder checked first: a bad one is named before anything is written
-    for name in sorted(os.listdir(tasks)):
-        if not os.path.isfile(os.path.join(tasks, name, "task.json")):
-            continue
+    for name in task_folders(tasks):
         task = SweTask.load(os.path.join(tasks, name))
         with open(os.path.join(tasks, name, "task.json")) as f:
             meta = json.load(f)

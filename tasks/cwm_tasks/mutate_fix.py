@@ -6,7 +6,8 @@ now fail. A kept mutation is a task folder in the format `cwm reward swe --task`
 repository, FAIL_TO_PASS (the tests it broke, each of which passed before), PASS_TO_PASS (the rest that
 passed), the gold patch (the mutation's inverse), no test patch (the tests are in the repository), and the
 environment the task runs in. Every tried mutation is logged to progress.jsonl, so a rerun skips it; a suite
-that times out or a sandbox that fails is counted and the run goes on. report.json holds the counts and the
+that times out or a sandbox that fails is counted and the run goes on. A task is kept only once its own
+grader scores its gold patch +1. report.json holds the counts and the
 mix of mutation kinds, tried and kept.
 """
 
@@ -21,8 +22,11 @@ from collections import Counter
 from collections.abc import Callable
 
 from cwm_common.errors import CwmError
+from cwm_envs.sandbox import SandboxLimits
+from cwm_envs.sandbox_factory import make_sandbox
 from cwm_tasks.mutations import KINDS, Mutation, mutations_of, unified_patch
 from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, run_suite
+from cwm_tasks.swe import SweTask, grade_swe
 
 PROGRESS_FILE = "progress.jsonl"
 REPORT_FILE = "report.json"
@@ -125,17 +129,24 @@ def _read_env(env_dir: str) -> dict:
 
 
 def _read_progress(out: str) -> dict[str, dict]:
-    tried = {}
+    """The mutations tried so far. A last line a crash cut short is dropped (tried again), and the file is
+    made to end with a newline, so the next record starts a line of its own."""
+    tried: dict[str, dict] = {}
     path = os.path.join(out, PROGRESS_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                    tried[record["key"]] = record
-                except (ValueError, KeyError, TypeError):
-                    if line.strip():  # a line cut by a crash is tried again
-                        raise CwmError(f"{path}:{number}: not a progress record") from None
+    if not os.path.exists(path):
+        return tried
+    with open(path) as f:
+        lines = f.read().split("\n")
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            tried[record["key"]] = record
+        except (ValueError, KeyError, TypeError):
+            if line.strip() and number < len(lines):  # only the last line can be cut short
+                raise CwmError(f"{path}:{number}: not a progress record") from None
+    if lines[-1]:
+        with open(path, "a") as f:
+            f.write("\n")
     return tried
 
 
@@ -159,8 +170,10 @@ def _try(mutation: Mutation, repo, env_dir, env, passing, project, out, backend,
         digest = hashlib.sha256(mutation.key.encode()).hexdigest()[:10]
         instance_id = f"{project}-{mutation.kind}-{digest}"
         folder = os.path.join(out, instance_id)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
+        partial = folder + ".partial"  # renamed into place once graded: a crash leaves no half task
+        for stale in (folder, partial):
+            shutil.rmtree(stale, ignore_errors=True)
+        os.makedirs(partial)
         with open(os.path.join(repo, mutation.path), encoding="utf-8", errors="surrogateescape") as f:
             original = f.read()
         task = {
@@ -178,10 +191,29 @@ def _try(mutation: Mutation, repo, env_dir, env, passing, project, out, backend,
                 "change": mutation.description,
             },
         }
-        shutil.copytree(mutated_repo, os.path.join(folder, REPO_DIR))
-        with open(os.path.join(folder, "task.json"), "w") as f:
+        shutil.copytree(mutated_repo, os.path.join(partial, REPO_DIR))
+        with open(os.path.join(partial, "task.json"), "w") as f:
             json.dump(task, f, indent=1)
+        gold = _grade_gold(partial, backend, suite_timeout)
+        if gold != "passed":  # e.g. the fix touches a file the grader restores, or a test is flaky
+            shutil.rmtree(partial)
+            return {**record, "outcome": "gold_failed", "why": gold}
+        os.replace(partial, folder)
     return {**record, "kept": True, "outcome": "kept", "instance_id": instance_id, "fail_to_pass": len(fail_to_pass)}
+
+
+def _grade_gold(folder: str, backend: str, timeout: float) -> str:
+    """How the task's own grader scores its gold patch: "passed", or the failing status."""
+    task = SweTask.load(folder)
+    limits = SandboxLimits(memory_mb=2048, pids=128, timeout_s=timeout, disk_mb=2048)
+    try:
+        sandbox = make_sandbox(backend, limits, view=task.sandbox_view())
+        try:
+            return grade_swe(sandbox, task, task.gold_patch, timeout=timeout).status
+        finally:
+            sandbox.close()
+    except Exception as e:  # a dead sandbox: the mutation is counted, not kept
+        return f"{type(e).__name__}: {str(e)[:200]}"
 
 
 def _report(tried: dict[str, dict], candidates: int) -> dict:

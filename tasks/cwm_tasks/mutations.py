@@ -9,6 +9,7 @@ parse, and must change the file's AST. The source is parsed, never run.
 import ast
 import dataclasses
 import difflib
+import hashlib
 from collections.abc import Iterator
 
 KINDS = (
@@ -60,8 +61,10 @@ class Mutation:
 
     @property
     def key(self) -> str:
-        """Names the mutation among a repository's: file, kind, place and change."""
-        return f"{self.path}:{self.line}:{self.column}:{self.kind}:{self.description}"
+        """Names the mutation among a repository's: file, kind, place, change, and a digest of the result (two
+        edits of one node, `a + b + c` say, share the rest)."""
+        digest = hashlib.sha256(self.mutated.encode(errors="surrogateescape")).hexdigest()[:8]
+        return f"{self.path}:{self.line}:{self.column}:{self.kind}:{self.description}:{digest}"
 
 
 def mutations_of(path: str, source: str) -> list[Mutation]:
@@ -241,7 +244,8 @@ def unified_patch(path: str, before: str, after: str) -> str:
 
 
 def _with_newline_marks(text: str) -> list[str]:
-    lines = text.splitlines(keepends=True)
+    lines = text.split("\n")  # lines as git counts them: a form feed or U+2028 ends no line
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n\\ No newline at end of file\n"
     return lines

@@ -25,7 +25,7 @@ class RunnerReport:
 
 def runner_command(repo_dir: str, test_files, python: str = "python3") -> str:
     """The shell command that runs the runner (put in the sandbox by put_runner) over test_files."""
-    return " ".join(shlex.quote(a) for a in [python, "-I", RUNNER_FILE, repo_dir, *test_files])
+    return " ".join(shlex.quote(a) for a in [python, "-I", "-S", RUNNER_FILE, repo_dir, *test_files])
 
 
 def put_runner(sandbox: Sandbox) -> None:

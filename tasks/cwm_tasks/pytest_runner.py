@@ -1,5 +1,5 @@
 """Runs a task's tests with pytest inside a sandbox and reports each test's outcome on a channel the code
-under test cannot write (stdlib and pytest only: it runs as `python3 -I pytest_runner.py REPO TEST_FILE...`
+under test cannot write (stdlib and pytest only: it runs as `python3 -I -S pytest_runner.py REPO TEST_FILE...`
 with its deadline and a nonce on stdin).
 
 The runner process is trusted: it makes itself non-dumpable (no process of the sandbox user can read its
@@ -24,10 +24,28 @@ import json
 import os
 import select
 import signal
+import site
 import sys
+import sysconfig
 import time
 
-import pytest
+
+def _site_packages() -> list[str]:
+    """This interpreter's site-packages, as `site` would find them (a virtual environment's when run from
+    one), without running `site`."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+    if os.path.isfile(os.path.join(root, "pyvenv.cfg")):
+        sys.prefix = sys.exec_prefix = root  # as site's venv() sets them
+        return [sysconfig.get_path("purelib", vars={"base": root, "platbase": root})]
+    return site.getsitepackages()
+
+
+# Started with -I -S: site-packages go on the path without their .pth files, which can put the repository on
+# sys.path (an editable install does) before pytest and what it imports are loaded; the test process adds
+# them properly after the fork.
+SITE_PACKAGES = _site_packages()
+sys.path.extend(d for d in SITE_PACKAGES if d not in sys.path)
+pytest = importlib.import_module("pytest")
 
 _PR_SET_DUMPABLE = 4
 _MAX_REPORTS = 64 << 20  # bytes of phase reports; more is a flood, not a test run
@@ -112,6 +130,8 @@ def _run_tests(fd: int, go: int, repo: str, test_files: list[str]):
     os.dup2(2, 1)  # pytest's and the tests' output is log, never the result channel
     os.read(go, 1)  # no repository code runs before the runner has drained stdin (Docker's wrappers hold it)
     os.close(go)
+    for directory in SITE_PACKAGES:
+        site.addsitedir(directory)  # now the .pth files: an editable install's path to the repository
     root = os.path.realpath(repo)
     os.chdir(root)
     sys.path.insert(0, root)  # as `python -m pytest` run in the repository

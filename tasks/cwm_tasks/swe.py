@@ -189,11 +189,20 @@ def shipped_swe_tasks() -> list[SweTask]:
     return load_swe_tasks(SWE_TASKS)
 
 
+def task_folders(folder: str) -> list[str]:
+    """The names of the task folders in `folder` (a generator's unfinished `.partial` folders left out)."""
+    return sorted(
+        n
+        for n in os.listdir(folder)
+        if os.path.isfile(os.path.join(folder, n, "task.json")) and not n.endswith(".partial")
+    )
+
+
 def load_swe_tasks(folder: str) -> list[SweTask]:
     """Every task folder (a folder holding task.json) directly inside `folder`."""
     if not os.path.isdir(folder):
         raise CwmError(f"{folder}: no such folder of SWE tasks")
-    names = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n, "task.json")))
+    names = task_folders(folder)
     if not names:
         raise CwmError(f"{folder}: holds no task folders (folders with a task.json)")
     return [SweTask.load(os.path.join(folder, name)) for name in names]
@@ -259,7 +268,8 @@ def grade_swe(
 ) -> RewardResult:
     """+1 iff the patch applies, changes more than tests and test configuration, and every FAIL_TO_PASS and
     PASS_TO_PASS test passes in a run that reached its end untampered; else -1 with why. Each test's outcome
-    is the runner's report, or with `log_parser` what it reads in the run's pytest log (SWE-bench's way)."""
+    is the runner's report, or with `log_parser` what it reads in the run's pytest log (SWE-bench's way),
+    a pass there confirmed by the report."""
     start = time.perf_counter()
     if not patch.strip():
         return RewardResult(FAIL, "empty_patch", [], 0.0, "the submission is empty")
@@ -297,7 +307,7 @@ def grade_swe(
     if report is None:
         status = "timeout" if run.timed_out else "runner_failed"
         return RewardResult(FAIL, status, [], seconds, log)
-    seen = report.outcomes if log_parser is None else log_parser(run.stderr.decode(errors="replace"))
+    seen = report.outcomes if log_parser is None else _parsed(log_parser, run.stderr, report.outcomes)
     outcomes = [
         TestOutcome(test, seen.get(test) == "passed", f"{kind}: {seen.get(test, 'not run')}")
         for kind, tests in (("FAIL_TO_PASS", task.fail_to_pass), ("PASS_TO_PASS", task.pass_to_pass))
@@ -310,6 +320,16 @@ def grade_swe(
         return RewardResult(FAIL, "timeout" if run.timed_out else "incomplete", outcomes, seconds, f"{why}\n{log}")
     ok = all(o.passed for o in outcomes)
     return RewardResult(PASS if ok else FAIL, "passed" if ok else "failed", outcomes, seconds, log)
+
+
+def _parsed(log_parser, log: bytes, reported: dict[str, str]) -> dict[str, str]:
+    """Each test's outcome as the parser reads the pytest log. The tested code can write that log too, so a
+    test it reads as passed counts only when the runner's report agrees."""
+    parsed = log_parser(log.decode(errors="replace"))
+    return {
+        test: outcome if outcome != "passed" or reported.get(test) == "passed" else "passed in the log only"
+        for test, outcome in parsed.items()
+    }
 
 
 def _files_of(patch: str) -> dict[str, str]:
