@@ -11,6 +11,7 @@ import pytest
 
 from cwm_cli.main import main
 from cwm_envs.project_recipe import read_recipe
+from cwm_tasks.mutate_fix import source_files
 from cwm_tasks.mutations import unified_patch
 from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, REPORT_FILE, run_suite
 
@@ -80,6 +81,21 @@ def test_an_environment_for_a_pypi_package_runs_its_suite_against_its_source(inf
     failing = {t for t, o in outcomes.items() if o != "passed"}
     assert "test_inflection.py::test_underscore[ApplicationController-application_controller]" in failing
     assert failing < set(env["passing"])
+
+
+@pytest.mark.bwrap
+def test_an_environment_from_pyproject_with_a_dependency_group_and_tests_inside_the_package(tmp_path):
+    """toolz's sdist: a pyproject build (setuptools with a versioning plugin), its test tools in a PEP 735
+    group, pytest's testpaths naming the package, whose tests live in subpackages."""
+    out = tmp_path / "toolz"
+    assert main(["env", "build", "pypi:toolz==1.2.0", "--out", str(out)]) == 0
+    env = json.loads((out / ENV_FILE).read_text())
+    assert env["test_paths"] == ["toolz"] and "pytest" in env["recipe"]["test_requires"]
+    assert "pyproject.toml: dependency group 'test' coverage, pycodestyle, pytest" in env["recipe"]["found"]
+    assert len(env["passing"]) > 180 and "toolz/tests/test_itertoolz.py::test_groupby" in env["passing"]
+    assert {p.split("/")[1] for p in env["passing"]} == {"tests", "sandbox"}
+    sources = source_files(str(out / REPO_DIR), env["test_paths"])
+    assert "toolz/itertoolz.py" in sources and not any("/tests/" in p for p in sources)
 
 
 @pytest.mark.bwrap

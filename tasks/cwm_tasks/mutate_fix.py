@@ -35,8 +35,10 @@ _NOT_SOURCE_FILES = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "_ve
 
 
 def source_files(repo: str, test_paths) -> list[str]:
-    """The project's own Python files (relative paths): not its tests, docs, examples or build scripts."""
-    tests = {p.rstrip("/") for p in test_paths}
+    """The project's own Python files (relative paths): not its tests, docs, examples or build scripts. A test
+    path that is the package itself (pytest's testpaths naming `toolz`, whose tests sit in `toolz/tests`)
+    excludes only what is named as tests."""
+    tests = {p.rstrip("/") for p in test_paths if os.path.isfile(os.path.join(repo, p)) or _is_test_dir(p)}
     found = []
     for root, dirs, files in os.walk(repo):
         rel_root = os.path.relpath(root, repo)
@@ -52,6 +54,11 @@ def source_files(repo: str, test_paths) -> list[str]:
             if name.endswith(".py") and name not in _NOT_SOURCE_FILES and not _is_test_file(name) and path not in tests:
                 found.append(path)
     return found
+
+
+def _is_test_dir(path: str) -> bool:
+    name = os.path.basename(path.rstrip("/"))
+    return name in _NOT_SOURCE_DIRS or name.startswith("test")
 
 
 def _is_test_file(name: str) -> bool:
