@@ -131,6 +131,20 @@ def test_mutate_fix_tasks_grade_plus_one_with_their_gold_patch_and_minus_one_wit
     assert (tasks / "progress.jsonl").read_text() == progress
 
 
+@pytest.mark.docker
+def test_the_docker_backend_builds_grades_and_generates_the_same_way(tmp_path, capsys):
+    env_dir, tasks = tmp_path / "inflection", tmp_path / "tasks"
+    assert main(["env", "build", "pypi:inflection==0.5.1", "--out", str(env_dir), "--backend", "docker"]) == 0
+    assert len(json.loads((env_dir / ENV_FILE).read_text())["passing"]) == 455
+    command = ["gen-tasks", "mutate-fix", "--env", str(env_dir), "--out", str(tasks), "--limit", "1"]
+    assert main([*command, "--backend", "docker"]) == 0
+    [folder] = [p for p in tasks.iterdir() if p.is_dir()]
+    (tmp_path / "gold.diff").write_text(json.loads((folder / "task.json").read_text())["gold_patch"])
+    capsys.readouterr()
+    main(["reward", "swe", "--task", str(folder), "--patch", str(tmp_path / "gold.diff"), "--backend", "docker"])
+    assert json.loads(capsys.readouterr().out)["reward"] == 1.0
+
+
 @pytest.mark.bwrap
 def test_a_patch_cannot_reach_the_trusted_runner_through_the_environments_path(inflection_tasks, tmp_path, capsys):
     """The environment's editable install puts /work/repo on sys.path through a .pth file, and importing pytest
