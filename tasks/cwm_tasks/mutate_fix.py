@@ -22,10 +22,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from cwm_common.errors import CwmError
-from cwm_envs.sandbox import SandboxLimits
 from cwm_envs.sandbox_factory import make_sandbox
 from cwm_tasks.mutations import KINDS, Mutation, mutations_of, unified_patch
-from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, run_suite
+from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, is_test_file, run_suite, suite_limits
 from cwm_tasks.swe import SweTask, grade_swe
 
 PROGRESS_FILE = "progress.jsonl"
@@ -51,7 +50,7 @@ def source_files(repo: str, test_paths) -> list[str]:
         )
         for name in sorted(files):
             path = os.path.normpath(os.path.join(rel_root, name))
-            if name.endswith(".py") and name not in _NOT_SOURCE_FILES and not _is_test_file(name) and path not in tests:
+            if name.endswith(".py") and name not in _NOT_SOURCE_FILES and not is_test_file(name) and path not in tests:
                 found.append(path)
     return found
 
@@ -59,10 +58,6 @@ def source_files(repo: str, test_paths) -> list[str]:
 def _is_test_dir(path: str) -> bool:
     name = os.path.basename(path.rstrip("/"))
     return name in _NOT_SOURCE_DIRS or name.startswith("test")
-
-
-def _is_test_file(name: str) -> bool:
-    return name.startswith("test_") or name.endswith("_test.py")
 
 
 def problem_statement(fail_to_pass: list[str]) -> str:
@@ -212,9 +207,8 @@ def _try(mutation: Mutation, repo, env_dir, env, passing, project, out, backend,
 def _grade_gold(folder: str, backend: str, timeout: float) -> str:
     """How the task's own grader scores its gold patch: "passed", or the failing status."""
     task = SweTask.load(folder)
-    limits = SandboxLimits(memory_mb=2048, pids=128, timeout_s=timeout, disk_mb=2048)
     try:
-        sandbox = make_sandbox(backend, limits, view=task.sandbox_view())
+        sandbox = make_sandbox(backend, suite_limits(timeout), view=task.sandbox_view())
         try:
             return grade_swe(sandbox, task, task.gold_patch, timeout=timeout).status
         finally:

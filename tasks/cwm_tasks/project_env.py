@@ -113,12 +113,18 @@ def _failed(out: str, source: str, step: str, why: str) -> CwmError:
     return CwmError(f"{source}: {step} failed: {why}")
 
 
+def is_test_file(name: str) -> bool:
+    """A file pytest collects by its default name patterns."""
+    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+
+
+def suite_limits(timeout: float) -> SandboxLimits:
+    """A sandbox that runs a project's suite (or grades a patch with it)."""
+    return SandboxLimits(memory_mb=2048, pids=128, timeout_s=timeout, disk_mb=2048)
+
+
 def _has_tests(repo: str) -> bool:
-    return any(
-        name.startswith("test_") and name.endswith(".py") or name.endswith("_test.py")
-        for _, _, files in os.walk(repo)
-        for name in files
-    )
+    return any(is_test_file(name) for _, _, files in os.walk(repo) for name in files)
 
 
 def _requirements(recipe) -> list[str]:
@@ -206,8 +212,7 @@ def env_view(env_dir: str) -> SandboxView:
 def run_suite(repo: str, env_dir: str, test_paths, backend: str, timeout: float) -> dict[str, str]:
     """Each test's outcome: the repository's suite (test_paths, or pytest's discovery from the root) run in a
     fresh sandbox with the environment read-only, through the graders' runner."""
-    limits = SandboxLimits(memory_mb=2048, pids=128, timeout_s=timeout, disk_mb=2048)
-    sandbox = make_sandbox(backend, limits, view=env_view(env_dir))
+    sandbox = make_sandbox(backend, suite_limits(timeout), view=env_view(env_dir))
     try:
         put_tree(sandbox, repo, REPO_DIR)
         put_runner(sandbox)

@@ -32,12 +32,11 @@ from cwm_data.chat_format import generation_prompt, system_prompt
 from cwm_envs.python_env import env_python
 from cwm_envs.sandbox import WORKDIR, Sandbox, SandboxView
 from cwm_tasks.agent_tools import AgentTools
-from cwm_tasks.project_env import ENV_DIR, ENV_FILE, env_view
+from cwm_tasks.project_env import ENV_DIR, ENV_FILE, REPO_DIR, env_view
 from cwm_tasks.pytest_run import put_runner, run_runner, runner_command
 from cwm_tasks.reward_result import FAIL, PASS, RewardResult, TestOutcome
 from cwm_tasks.task import Prompt
 
-REPO_DIR = "repo"
 _TEST_CONFIG = {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 _TEST_DIRS = {"tests", "test"}
 _SHADOW_NAMES = {"pytest.py", "py.py", "sitecustomize.py", "usercustomize.py", "pytest", "_pytest", "pluggy"}
